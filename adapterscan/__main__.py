@@ -1,0 +1,3 @@
+from adapterscan.cli.app import main
+
+main()

@@ -1,0 +1,46 @@
+"""Helpers shared by CLI commands: error reporting and output."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import NoReturn, TypeVar
+
+import typer
+from rich.console import Console
+
+from adapterscan.cli.exit_codes import ExitCode
+from adapterscan.errors import AdapterScanError, FetchError
+
+T = TypeVar("T")
+
+
+def stderr_console() -> Console:
+    return Console(stderr=True, highlight=False)
+
+
+def fail(message: str, code: ExitCode = ExitCode.ERROR) -> NoReturn:
+    stderr_console().print(f"[red]error[/]: {message}", markup=True)
+    raise typer.Exit(int(code))
+
+
+def run_or_exit(fn: Callable[[], T]) -> T:
+    """Run fn; an AdapterScanError becomes its diagnostics and exit 2 (3 for fetch failures)."""
+    try:
+        return fn()
+    except FetchError as exc:
+        stderr_console().print(exc.diagnostics(), markup=False)
+        raise typer.Exit(int(ExitCode.INCOMPLETE)) from None
+    except AdapterScanError as exc:
+        stderr_console().print(exc.diagnostics(), markup=False)
+        raise typer.Exit(int(ExitCode.ERROR)) from None
+
+
+def write_output(text: str, output: Path | None) -> None:
+    if output is None:
+        sys.stdout.write(text)
+        return
+    tmp = output.with_name(output.name + ".tmp")
+    tmp.write_text(text, "utf-8")
+    tmp.replace(output)  # atomic: a crash never leaves half a report

@@ -1,0 +1,69 @@
+"""`adapterscan scan SOURCE`."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from adapterscan.cli.common import run_or_exit, write_output
+from adapterscan.cli.exit_codes import exit_code_for
+from adapterscan.fetch.interface import FetchLimits
+from adapterscan.fetch.source import HubOptions
+from adapterscan.formats.interface import OutputFormat, formatter_for
+from adapterscan.pipeline import ScanOptions, scan
+from adapterscan.policy.policy import Policy, load_policy
+from adapterscan.report import ScanReport
+from adapterscan.rules.loader import load_ruleset
+from adapterscan.rules.model import RuleSet
+
+
+def scan_command(
+    source: Annotated[str, typer.Argument(help="folder, hf://owner/repo[@rev] or owner/repo[@rev]")],
+    fmt: Annotated[OutputFormat, typer.Option("--format", "-f", help="report format")]
+    = OutputFormat.TEXT,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="write the report here")]
+    = None,
+    policy_file: Annotated[Path | None, typer.Option("--policy", help="policy TOML file")] = None,
+    base: Annotated[str | None, typer.Option(
+        "--base", help="run the behavioral probe against this base model: 'reference', a "
+        "folder or a Hub id")] = None,
+    endpoint: Annotated[str | None, typer.Option(help="Hub endpoint (default: HF_ENDPOINT)")]
+    = None,
+    token: Annotated[str | None, typer.Option(help="Hub token (default: HF_TOKEN)")] = None,
+    revision: Annotated[str | None, typer.Option(help="Hub revision (branch, tag or sha)")]
+    = None,
+    max_files: Annotated[int, typer.Option(help="refuse to inventory more entries")] = 10_000,
+    max_file_size: Annotated[int, typer.Option(help="bytes; larger files are not analysed")]
+    = 64 * 1024**3,
+    exit_zero: Annotated[bool, typer.Option(help="exit 0 even when the policy rejects")] = False,
+    sign_key: Annotated[Path | None, typer.Option(
+        help="sign an attestation of this scan with this PEM private key")] = None,
+    attestation_out: Annotated[Path | None, typer.Option(
+        help="write the signed attestation (Sigstore bundle JSON) here")] = None,
+) -> None:
+    """Scan an adapter and print a report. Exit 0 pass, 1 reject, 2 error, 3 incomplete."""
+    policy = run_or_exit(lambda: load_policy(policy_file)) if policy_file else Policy()
+    ruleset: RuleSet = run_or_exit(load_ruleset)
+    options = ScanOptions(
+        fetch_limits=FetchLimits(max_files=max_files, max_file_bytes=max_file_size),
+        hub=HubOptions(endpoint=endpoint or os.environ.get("HF_ENDPOINT"),
+                       token=token or os.environ.get("HF_TOKEN"), revision=revision),
+        base=base,
+    )
+    err = Console(stderr=True, highlight=False)
+    with err.status("scanning…") as status:
+        report: ScanReport = run_or_exit(lambda: scan(
+            source, options=options, policy=policy, ruleset=ruleset,
+            progress=lambda msg: status.update(f"scanning: {msg}")))
+    effective = policy.apply_to(ruleset)
+    text = formatter_for(fmt, color=output is None and err.is_terminal).format(report, effective)
+    write_output(text, output)
+    if sign_key is not None or attestation_out is not None:
+        from adapterscan.cli.attest import attest_report
+
+        attest_report(report, sign_key, attestation_out)
+    raise typer.Exit(int(exit_code_for(report, exit_zero=exit_zero)))

@@ -1,0 +1,56 @@
+"""Parse a SOURCE argument into a fetcher: a folder, hf://owner/repo[@rev] or owner/repo[@rev]."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from adapterscan.errors import UsageError
+from adapterscan.fetch.interface import Fetcher, FetchLimits
+from adapterscan.fetch.local import LocalFetcher
+
+_REPO = re.compile(r"^(?P<repo>[A-Za-z0-9][\w.-]{0,95}/[\w.-]{1,96})(?:@(?P<rev>[^\s@]{1,255}))?$")
+
+
+@dataclass(frozen=True)
+class HubOptions:
+    endpoint: str | None = None
+    token: str | None = None
+    revision: str | None = None
+    cache_dir: Path | None = None
+    max_repo_bytes: int = 20 * 1024**3
+    timeout_s: float = 30.0
+
+
+@dataclass(frozen=True)
+class HubRef:
+    repo: str
+    revision: str | None
+
+
+def parse_hub_ref(text: str) -> HubRef | None:
+    body = text[len("hf://"):] if text.startswith("hf://") else text
+    m = _REPO.match(body)
+    if not m:
+        return None
+    return HubRef(repo=m.group("repo"), revision=m.group("rev"))
+
+
+def make_fetcher(source: str, *, hub: HubOptions | None = None,
+                 limits: FetchLimits | None = None) -> Fetcher:
+    """Local path first (an existing folder wins over a Hub id of the same shape)."""
+    path = Path(source)
+    if not source.startswith("hf://") and (path.exists() or path.is_symlink()):
+        return LocalFetcher(path, limits)
+    ref = parse_hub_ref(source)
+    if ref is None:
+        raise UsageError(f"{source}: no such folder, and not a Hub id",
+                         hint="use a folder, hf://owner/repo[@rev] or owner/repo[@rev]")
+    from adapterscan.fetch.hub import HubFetcher  # only Hub scans pay for huggingface_hub
+
+    opts = hub or HubOptions()
+    if opts.revision and ref.revision and opts.revision != ref.revision:
+        raise UsageError(f"{source}: revision given twice ({ref.revision!r} and "
+                         f"--revision {opts.revision!r})")
+    return HubFetcher(ref.repo, ref.revision or opts.revision, opts, limits or FetchLimits())

@@ -1,0 +1,31 @@
+"""Report formatters: a report (and the rule set for SARIF) in, text out."""
+
+from __future__ import annotations
+
+import enum
+from typing import Protocol
+
+from adapterscan.report import ScanReport
+from adapterscan.rules.model import RuleSet
+
+
+class OutputFormat(str, enum.Enum):
+    TEXT = "text"
+    JSON = "json"
+    SARIF = "sarif"
+
+
+class Formatter(Protocol):
+    def format(self, report: ScanReport, ruleset: RuleSet) -> str: ...
+
+
+def formatter_for(fmt: OutputFormat, *, color: bool = False) -> Formatter:
+    from adapterscan.formats.json import JsonFormatter
+    from adapterscan.formats.sarif import SarifFormatter
+    from adapterscan.formats.text import TextFormatter
+
+    if fmt is OutputFormat.JSON:
+        return JsonFormatter()
+    if fmt is OutputFormat.SARIF:
+        return SarifFormatter()
+    return TextFormatter(color=color)

@@ -1,0 +1,93 @@
+"""Typed results the static analyzers hand to each other."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from adapterscan.findings import JSONValue
+
+
+@dataclass(frozen=True)
+class TensorInfo:
+    name: str
+    dtype: str
+    shape: tuple[int, ...]
+    begin: int  # offset into the data section (after the 8 + N header bytes)
+    end: int
+
+
+@dataclass(frozen=True)
+class SafetensorsHeader:
+    """A safetensors header that passed every structural check of our parser.
+
+    Only headers that passed are ever returned: callers may trust offsets and sizes here.
+    """
+
+    path: str
+    file_size: int
+    header_len: int
+    metadata: Mapping[str, str]
+    tensors: tuple[TensorInfo, ...]
+
+    @property
+    def data_start(self) -> int:
+        return 8 + self.header_len
+
+    def tensor(self, name: str) -> TensorInfo | None:
+        for t in self.tensors:
+            if t.name == name:
+                return t
+        return None
+
+
+class FileClass(enum.Enum):
+    SAFETENSORS = "safetensors"
+    ADAPTER_CONFIG = "adapter_config"
+    CONFIG_JSON = "config_json"
+    PICKLE = "pickle"
+    ZIP = "zip"
+    CODE = "code"
+    TOKENIZER = "tokenizer"
+    CHAT_TEMPLATE = "chat_template"
+    DOCUMENT = "document"
+    ARCHIVE = "archive"
+    EXECUTABLE = "executable"
+    SYMLINK = "symlink"
+    OTHER_DATA = "other_data"
+    SPECIAL = "special"
+
+
+@dataclass(frozen=True)
+class InventoryItem:
+    path: str
+    size: int
+    file_class: FileClass
+    # Why the class was chosen, e.g. "extension .bin and pickle magic 0x80".
+    reason: str
+
+
+@dataclass(frozen=True)
+class Inventory:
+    items: tuple[InventoryItem, ...]
+
+    def of_class(self, *classes: FileClass) -> tuple[InventoryItem, ...]:
+        return tuple(i for i in self.items if i.file_class in classes)
+
+    def get(self, path: str) -> InventoryItem | None:
+        for i in self.items:
+            if i.path == path:
+                return i
+        return None
+
+
+@dataclass(frozen=True)
+class StaticResult:
+    """What the static stage learned beyond findings, for later stages and the report."""
+
+    inventory: Inventory
+    headers: Mapping[str, SafetensorsHeader] = field(default_factory=dict)
+    adapter_config: Mapping[str, JSONValue] | None = None
+    # JSON-ready summaries keyed by analyzer name (weight statistics, config summary...).
+    results: Mapping[str, JSONValue] = field(default_factory=dict)
