@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Self, Union
 
 # A JSON value; evidence must serialise without a custom encoder.
-JSONValue = Union[str, int, float, bool, None, list["JSONValue"], dict[str, "JSONValue"]]
+JSONValue = Union[str, int, float, bool, None, list["JSONValue"], dict[str, "JSONValue"]]  # noqa: UP007 (recursive alias needs Union)
 Evidence = Mapping[str, JSONValue]
 
 
@@ -45,7 +45,8 @@ class _Ordered(enum.Enum):
             return cls[text.strip().upper()]
         except KeyError:
             names = ", ".join(m.name.lower() for m in cls)
-            raise ValueError(f"unknown {cls.__name__.lower()} {text!r}; expected one of {names}")
+            raise ValueError(
+                f"unknown {cls.__name__.lower()} {text!r}; expected one of {names}") from None
 
 
 class Severity(_Ordered):

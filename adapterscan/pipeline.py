@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from adapterscan._version import __version__
 from adapterscan.emit import Emitter
+from adapterscan.errors import UsageError
 from adapterscan.fetch.interface import EntryType, FetchedSource, FetchLimits
 from adapterscan.fetch.source import HubOptions, make_fetcher
 from adapterscan.findings import JSONValue
@@ -22,14 +24,19 @@ from adapterscan.rules.loader import load_ruleset
 from adapterscan.rules.model import RuleSet
 from adapterscan.static.interface import StaticOptions, run_static
 from adapterscan.static.model import StaticResult
+from adapterscan.static.weights import WeightOptions
 
 Progress = Callable[[str], None]
+DEFAULT_MAX_FILE_BYTES = 4 * 1024**3
 
 
 @dataclass(frozen=True)
 class ScanOptions:
     static: StaticOptions = field(default_factory=StaticOptions)
-    fetch_limits: FetchLimits = field(default_factory=FetchLimits)
+    # Files over max_file_bytes are neither hashed nor analysed (the scan is then incomplete):
+    # hashing a 50 GB sparse file takes minutes. 4 GiB matches AS414's threshold.
+    fetch_limits: FetchLimits = field(
+        default_factory=lambda: FetchLimits(max_file_bytes=DEFAULT_MAX_FILE_BYTES))
     hub: HubOptions = field(default_factory=HubOptions)
     # Behavioral probe: a base model ("reference", a folder or a Hub id); None skips the probe.
     base: str | None = None
@@ -44,20 +51,24 @@ def scan(source: str | Path, *, options: ScanOptions | None = None, policy: Poli
     policy, unreachable Hub): the CLI maps those to exit 2 or 3.
     """
     opts = options or ScanOptions()
+    if opts.base is not None and opts.static.weights.base_dir is None:
+        weights = weight_options_for(opts.base, opts.static.weights)
+        opts = replace(opts, static=replace(opts.static, weights=weights))
     pol = policy or Policy()
     rules = pol.apply_to(ruleset or load_ruleset())
     emit = Emitter(rules)
-    started = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    started = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     timings: dict[str, float] = {}
     t_all = time.perf_counter()
 
     t0 = time.perf_counter()
     fetcher = make_fetcher(str(source), hub=opts.hub, limits=opts.fetch_limits)
-    src = fetcher.fetch(emit)
+    src = _set_aside_oversized(fetcher.fetch(emit), opts.fetch_limits.max_file_bytes, emit)
     timings["fetch"] = time.perf_counter() - t0
+    _check_something_to_scan(src, emit)
 
     hashable = [e.path for e in src.entries if e.type is EntryType.FILE
-                and e.path not in src.remote_only and e.size <= opts.fetch_limits.max_file_bytes]
+                and e.path not in src.remote_only]
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="sha256") as pool:
         futures = hash_files_async(src.root, hashable, pool)
         static = run_static(src, emit, opts.static, timings, progress)
@@ -84,6 +95,48 @@ def scan(source: str | Path, *, options: ScanOptions | None = None, policy: Poli
                       tool_version=__version__, ruleset_digest=rules.digest,
                       skipped=emit.skipped, errors=emit.errors, timings=timings,
                       results=results, base_model=opts.base, started_at=started)
+
+
+def _set_aside_oversized(src: FetchedSource, max_bytes: int, emit: Emitter) -> FetchedSource:
+    """Files over the size limit are treated like files left on a remote: inventoried by name,
+    never read or hashed, and reported as not analysed."""
+    big = [e for e in src.entries if e.type is EntryType.FILE and e.size > max_bytes
+           and e.path not in src.remote_only]
+    for e in big:
+        emit.skip(e.path, f"{e.size} bytes, over the {max_bytes}-byte --max-file-size limit: "
+                  "not hashed or analysed")
+    if not big:
+        return src
+    return dataclasses.replace(src, remote_only=src.remote_only | {e.path for e in big})
+
+
+_ADAPTER_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle")
+
+
+def _check_something_to_scan(src: FetchedSource, emit: Emitter) -> None:
+    """A folder without any weights file is not an adapter: never report it clean."""
+    if any(e.path.lower().endswith(_ADAPTER_SUFFIXES) for e in src.entries):
+        return
+    emit.skip(".", "no adapter weights found (no .safetensors, .bin, .pt, ... file): "
+              "nothing was analysed as an adapter")
+
+
+def weight_options_for(base: str | None, weights: WeightOptions) -> WeightOptions:
+    """Point the weight analysis at local base weights: the bundled reference (with its
+    unaligned twin for the Safe-LoRA check) or a local folder. A Hub id as base is used by the
+    probe only: the weight comparison needs local weights."""
+    base_dir: Path | None = None
+    unaligned = weights.unaligned_dir
+    if base == "reference":
+        from adapterscan.reference import reference_dir
+
+        base_dir = reference_dir()
+        unaligned = unaligned or reference_dir(unaligned=True)
+    elif base is not None and Path(base).is_dir():
+        base_dir = Path(base)
+    if unaligned is not None and base_dir is None:
+        raise UsageError("--unaligned needs --base (a local folder, or 'reference')")
+    return replace(weights, base_dir=base_dir, unaligned_dir=unaligned)
 
 
 def _check_expected(src: FetchedSource, digests: dict[str, str], emit: Emitter) -> None:

@@ -31,7 +31,7 @@ def main(argv: list[str]) -> int:
             continue
         print(f"running {name} ...", flush=True)
         table: BenchTable = module.run()
-        stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+        stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
         text = (f"{table.markdown()}\nMeasured {stamp} on: {machine()}.\n"
                 f"Reproduce: `python -m benchmarks.run_all {name.rsplit('.', 1)[1]}`\n")
         (out / f"{name.rsplit('.', 1)[1]}.md").write_text(text)

@@ -76,7 +76,16 @@ def write_adapter(folder: Path, *, tensors: Mapping[str, np.ndarray] | None = No
                   config: Mapping[str, Any] | None = None, **lora: Any) -> Path:
     """A complete, benign LoRA adapter folder (config + safetensors)."""
     folder.mkdir(parents=True, exist_ok=True)
-    cfg = dict(config) if config is not None else adapter_config()
+    if config is None:
+        # The config describes the tensors written: rank and targets agree.
+        overrides: dict[str, Any] = {}
+        if "r" in lora:
+            overrides.update(r=lora["r"], lora_alpha=2 * lora["r"])
+        if "modules" in lora:
+            overrides["target_modules"] = list(lora["modules"])
+        cfg = adapter_config(**overrides)
+    else:
+        cfg = dict(config)
     if tensors is None:
         lora.setdefault("r", cfg.get("r", 4))
         lora.setdefault("modules", cfg.get("target_modules", ("q_proj", "v_proj")))

@@ -6,7 +6,18 @@ from __future__ import annotations
 import typer
 
 from adapterscan._version import __version__
-from adapterscan.cli import rules_cmd, scan_cmd
+from adapterscan.cli import (
+    baseline_cmd,
+    batch_cmd,
+    demo_cmd,
+    examples_cmd,
+    keygen_cmd,
+    reference_cmd,
+    rules_cmd,
+    scan_cmd,
+    serve_cmd,
+    verify_cmd,
+)
 
 app = typer.Typer(
     name="adapterscan",
@@ -17,6 +28,14 @@ app = typer.Typer(
 )
 app.command("scan")(scan_cmd.scan_command)
 app.add_typer(rules_cmd.app, name="rules")
+app.add_typer(baseline_cmd.app, name="baseline")
+app.add_typer(reference_cmd.app, name="reference")
+app.add_typer(examples_cmd.app, name="examples")
+app.command("demo")(demo_cmd.demo_command)
+app.command("verify")(verify_cmd.verify_command)
+app.command("keygen")(keygen_cmd.keygen_command)
+app.command("batch")(batch_cmd.batch_command)
+app.command("serve")(serve_cmd.serve_command)
 
 
 def _version(value: bool) -> None:

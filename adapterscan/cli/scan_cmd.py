@@ -14,15 +14,18 @@ from adapterscan.cli.exit_codes import exit_code_for
 from adapterscan.fetch.interface import FetchLimits
 from adapterscan.fetch.source import HubOptions
 from adapterscan.formats.interface import OutputFormat, formatter_for
-from adapterscan.pipeline import ScanOptions, scan
+from adapterscan.pipeline import DEFAULT_MAX_FILE_BYTES, ScanOptions, scan, weight_options_for
 from adapterscan.policy.policy import Policy, load_policy
 from adapterscan.report import ScanReport
 from adapterscan.rules.loader import load_ruleset
 from adapterscan.rules.model import RuleSet
+from adapterscan.static.interface import StaticOptions
+from adapterscan.static.weights import WeightOptions
 
 
 def scan_command(
-    source: Annotated[str, typer.Argument(help="folder, hf://owner/repo[@rev] or owner/repo[@rev]")],
+    source: Annotated[str, typer.Argument(
+        help="folder, hf://owner/repo[@rev] or owner/repo[@rev]")],
     fmt: Annotated[OutputFormat, typer.Option("--format", "-f", help="report format")]
     = OutputFormat.TEXT,
     output: Annotated[Path | None, typer.Option("--output", "-o", help="write the report here")]
@@ -37,8 +40,15 @@ def scan_command(
     revision: Annotated[str | None, typer.Option(help="Hub revision (branch, tag or sha)")]
     = None,
     max_files: Annotated[int, typer.Option(help="refuse to inventory more entries")] = 10_000,
-    max_file_size: Annotated[int, typer.Option(help="bytes; larger files are not analysed")]
-    = 64 * 1024**3,
+    max_file_size: Annotated[int, typer.Option(
+        help="bytes; larger files are neither hashed nor analysed (scan incomplete)")]
+    = DEFAULT_MAX_FILE_BYTES,
+    unaligned: Annotated[Path | None, typer.Option(
+        help="the unaligned twin of --base (a folder) for the Safe-LoRA alignment check; "
+        "with --base reference the bundled pre-safety checkpoint is used")] = None,
+    baseline: Annotated[Path | None, typer.Option(
+        help="calibration bank from `adapterscan baseline build` (default: the bundled bank "
+        "when scanning against the reference)")] = None,
     exit_zero: Annotated[bool, typer.Option(help="exit 0 even when the policy rejects")] = False,
     sign_key: Annotated[Path | None, typer.Option(
         help="sign an attestation of this scan with this PEM private key")] = None,
@@ -49,6 +59,8 @@ def scan_command(
     policy = run_or_exit(lambda: load_policy(policy_file)) if policy_file else Policy()
     ruleset: RuleSet = run_or_exit(load_ruleset)
     options = ScanOptions(
+        static=StaticOptions(weights=run_or_exit(lambda: weight_options_for(
+            base, WeightOptions(unaligned_dir=unaligned, baseline=baseline)))),
         fetch_limits=FetchLimits(max_files=max_files, max_file_bytes=max_file_size),
         hub=HubOptions(endpoint=endpoint or os.environ.get("HF_ENDPOINT"),
                        token=token or os.environ.get("HF_TOKEN"), revision=revision),

@@ -60,6 +60,7 @@ def walk(root: Path, limits: FetchLimits, emit: Emitter) -> tuple[Entry, ...]:
                     target = os.readlink(item.path)
                 except OSError:
                     target = None
+                _check_resolves(item.path, rel, emit)
                 entries.append(Entry(rel, EntryType.SYMLINK, 0, target))
             elif stat.S_ISDIR(st.st_mode):
                 if rel == ".git" or rel.endswith("/.git"):
@@ -73,3 +74,11 @@ def walk(root: Path, limits: FetchLimits, emit: Emitter) -> tuple[Entry, ...]:
                 entries.append(Entry(rel, EntryType.OTHER, 0))
     entries.sort(key=lambda e: e.path)
     return tuple(entries)
+
+
+def _check_resolves(path: str, rel: str, emit: Emitter) -> None:
+    """A link that never resolves (a loop, a missing target) has content nobody can vet."""
+    try:
+        os.stat(path)
+    except OSError as exc:
+        emit.skip(rel, f"symlink does not resolve: {exc.strerror}")

@@ -21,6 +21,10 @@ class HubOptions:
     cache_dir: Path | None = None
     max_repo_bytes: int = 20 * 1024**3
     timeout_s: float = 30.0
+    retries: int = 3  # HTTP retries with exponential backoff (429, 5xx, network errors)
+    # Files that are neither safetensors nor pickles are downloaded for analysis up to this size;
+    # larger ones stay on the Hub and make the scan incomplete.
+    max_small_file_bytes: int = 16 * 1024**2
 
 
 @dataclass(frozen=True)

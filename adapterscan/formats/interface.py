@@ -9,7 +9,7 @@ from adapterscan.report import ScanReport
 from adapterscan.rules.model import RuleSet
 
 
-class OutputFormat(str, enum.Enum):
+class OutputFormat(enum.StrEnum):
     TEXT = "text"
     JSON = "json"
     SARIF = "sarif"

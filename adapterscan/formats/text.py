@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import io
+import re
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from adapterscan.findings import Severity
@@ -13,6 +15,18 @@ from adapterscan.rules.model import RuleSet
 
 _STYLE = {Severity.INFO: "dim", Severity.LOW: "cyan", Severity.MEDIUM: "yellow",
           Severity.HIGH: "red", Severity.CRITICAL: "bold red"}
+# Names and messages come from the scanned files: C0/C1 controls (terminal escapes), lone
+# surrogates (undecodable file names) and bidi overrides are shown escaped, and rich markup in
+# them is never interpreted.
+_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff\u202a-\u202e\u2066-\u2069]")
+
+
+def _safe(text: str) -> str:
+    shown = _UNSAFE.sub(lambda m: f"\\x{ord(m[0]):02x}" if ord(m[0]) < 0x100
+                        else f"\\u{ord(m[0]):04x}", text)
+    return escape(shown)
+
+
 _VERDICT = {Decision.PASS: "bold green", Decision.WARN: "bold yellow", Decision.FAIL: "bold red"}
 
 
@@ -27,7 +41,7 @@ class TextFormatter:
                       width=self.width, highlight=False)
         subj = report.subject
         rev = f" @ {subj.revision}" if subj.revision else ""
-        con.print(f"[bold]adapterscan {report.tool_version}[/] scanned {subj.source}{rev} "
+        con.print(f"[bold]adapterscan {report.tool_version}[/] scanned {_safe(subj.source)}{_safe(rev)} "
                   f"({len(subj.files)} files, {sum(f.size for f in subj.files):,} bytes)")
         if report.findings:
             table = Table(show_lines=False, expand=False)
@@ -37,20 +51,21 @@ class TextFormatter:
             for f in ordered:
                 table.add_row(f"{f.rule_id} {f.rule_name}",
                               f"[{_STYLE[f.severity]}]{f.severity.value}[/]",
-                              f.confidence.value, f.location.describe(), f.message)
+                              f.confidence.value, _safe(f.location.describe()),
+                              _safe(f.message))
             con.print(table)
         else:
             con.print("no findings")
         for s in report.skipped:
-            con.print(f"[yellow]not fully analysed[/]: {s.path}: {s.reason}")
+            con.print(f"[yellow]not fully analysed[/]: {_safe(s.path)}: {_safe(s.reason)}")
         for e in report.errors:
-            con.print(f"[red]stage error[/] ({e.stage}{', ' + e.path if e.path else ''}): "
-                      f"{e.message}")
+            where = f", {e.path}" if e.path else ""
+            con.print(f"[red]stage error[/] ({_safe(e.stage + where)}): {_safe(e.message)}")
         v = report.verdict
         con.print(f"verdict: [{_VERDICT[v.decision]}]{v.decision.value.upper()}[/]"
                   + ("" if report.complete else " (scan incomplete)"))
         for reason in v.reasons[:20]:
-            con.print(f"  - {reason}")
+            con.print(f"  - {_safe(reason)}")
         if len(v.reasons) > 20:
             con.print(f"  ... and {len(v.reasons) - 20} more reasons (see --format json)")
         return buf.getvalue()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,8 +13,6 @@ from adapterscan.errors import PolicyError
 from adapterscan.findings import Confidence, Finding, Severity
 from adapterscan.report import Decision, Skip, StageError, Verdict
 from adapterscan.rules.model import ParamValue, RuleSet
-
-import tomllib
 
 
 @dataclass(frozen=True)

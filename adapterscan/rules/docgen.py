@@ -19,7 +19,7 @@ def render_rule(rule: Rule) -> str:
         f"- **Confidence:** {rule.confidence.value}",
     ]
     if rule.params:
-        lines.append("- **Parameters** (a policy's `[params.%s]` overrides them):" % rule.id)
+        lines.append(f"- **Parameters** (a policy's `[params.{rule.id}]` overrides them):")
         lines.extend(f"  - `{k}` = `{v!r}`" for k, v in sorted(rule.params.items()))
     lines += ["", "## What it detects", "", rule.docs.what.strip(), "",
               "## Why it matters", "", rule.docs.why.strip(), "",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -14,8 +15,6 @@ from adapterscan.errors import RuleError
 from adapterscan.findings import Confidence, Severity
 from adapterscan.rules.catalog import known_checks
 from adapterscan.rules.model import ParamValue, Rule, RuleDocs, RuleSet
-
-import tomllib
 
 _PACKAGE_DIR = Path(__file__).resolve().parent.parent
 

@@ -10,13 +10,18 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from adapterscan.emit import Emitter
 from adapterscan.fetch.interface import FetchedSource
 from adapterscan.findings import JSONValue
-from adapterscan.static import adapter_config, inventory, pickle_ops, safetensors_data
-from adapterscan.static import safetensors_header, weights
+from adapterscan.static import (
+    adapter_config,
+    inventory,
+    pickle_ops,
+    safetensors_data,
+    safetensors_header,
+    weights,
+)
 from adapterscan.static.limits import StaticLimits
 from adapterscan.static.model import FileClass, SafetensorsHeader, StaticResult
 
@@ -29,9 +34,10 @@ class StaticOptions:
     weights: weights.WeightOptions = field(default_factory=weights.WeightOptions)
 
 
-def _guarded(emit: Emitter, stage: str, path: str | None, fn: Callable[[], object]) -> object:
+def _guarded(emit: Emitter, stage: str, path: str | None, fn: Callable[..., object],
+             *args: object) -> object:
     try:
-        return fn()
+        return fn(*args)
     except MemoryError:
         emit.error(stage, "ran out of memory", path)
     except Exception as exc:  # an analyzer bug must make the scan incomplete, never clean
@@ -54,14 +60,13 @@ def run_static(src: FetchedSource, emit: Emitter, options: StaticOptions,
         if progress:
             progress(f"safetensors {item.path}")
         path = src.root / item.path
-        header = _guarded(emit, "safetensors", item.path,
-                          lambda: safetensors_header.read_header_file(path, item.path, emit,
-                                                                      limits))
+        header = _guarded(emit, "safetensors", item.path, safetensors_header.read_header_file,
+                          path, item.path, emit, limits)
         if isinstance(header, SafetensorsHeader):
             headers[item.path] = header
             if limits.scan_tensor_data:
-                _guarded(emit, "safetensors", item.path,
-                         lambda: safetensors_data.scan_tensor_data(path, header, emit, limits))
+                _guarded(emit, "safetensors", item.path, safetensors_data.scan_tensor_data,
+                         path, header, emit, limits)
     timings["static.safetensors"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
@@ -71,14 +76,13 @@ def run_static(src: FetchedSource, emit: Emitter, options: StaticOptions,
         if progress:
             progress(f"pickle {item.path}")
         path = src.root / item.path
-        _guarded(emit, "pickle", item.path,
-                 lambda: pickle_ops.analyze_pickle_file(path, item.path, emit, limits))
+        _guarded(emit, "pickle", item.path, pickle_ops.analyze_pickle_file,
+                 path, item.path, emit, limits)
     timings["static.pickle"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
     config = _guarded(emit, "adapter_config", "adapter_config.json",
-                      lambda: adapter_config.analyze_adapter_config(src.root, inv, headers, emit,
-                                                                    limits))
+                      adapter_config.analyze_adapter_config, src.root, inv, headers, emit, limits)
     cfg: Mapping[str, JSONValue] | None = None
     results: dict[str, JSONValue] = {}
     if isinstance(config, adapter_config.AdapterConfigResult):
@@ -89,13 +93,10 @@ def run_static(src: FetchedSource, emit: Emitter, options: StaticOptions,
     t0 = time.perf_counter()
     if progress:
         progress("weight statistics")
-    stats = _guarded(emit, "weights", None,
-                     lambda: weights.analyze_weights(src.root, headers, cfg, emit,
-                                                     options.weights))
+    stats = _guarded(emit, "weights", None, weights.analyze_weights, src.root, headers, cfg,
+                     emit, options.weights)
     if stats is not None:
         results["weights"] = stats  # type: ignore[assignment]
     timings["static.weights"] = time.perf_counter() - t0
     return StaticResult(inventory=inv, headers=headers, adapter_config=cfg, results=results)
 
-
-__all__ = ["Path", "StaticOptions", "run_static"]

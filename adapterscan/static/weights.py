@@ -1,21 +1,388 @@
-"""Weight-delta statistics (skeleton; being written)."""
+"""Weight-delta analysis (AS5xx): low-rank statistics, calibration, base-model comparisons.
+
+Flow: pair LoRA factors per module (lora_modules) → per-module statistics streamed one tensor at
+a time (weights_stats, lowrank) → adapter-level distribution → scale-free rules → z-scores
+against a calibration bank when one applies (baseline) → with a base model: relative update,
+Safe-LoRA cosine (alignment) and trigger-candidate tokens (trigger_tokens). docs/weights.md.
+"""
+
 from __future__ import annotations
 
-from collections.abc import Mapping
+import json
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from adapterscan.emit import Emitter
 from adapterscan.findings import JSONValue
+from adapterscan.static import weights_checks as C
+from adapterscan.static.alignment import (
+    BaseModelError,
+    BaseWeights,
+    frobenius,
+    parse_header,
+    safe_lora_cosine,
+)
+from adapterscan.static.baseline import (
+    ADAPTER_STATS,
+    MODULE_STATS,
+    AdapterSample,
+    Bank,
+    BankError,
+    load_bank,
+    module_key,
+    robust,
+    zscores,
+)
+from adapterscan.static.lora_modules import TensorRef, collect_modules
+from adapterscan.static.lowrank import row_energies
 from adapterscan.static.model import SafetensorsHeader
+from adapterscan.static.tensor_reader import TensorReadError
+from adapterscan.static.trigger_tokens import TokenCandidate, candidates_for, load_vocab, robust_top
+from adapterscan.static.weights_copies import full_copy_rows
+from adapterscan.static.weights_stats import ModuleResult, analyze_module, summarize_adapter
+
+DEFAULT_BANK = Path(__file__).resolve().parent.parent / "reference" / "baseline_bank.json"
 
 
 @dataclass(frozen=True)
 class WeightOptions:
-    pass
+    # A trusted HF model folder with *.safetensors weights: relative updates, trigger tokens.
+    base_dir: Path | None = None
+    # The unaligned twin of base_dir (same shapes): enables the Safe-LoRA alignment check.
+    unaligned_dir: Path | None = None
+    # A calibration bank (`adapterscan baseline build`); None uses DEFAULT_BANK when present.
+    baseline: Path | None = None
+    use_default_baseline: bool = True
+    trigger_top_k: int = 20
+    trigger_layers: int = 1
+
+
+@dataclass(frozen=True)
+class AdapterStatistics:
+    results: tuple[ModuleResult, ...]
+    summary: dict[str, JSONValue]
+    records: tuple[dict[str, JSONValue], ...]
+    others: tuple[TensorRef, ...] = ()
+
+
+def compute_statistics(root: Path, headers: Mapping[str, SafetensorsHeader],
+                       config: Mapping[str, JSONValue] | None, emit: Emitter, *,
+                       keep_grams: bool = False) -> AdapterStatistics:
+    """Per-module statistics and the adapter summary (no calibration, no base model)."""
+    modules, others = collect_modules(headers, root)
+    results = [r for m in modules
+               if (r := analyze_module(m, config, emit, keep_grams=keep_grams)) is not None]
+    top_fraction = emit.num(C.LAYER_CONCENTRATION, "top_fraction")
+    summary = summarize_adapter(results, top_fraction)
+    return AdapterStatistics(tuple(results), summary, tuple(r.record() for r in results),
+                             tuple(others))
+
+
+MAX_CONFIG_BYTES = 4 * 1024 * 1024
+
+
+def adapter_sample(folder: Path, emit: Emitter) -> AdapterSample:
+    """Statistics of one trusted adapter folder, for a calibration bank (raises ValueError)."""
+    files = sorted(folder.glob("*.safetensors"))
+    if not files:
+        raise ValueError("no *.safetensors file")
+    headers = {f.name: parse_header(f, f.name) for f in files}
+    config: Mapping[str, JSONValue] | None = None
+    cfg_path = folder / "adapter_config.json"
+    if cfg_path.is_file():
+        if cfg_path.stat().st_size > MAX_CONFIG_BYTES:
+            raise ValueError("adapter_config.json is too large")
+        loaded = json.loads(cfg_path.read_text("utf-8"))
+        config = loaded if isinstance(loaded, dict) else None
+    stats = compute_statistics(folder, headers, config, emit)
+    if not stats.results:
+        raise ValueError("no LoRA module could be analysed")
+    modules = [(module_key(r.module.module_type, r.pair.out_features, r.pair.in_features),
+                r.values) for r in stats.results]
+    adapter = {n: _float(stats.summary.get(n)) for n in ADAPTER_STATS}
+    return AdapterSample(source=folder.name, modules=modules, adapter=adapter)
 
 
 def analyze_weights(root: Path, headers: Mapping[str, SafetensorsHeader],
                     config: Mapping[str, JSONValue] | None, emit: Emitter,
                     options: WeightOptions) -> JSONValue:
-    return None
+    stats = compute_statistics(root, headers, config, emit,
+                               keep_grams=options.base_dir is not None)
+    others: list[JSONValue] = [o.info.name for o in stats.others[:50]]
+    if not stats.results and (options.base_dir is None or not stats.others):
+        return {"modules": [], "summary": stats.summary, "other_tensors": others}
+    _layer_rule(stats.summary, emit)
+    _module_outliers(stats, emit)
+    vocab = _vocab_rows(stats.results, emit)
+    out: dict[str, JSONValue] = {"summary": stats.summary}
+    out["calibration"] = _calibrate(stats, options, emit)
+    if options.base_dir is not None:
+        base = _against_base(stats, config, options, emit)
+        out["base"] = base
+        # Top level too: the behavioral probe reads results.weights.trigger_candidates.
+        out["trigger_candidates"] = base.get("trigger_candidates", []) \
+            if isinstance(base, dict) else []
+    out["vocab_rows"] = vocab
+    out["other_tensors"] = others
+    out["modules"] = list(stats.records)
+    return out
+
+
+def _layer_rule(summary: Mapping[str, JSONValue], emit: Emitter) -> None:
+    share, layers = summary.get("layer_top_share"), summary.get("layers")
+    if not isinstance(share, float) or not isinstance(layers, int):
+        return
+    if layers >= emit.num(C.LAYER_CONCENTRATION, "min_layers") and \
+            share > emit.num(C.LAYER_CONCENTRATION, "max_share"):
+        emit.emit(C.LAYER_CONCENTRATION,
+                  f"{share:.0%} of the update's energy sits in {summary.get('layer_top_k')} of "
+                  f"{layers} adapted layers", evidence={
+                      "layer_top_share": share, "layer_top_k": summary.get("layer_top_k"),
+                      "layers": layers, "layer_energy": summary.get("layer_energy")})
+
+
+def _module_outliers(stats: AdapterStatistics, emit: Emitter) -> None:
+    """Robust outliers among modules of the same type and shape within this adapter."""
+    threshold = emit.num(C.MODULE_OUTLIER, "z")
+    min_modules = emit.num(C.MODULE_OUTLIER, "min_modules")
+    names = [str(s) for s in _as_list(emit.param(C.MODULE_OUTLIER, "stats"))]
+    groups: dict[str, list[ModuleResult]] = {}
+    for r in stats.results:
+        key = module_key(r.module.module_type, r.pair.out_features, r.pair.in_features)
+        groups.setdefault(key, []).append(r)
+    for key, rs in groups.items():
+        if len(rs) < min_modules:
+            continue
+        flagged: dict[int, dict[str, JSONValue]] = {}
+        for name in names:
+            vals = [r.values.get(name) for r in rs]
+            rb = robust([v for v in vals if v is not None])
+            if rb is None:
+                continue
+            for idx, v in enumerate(vals):
+                if v is not None and abs(rb.z(v)) >= threshold:
+                    flagged.setdefault(idx, {})[name] = {
+                        "value": v, "z": rb.z(v), "median": rb.median, "mad": rb.mad}
+        for idx, hits in flagged.items():  # one finding per module, its worst statistic first
+            r = rs[idx]
+            worst = max(hits, key=lambda n: abs(_z(hits[n])))
+            emit.emit(C.MODULE_OUTLIER,
+                      f"{r.module.name}: {worst} is {_z(hits[worst]):+.1f} robust SDs from the "
+                      f"other {len(rs) - 1} {key} modules",
+                      file=r.module.a.file if r.module.a else None,
+                      evidence={"module": r.module.name, "statistic": worst, "group": key,
+                                "count": len(rs), "statistics": hits})
+
+
+def _z(hit: JSONValue) -> float:
+    z = hit.get("z") if isinstance(hit, dict) else None
+    return float(z) if isinstance(z, int | float) else 0.0
+
+
+def _as_list(v: object) -> list[object]:
+    return list(v) if isinstance(v, list) else [v]
+
+
+def _vocab_rows(results: Sequence[ModuleResult], emit: Emitter) -> JSONValue:
+    """Energy of ΔW per vocabulary row for embedding and lm_head LoRA modules."""
+    top_rows = int(emit.num(C.VOCAB_CONCENTRATION, "top_rows"))
+    min_vocab = emit.num(C.VOCAB_CONCENTRATION, "min_vocab")
+    out: list[JSONValue] = []
+    for res in results:
+        m = res.module
+        if not res.is_vocab or m.a is None or m.b is None or res.zero_b:
+            continue
+        try:
+            if m.embedding:  # rows of ΔW_emb are A's columns
+                energies = row_energies(m.a.read(), res.pair.gram_b, False, res.scale.value)
+            else:  # lm_head: rows are B's rows
+                energies = row_energies(m.b.read(), res.pair.gram_a, True, res.scale.value)
+        except (OSError, TensorReadError) as exc:
+            emit.skip(m.a.file, f"module {m.name}: cannot re-read for vocabulary rows: {exc}")
+            continue
+        total = float(energies.sum())
+        if total <= 0 or energies.size < min_vocab:
+            continue
+        top = robust_top(energies, top_rows)
+        share = sum(s for _, s, _ in top) / total
+        entry: dict[str, JSONValue] = {
+            "module": m.name, "vocab": int(energies.size), "top_rows": [i for i, _, _ in top],
+            "top_share": share, "top_z": [z for _, _, z in top]}
+        out.append(entry)
+        if share > emit.num(C.VOCAB_CONCENTRATION, "max_share"):
+            emit.emit(C.VOCAB_CONCENTRATION,
+                      f"{m.name}: {share:.0%} of the update's energy sits in {len(top)} of "
+                      f"{energies.size} vocabulary rows", file=m.a.file, evidence=entry)
+    return out
+
+
+def _load_bank(options: WeightOptions, emit: Emitter) -> Bank | None:
+    path = options.baseline
+    if path is None and options.use_default_baseline and DEFAULT_BANK.is_file():
+        path = DEFAULT_BANK
+    if path is None:
+        return None
+    try:
+        return load_bank(path)
+    except BankError as exc:
+        emit.error("weights", f"calibration bank unusable: {exc}", str(path))
+        return None
+
+
+def _calibrate(stats: AdapterStatistics, options: WeightOptions, emit: Emitter) -> JSONValue:
+    bank = _load_bank(options, emit)
+    if bank is None:
+        return {"bank": None, "note": "no calibration bank: only scale-free rules applied"}
+    threshold = emit.num(C.BASELINE_OUTLIER, "z")
+    min_count = emit.num(C.BASELINE_OUTLIER, "min_count")
+    names = {str(s) for s in _as_list(emit.param(C.BASELINE_OUTLIER, "stats"))}
+    scored = unmatched = 0
+    for res, rec in zip(stats.results, stats.records, strict=True):
+        key = module_key(res.module.module_type, res.pair.out_features, res.pair.in_features)
+        ref = bank.module(key)
+        if ref is None:
+            unmatched += 1
+            continue
+        scored += 1
+        z = zscores(ref, res.values, MODULE_STATS)
+        rec["z"] = dict(z.items())
+        flagged = {n: v for n, v in z.items()
+                   if n in names and abs(v) >= threshold and ref[n].count >= min_count}
+        if flagged:
+            worst = max(flagged, key=lambda n: abs(flagged[n]))
+            emit.emit(C.BASELINE_OUTLIER,
+                      f"{res.module.name}: {worst} is {flagged[worst]:+.1f} robust SDs from the "
+                      f"calibration bank ({ref[worst].count} {key} modules)",
+                      file=res.module.a.file if res.module.a else None, evidence={
+                          "module": res.module.name, "statistic": worst,
+                          "value": res.values.get(worst), "z": flagged[worst],
+                          "median": ref[worst].median, "mad": ref[worst].mad,
+                          "count": ref[worst].count, "all_flagged": dict(flagged.items())})
+    adapter_z: dict[str, float] = {}
+    if unmatched == 0:
+        values = {n: _float(stats.summary.get(n)) for n in ADAPTER_STATS}
+        adapter_z = zscores(bank.adapter, values, ADAPTER_STATS)
+        flagged = {n: v for n, v in adapter_z.items() if n in names and abs(v) >= threshold
+                   and bank.adapter[n].count >= min_count}
+        for n, v in flagged.items():
+            emit.emit(C.BASELINE_OUTLIER, f"adapter {n} is {v:+.1f} robust SDs from the "
+                      "calibration bank", evidence={"module": None, "statistic": n,
+                                                    "value": values[n], "z": v,
+                                                    "median": bank.adapter[n].median,
+                                                    "mad": bank.adapter[n].mad,
+                                                    "count": bank.adapter[n].count})
+    return {"bank": bank.path, "n_adapters": bank.n_adapters, "modules_scored": scored,
+            "modules_unmatched": unmatched, "adapter_z": dict(adapter_z.items())}
+
+
+def _float(v: JSONValue) -> float | None:
+    return float(v) if isinstance(v, int | float) and not isinstance(v, bool) else None
+
+
+def _against_base(stats: AdapterStatistics, config: Mapping[str, JSONValue] | None,
+                  options: WeightOptions, emit: Emitter) -> JSONValue:
+    assert options.base_dir is not None
+    try:
+        base = BaseWeights.open(options.base_dir)
+        unaligned = BaseWeights.open(options.unaligned_dir) if options.unaligned_dir else None
+    except (OSError, ValueError, BaseModelError, TensorReadError) as exc:
+        emit.error("weights", f"base model unusable: {exc}", str(options.base_dir))
+        return None
+    max_ratio = emit.num(C.RELATIVE_UPDATE, "max_ratio")
+    tau = emit.num(C.SAFE_LORA, "tau")
+    missing: list[JSONValue] = []
+    cosines: list[JSONValue] = []
+    for res, rec in zip(stats.results, stats.records, strict=True):
+        m = res.module
+        if m.embedding or m.a is None or m.b is None:
+            continue
+        name = base.find(m.target)
+        if name is None:
+            missing.append(m.target)
+            continue
+        try:
+            w = base.read(name)
+            if (w.rows, w.cols) != (res.pair.out_features, res.pair.in_features):
+                missing.append(f"{m.target}: base shape {[w.rows, w.cols]}")
+                continue
+            w_norm = frobenius(w)
+            ratio = res.pair.spectrum.fro / w_norm if w_norm > 0 else None
+            rec["relative_update"] = ratio
+            if ratio is not None and ratio > max_ratio:
+                emit.emit(C.RELATIVE_UPDATE, f"{m.name}: ‖ΔW‖/‖W‖ = {ratio:.3g}",
+                          file=m.a.file, evidence={"module": m.name, "ratio": ratio,
+                                                   "delta_fro": res.pair.spectrum.fro,
+                                                   "base_fro": w_norm})
+            if unaligned is None:
+                continue
+            uname = unaligned.find(m.target)
+            if uname is None:
+                missing.append(f"unaligned:{m.target}")
+                continue
+            wu = unaligned.read(uname)
+            if (wu.rows, wu.cols) != (w.rows, w.cols):
+                missing.append(f"unaligned:{m.target}: shape {[wu.rows, wu.cols]}")
+                continue
+            cos = safe_lora_cosine(w, wu, m.b.read().dense(), res.pair.gram_a, res.pair.gram_b)
+        except (OSError, TensorReadError) as exc:
+            emit.skip(m.a.file, f"module {m.name}: base comparison failed: {exc}")
+            continue
+        rec["safe_lora_cosine"] = cos
+        cosines.append({"module": m.name, "layer": m.layer, "cosine": cos})
+        if cos is not None and cos < tau:
+            emit.emit(C.SAFE_LORA, f"{m.name}: cosine with the alignment subspace {cos:.3f} < "
+                      f"τ = {tau:g}", file=m.a.file,
+                      evidence={"module": m.name, "layer": m.layer, "cosine": cos, "tau": tau})
+    if missing:
+        emit.skip(str(options.base_dir), f"{len(missing)} adapted modules have no matching base "
+                  f"weight (first: {missing[0]})")
+    candidates = _triggers(base, stats, config, options, emit)
+    copies = full_copy_rows(base, stats.others, emit)
+    return {"base_dir": str(options.base_dir), "full_copies": copies,
+            "unaligned_dir": str(options.unaligned_dir) if options.unaligned_dir else None,
+            "missing": missing[:50], "safe_lora": cosines,
+            "trigger_candidates": [c.to_json() for c in candidates]}
+
+
+def _triggers(base: BaseWeights, stats: AdapterStatistics,
+              config: Mapping[str, JSONValue] | None, options: WeightOptions,
+              emit: Emitter) -> list[TokenCandidate]:
+    assert options.base_dir is not None
+    modules = [r.module for r in stats.results if not r.zero_b]
+    try:
+        cands = candidates_for(base, options.base_dir, modules, config,
+                               top_k=options.trigger_top_k, first_layers=options.trigger_layers)
+    except (OSError, TensorReadError) as exc:
+        emit.skip(str(options.base_dir), f"trigger-candidate ranking failed: {exc}")
+        return []
+    cands += _vocab_candidates(stats, options)
+    threshold = emit.num(C.TRIGGER_TOKEN, "z")
+    top = [c for c in cands if c.z >= threshold]
+    if top:
+        best = max(top, key=lambda c: c.z)
+        emit.emit(C.TRIGGER_TOKEN, f"token {best.token_id} ({best.token!r}) stands out "
+                  f"{best.z:.1f} robust SDs in {best.source}",
+                  evidence={"candidates": [c.to_json() for c in top[:10]]})
+    return cands
+
+
+def _vocab_candidates(stats: AdapterStatistics, options: WeightOptions) -> list[TokenCandidate]:
+    """Rows of embedding LoRA updates as candidates too (they rewrite those tokens directly)."""
+    assert options.base_dir is not None
+    vocab = load_vocab(options.base_dir)
+    out: list[TokenCandidate] = []
+    for res in stats.results:
+        m = res.module
+        if not m.embedding or m.a is None or res.zero_b:
+            continue
+        energies = np.sqrt(row_energies(m.a.read(), res.pair.gram_b, False, res.scale.value))
+        out += [TokenCandidate(i, vocab.get(i), s, z, "embedding-lora-rows")
+                for i, s, z in robust_top(energies, options.trigger_top_k)]
+    return out
+
+
+__all__ = ["DEFAULT_BANK", "AdapterStatistics", "TokenCandidate", "WeightOptions",
+           "adapter_sample", "analyze_weights", "compute_statistics"]

@@ -1,0 +1,62 @@
+"""`adapterscan serve`: the registry admission service."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from adapterscan.cli.common import fail, run_or_exit
+
+
+def serve_command(
+    db: Annotated[Path, typer.Option(help="SQLite database of the durable queue")]
+    = Path("adapterscan-admissions.db"),
+    host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="port")] = 8080,
+    workers: Annotated[int, typer.Option(help="concurrent scans")] = 2,
+    webhook_secret: Annotated[str | None, typer.Option(
+        help="shared secret of the Hub webhook (default: ADAPTERSCAN_WEBHOOK_SECRET)")] = None,
+    api_token: Annotated[str | None, typer.Option(
+        help="bearer token for POST /v1/admissions (default: ADAPTERSCAN_API_TOKEN)")] = None,
+    endpoint: Annotated[str | None, typer.Option(help="Hub endpoint (default: HF_ENDPOINT)")]
+    = None,
+    sign_key: Annotated[Path | None, typer.Option(help="PEM key that signs every verdict")]
+    = None,
+    policy_file: Annotated[Path | None, typer.Option("--policy", help="policy TOML")] = None,
+    notify_url: Annotated[str | None, typer.Option(
+        help="POST each recorded verdict as JSON to this URL")] = None,
+    max_pending: Annotated[int, typer.Option(help="queue size before answering 429")] = 10_000,
+    max_body: Annotated[int, typer.Option(help="largest request body in bytes (413)")]
+    = 1024 * 1024,
+    lease: Annotated[float, typer.Option(help="seconds a worker holds a job between renewals "
+                                         "before another may take it")] = 60.0,
+) -> None:
+    """Run the admission service: Hub webhooks in, durable queue, signed verdicts out."""
+    import uvicorn
+
+    from adapterscan.integrations.server.app import ServerConfig, create_app
+    from adapterscan.integrations.server.runtime import make_notifier, make_scanner, make_signer
+    from adapterscan.integrations.server.worker import WorkerConfig
+    from adapterscan.policy.policy import Policy, load_policy
+
+    secret = webhook_secret or os.environ.get("ADAPTERSCAN_WEBHOOK_SECRET")
+    if not secret:
+        fail("no webhook secret: pass --webhook-secret or set ADAPTERSCAN_WEBHOOK_SECRET "
+             "(the service refuses to run an open endpoint)")
+    policy = run_or_exit(lambda: load_policy(policy_file)) if policy_file else Policy()
+    hub_endpoint = endpoint or os.environ.get("HF_ENDPOINT")
+    config = ServerConfig(db=db, webhook_secret=secret,
+                          api_token=api_token or os.environ.get("ADAPTERSCAN_API_TOKEN"),
+                          workers=workers, max_body_bytes=max_body, max_pending=max_pending,
+                          policy_digest=policy.source_digest or "default",
+                          worker=WorkerConfig(lease_s=lease))
+    signer = run_or_exit(lambda: make_signer(sign_key)) if sign_key else None
+    app = run_or_exit(lambda: create_app(
+        config, make_scanner(policy, hub_endpoint, os.environ.get("HF_TOKEN")), signer=signer,
+        notifier=make_notifier(notify_url) if notify_url else None))
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    uvicorn.run(app, host=host, port=port, log_level="warning")

@@ -1,0 +1,86 @@
+"""Labelled example adapters, built deterministically on the bundled aligned reference model.
+
+`build_examples(out)` trains them once (about a minute or two on 2 CPU cores) and caches them in
+`default_cache_dir()`; a folder that already holds a complete set is reused unless `force`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from adapterscan.examples.specs import SPECS, ExpectedClass, Spec
+
+BUILDER_VERSION = 1
+MANIFEST = "manifest.json"
+
+
+@dataclass(frozen=True)
+class ExampleAdapter:
+    name: str
+    expected_class: ExpectedClass
+    path: Path
+    trigger: str | None
+    description: str
+
+    @property
+    def should_reject(self) -> bool:
+        return self.expected_class != "benign"
+
+
+def cache_key() -> str:
+    """Changes when the specs, the builder or the reference weights change."""
+    from adapterscan.reference import manifest
+
+    h = hashlib.sha256()
+    h.update(f"v{BUILDER_VERSION}".encode())
+    h.update(repr(SPECS).encode())
+    h.update(json.dumps(manifest().get("sha256", {}), sort_keys=True).encode())
+    return h.hexdigest()[:16]
+
+
+def default_cache_dir() -> Path:
+    root = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return root / "adapterscan" / "examples" / cache_key()
+
+
+def load_examples(out: Path) -> list[ExampleAdapter] | None:
+    """The examples recorded in `out`/manifest.json, or None when the set is incomplete."""
+    mf = out / MANIFEST
+    if not mf.is_file():
+        return None
+    data = json.loads(mf.read_text())
+    if data.get("cache_key") != cache_key():
+        return None
+    result = []
+    for e in data["adapters"]:
+        path = out / e["name"]
+        if not (path / "adapter_model.safetensors").is_file():
+            return None
+        result.append(ExampleAdapter(e["name"], e["expected_class"], path, e["trigger"],
+                                     e["description"]))
+    return result
+
+
+def build_examples(out: Path | None = None, *, force: bool = False,
+                   progress: Callable[[str], None] | None = None) -> list[ExampleAdapter]:
+    """Build (or reuse) every example adapter under `out` and return them with their labels."""
+    out = Path(out) if out is not None else default_cache_dir()
+    if not force:
+        existing = load_examples(out)
+        if existing is not None:
+            return existing
+    from adapterscan.examples.build import build_all
+
+    return build_all(out, SPECS, progress)
+
+
+def spec_by_name(name: str) -> Spec:
+    for s in SPECS:
+        if s.name == name:
+            return s
+    raise KeyError(name)

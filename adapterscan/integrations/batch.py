@@ -1,0 +1,270 @@
+"""Scan many sources, locally (one process per item) or on a Ray cluster, with identical results.
+
+Every item runs in its own process (a subprocess locally, a task on Ray) so a crash, a hang or a
+memory blow-up in one scan never stops the batch, and a per-item timeout can kill it for real.
+Results are JSON lines keyed by source; a rerun skips sources already in the output (resume).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import multiprocessing as mp
+import os
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from adapterscan.errors import UsageError
+from adapterscan.rules.model import RuleSet
+
+Progress = Callable[["ItemResult"], None]
+
+
+@dataclass(frozen=True)
+class BatchOptions:
+    """What each item's scan uses. Plain data: it travels to worker processes and Ray tasks."""
+
+    base: str | None = None
+    policy_file: str | None = None
+    endpoint: str | None = None
+    token: str | None = None
+    timeout_s: float = 600.0
+    workers: int = 1
+    gpus_per_probe: float = 0.0
+
+
+@dataclass(frozen=True)
+class ItemResult:
+    source: str
+    status: str  # "ok" | "error" | "timeout"
+    exit_code: int  # what `adapterscan scan` would have exited with (2 for error/timeout... 3)
+    decision: str | None = None
+    complete: bool = False
+    revision: str | None = None
+    rule_ids: tuple[str, ...] = ()
+    files: dict[str, str | None] = field(default_factory=dict)
+    error: str | None = None
+    seconds: float = 0.0
+
+    def comparable(self) -> dict[str, Any]:
+        """Everything but the time taken: what must agree between engines."""
+        d = asdict(self)
+        d.pop("seconds")
+        return d
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+    @staticmethod
+    def from_json(line: str) -> ItemResult:
+        d = json.loads(line)
+        d["rule_ids"] = tuple(d.get("rule_ids", ()))
+        return ItemResult(**d)
+
+
+def read_sources(path: Path) -> list[str]:
+    """One source per line; blank lines and # comments ignored; duplicates kept once."""
+    try:
+        lines = path.read_text("utf-8").splitlines()
+    except OSError as exc:
+        raise UsageError(f"{path}: cannot read the batch input: {exc.strerror}") from exc
+    except UnicodeDecodeError as exc:
+        raise UsageError(f"{path}: batch input is not UTF-8 text") from exc
+    seen: dict[str, None] = {}
+    for line in lines:
+        text = line.split("#", 1)[0].strip()
+        if text:
+            seen.setdefault(text, None)
+    return list(seen)
+
+
+def done_sources(out: Path) -> set[str]:
+    """Sources with a result line in `out` (resume). A torn last line is ignored, not fatal."""
+    if not out.exists():
+        return set()
+    done = set()
+    for line in out.read_text("utf-8").splitlines():
+        try:
+            done.add(ItemResult.from_json(line).source)
+        except (ValueError, TypeError, KeyError):
+            continue
+    return done
+
+
+def scan_item(source: str, options: BatchOptions, ruleset: RuleSet | None = None) -> ItemResult:
+    """Scan one source in this process and summarise it; never raises."""
+    from adapterscan.cli.exit_codes import exit_code_for
+    from adapterscan.errors import AdapterScanError, FetchError
+    from adapterscan.fetch.source import HubOptions
+    from adapterscan.pipeline import ScanOptions, scan
+    from adapterscan.policy.policy import Policy, load_policy
+
+    t0 = time.perf_counter()
+    try:
+        policy = load_policy(Path(options.policy_file)) if options.policy_file else Policy()
+        report = scan(source, policy=policy, ruleset=ruleset, options=ScanOptions(
+            base=options.base, hub=HubOptions(endpoint=options.endpoint, token=options.token)))
+    except AdapterScanError as exc:
+        code = 3 if isinstance(exc, FetchError) else 2
+        return ItemResult(source, "error", code, error=exc.diagnostics(),
+                          seconds=time.perf_counter() - t0)
+    except Exception as exc:  # one item's bug must not stop the batch
+        return ItemResult(source, "error", 2, error=f"{type(exc).__name__}: {exc}",
+                          seconds=time.perf_counter() - t0)
+    return ItemResult(
+        source=source, status="ok", exit_code=int(exit_code_for(report)),
+        decision=report.verdict.decision.value, complete=report.complete,
+        revision=report.subject.revision,
+        rule_ids=tuple(sorted({f.rule_id for f in report.findings})),
+        files={f.path: f.sha256 for f in report.subject.files},
+        seconds=time.perf_counter() - t0)
+
+
+def _serve(conn: Any, options: BatchOptions) -> None:
+    """A long-lived worker process: scan each source sent to it until it receives None."""
+    from adapterscan.rules.loader import load_ruleset
+
+    # Imports and the rule set are paid once per worker, before the first item's clock starts.
+    ruleset = load_ruleset()
+    conn.send("ready")
+    while True:
+        source = conn.recv()
+        if source is None:
+            return
+        conn.send(scan_item(source, options, ruleset).to_json())
+
+
+class _Worker:
+    """One worker process; killed and replaced when an item overruns its timeout or dies."""
+
+    def __init__(self, options: BatchOptions) -> None:
+        ctx = mp.get_context("spawn")  # no inherited threads or locks from the parent
+        self.conn, child = ctx.Pipe()
+        self.proc = ctx.Process(target=_serve, args=(child, options), daemon=True)
+        self.proc.start()
+        child.close()
+        if not self.conn.poll(120) or self.conn.recv() != "ready":
+            raise RuntimeError("a batch worker process failed to start")
+
+    def run(self, source: str, timeout_s: float) -> ItemResult | None:
+        """The item's result, or None when the worker timed out or died (then it is dead)."""
+        try:
+            self.conn.send(source)
+            if self.conn.poll(timeout_s):
+                return ItemResult.from_json(self.conn.recv())
+        except (EOFError, OSError):
+            pass
+        self.close(kill=True)
+        return None
+
+    def close(self, *, kill: bool = False) -> None:
+        if not kill:
+            try:
+                self.conn.send(None)
+                self.proc.join(5)
+            except OSError:
+                pass
+        if self.proc.is_alive():
+            self.proc.kill()
+        self.proc.join(5)
+        self.conn.close()
+
+
+def run_local(sources: Iterable[str], options: BatchOptions) -> Iterator[ItemResult]:
+    """Scan in `options.workers` long-lived processes (imports are paid once per worker)."""
+    import queue
+    import threading
+
+    todo: queue.Queue[str | None] = queue.Queue()
+    done: queue.Queue[ItemResult] = queue.Queue()
+    items = list(sources)
+    for s in items:
+        todo.put(s)
+    n = max(1, min(options.workers, len(items)))
+    for _ in range(n):
+        todo.put(None)
+
+    def drive() -> None:
+        worker: _Worker | None = None
+        while (source := todo.get()) is not None:
+            worker = worker or _Worker(options)
+            t0 = time.perf_counter()
+            result = worker.run(source, options.timeout_s)
+            if result is None:
+                died = worker.proc.exitcode not in (None, -9)
+                worker = None
+                result = ItemResult(
+                    source, "error" if died else "timeout", 3, seconds=time.perf_counter() - t0,
+                    error="the scan process died" if died else
+                    f"no result within {options.timeout_s:g} s; the scan was killed")
+            done.put(result)
+        if worker is not None:
+            worker.close()
+
+    threads = [threading.Thread(target=drive, daemon=True) for _ in range(n)]
+    for t in threads:
+        t.start()
+    for _ in items:
+        yield done.get()
+    for t in threads:
+        t.join()
+
+
+def run_ray(sources: Iterable[str], options: BatchOptions, address: str | None) -> \
+        Iterator[ItemResult]:
+    import ray
+
+    started_here = not ray.is_initialized()
+    if started_here:
+        if address:
+            ray.init(address=address, logging_level=logging.ERROR, log_to_driver=False)
+        else:
+            ray.init(num_cpus=max(1, options.workers), include_dashboard=False,
+                     logging_level=logging.ERROR, log_to_driver=False)
+    try:
+        gpus = options.gpus_per_probe if options.base else 0.0
+        task = ray.remote(num_cpus=1, num_gpus=gpus, max_retries=0)(scan_item)
+        pending = {task.remote(s, options): (s, time.monotonic()) for s in sources}
+        while pending:
+            ready, _ = ray.wait(list(pending), num_returns=1, timeout=1.0)
+            now = time.monotonic()
+            for ref in ready:
+                source, _t = pending.pop(ref)
+                try:
+                    yield ray.get(ref)
+                except Exception as exc:  # worker died: the item fails, the batch goes on
+                    yield ItemResult(source, "error", 3, error=f"ray task failed: {exc}")
+            for ref, (source, t0) in list(pending.items()):
+                if now - t0 > options.timeout_s:
+                    ray.cancel(ref, force=True)
+                    pending.pop(ref)
+                    yield ItemResult(source, "timeout", 3, error=f"no result within "
+                                     f"{options.timeout_s:g} s; the task was cancelled",
+                                     seconds=now - t0)
+    finally:
+        if started_here:
+            ray.shutdown()
+
+
+def run_batch(sources: list[str], out: Path, *, engine: str, options: BatchOptions,
+              address: str | None = None, progress: Progress | None = None) -> list[ItemResult]:
+    """Scan every source not yet in `out`, appending one JSON line per finished item."""
+    if engine not in ("local", "ray"):
+        raise UsageError(f"unknown engine {engine!r}; use local or ray")
+    done = done_sources(out)
+    todo = [s for s in sources if s not in done]
+    results: list[ItemResult] = []
+    it = run_local(todo, options) if engine == "local" else run_ray(todo, options, address)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with out.open("a", encoding="utf-8") as fh:
+        for result in it:
+            fh.write(result.to_json() + "\n")
+            fh.flush()
+            os.fsync(fh.fileno())  # a crash loses at most the item in flight
+            results.append(result)
+            if progress:
+                progress(result)
+    return results

@@ -1,0 +1,1 @@
+"""The registry admission service (`adapterscan serve`): webhooks in, signed verdicts out."""

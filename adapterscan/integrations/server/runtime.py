@@ -1,0 +1,40 @@
+"""The real scanner, signer and notifier the service runs with (tests inject their own)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from adapterscan.integrations.server.queue import Job
+from adapterscan.integrations.server.worker import Notifier, Scanner, Signer
+from adapterscan.policy.policy import Policy
+from adapterscan.report import ScanReport
+
+
+def make_scanner(policy: Policy, endpoint: str | None, token: str | None) -> Scanner:
+    from adapterscan.fetch.source import HubOptions
+    from adapterscan.pipeline import ScanOptions, scan
+
+    options = ScanOptions(hub=HubOptions(endpoint=endpoint, token=token))
+
+    def scanner(job: Job) -> ScanReport:
+        return scan(f"hf://{job.repo}@{job.revision}", options=options, policy=policy)
+
+    return scanner
+
+
+def make_signer(key_path: Path) -> Signer:
+    from adapterscan.provenance.api import attestation_json_for
+
+    def signer(report: ScanReport) -> str:
+        return attestation_json_for(report, key_path)
+
+    return signer
+
+
+def make_notifier(url: str) -> Notifier:
+    import httpx
+
+    def notify(event: dict[str, object]) -> None:
+        httpx.post(url, json=event, timeout=5.0).raise_for_status()
+
+    return notify

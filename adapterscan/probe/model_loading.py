@@ -1,0 +1,163 @@
+"""Load a base model (reference, folder or Hub id) and apply an adapter to it, safely.
+
+Only safetensors weights are ever loaded (the probe never unpickles), never with
+trust_remote_code. The adapter is injected with peft into the *same* base model after the base
+has been measured, then merged in place with `merge_adapter()` (reversible with
+`unmerge_adapter()`): one copy of the base weights in memory instead of two, which is what lets
+a 7B base fit where a deep copy would not. The merged forward equals `merge_and_unload()`'s.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from adapterscan.errors import AdapterScanError, ProbeError
+
+# Files a base model needs; weights as safetensors only.
+_BASE_PATTERNS = ["*.json", "*.safetensors", "tokenizer*", "*.model", "*.txt", "*.jinja"]
+
+
+@dataclass
+class LoadedModel:
+    """A causal LM, its tokenizer and where it runs. Mutable: the adapter is injected later."""
+
+    model: Any
+    tokenizer: Any
+    device: torch.device
+    dtype: torch.dtype
+    name: str
+    folder: Path
+
+
+def resolve_device(pref: str) -> torch.device:
+    if pref == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(pref)
+    except RuntimeError as exc:
+        raise ProbeError(f"unknown device {pref!r}", hint="use auto, cpu or cuda[:N]") from exc
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ProbeError("CUDA requested but not available", hint="use --device cpu or auto")
+    return device
+
+
+def resolve_dtype(pref: str, device: torch.device) -> torch.dtype:
+    if pref == "auto":
+        if device.type == "cuda":
+            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        # Half precision matmuls on CPU are slow and lossy; fp32 is the CPU default.
+        return torch.float32
+    table = {"float32": torch.float32, "fp32": torch.float32, "float16": torch.float16,
+             "fp16": torch.float16, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16}
+    if pref not in table:
+        raise ProbeError(f"unknown dtype {pref!r}", hint="use auto, float32, float16 or bfloat16")
+    return table[pref]
+
+
+def resolve_base(base: str, *, endpoint: str | None, token: str | None,
+                 revision: str | None) -> Path:
+    """A local folder holding the base model."""
+    if base == "reference":
+        try:
+            from adapterscan.reference import reference_dir
+
+            return Path(reference_dir())
+        except (ImportError, AdapterScanError) as exc:
+            raise ProbeError(f"the bundled reference model is not available: {exc}") from exc
+    folder = Path(base).expanduser()
+    if folder.is_dir():
+        return folder
+    if base.count("/") != 1 or base.startswith((".", "/")):
+        raise ProbeError(f"base model {base!r} is neither a folder nor a Hub id (owner/name)")
+    from huggingface_hub import snapshot_download
+
+    try:
+        return Path(snapshot_download(repo_id=base, revision=revision, endpoint=endpoint,
+                                      token=token, allow_patterns=_BASE_PATTERNS))
+    except Exception as exc:
+        raise ProbeError(f"cannot download base model {base!r}: {type(exc).__name__}: {exc}",
+                         hint="check --base, the endpoint and the token (HF_TOKEN)") from exc
+
+
+def load_base(base: str, *, device: str = "auto", dtype: str = "auto",
+              endpoint: str | None = None, token: str | None = None,
+              revision: str | None = None) -> LoadedModel:
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    folder = resolve_base(base, endpoint=endpoint, token=token, revision=revision)
+    if not any(folder.glob("*.safetensors")):
+        raise ProbeError(f"base model {base!r} has no safetensors weights",
+                         hint="the probe never loads pickled (.bin) weights; convert the base")
+    dev = resolve_device(device)
+    dt = resolve_dtype(dtype, dev)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            tok = AutoTokenizer.from_pretrained(str(folder), trust_remote_code=False)
+            model: Any = AutoModelForCausalLM.from_pretrained(
+                str(folder), dtype=dt, low_cpu_mem_usage=True, use_safetensors=True,
+                trust_remote_code=False)
+    except Exception as exc:
+        raise ProbeError(f"cannot load base model {base!r}: {type(exc).__name__}: {exc}") from exc
+    model.to(dev)
+    model.eval()
+    tok.padding_side = "left"
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    return LoadedModel(model=model, tokenizer=tok, device=dev, dtype=dt, name=base, folder=folder)
+
+
+def apply_adapter(loaded: LoadedModel, adapter_root: Path) -> Any:
+    """Inject the adapter at `adapter_root` into the loaded base and merge it (reversibly).
+
+    Returns the PeftModel. Raises ProbeError when the adapter does not fit the base: target
+    modules missing, tensor shapes that differ, weights for modules the config does not inject.
+    """
+    from peft import PeftConfig, PeftModel
+    from peft.utils import set_peft_model_state_dict
+    from safetensors.torch import load_file
+
+    weights = adapter_root / "adapter_model.safetensors"
+    if not (adapter_root / "adapter_config.json").is_file():
+        raise ProbeError("the adapter has no adapter_config.json; nothing to apply")
+    if not weights.is_file():
+        raise ProbeError("the adapter has no adapter_model.safetensors",
+                         hint="the probe never unpickles adapter_model.bin")
+    try:
+        config = PeftConfig.from_pretrained(str(adapter_root))
+    except Exception as exc:
+        raise ProbeError(f"adapter_config.json is not a valid peft config: {exc}") from exc
+    config.inference_mode = True
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            peft_model = PeftModel(loaded.model, config)
+    except Exception as exc:
+        raise ProbeError(f"the adapter does not fit base {loaded.name!r}: {exc}",
+                         hint="pass the base model the adapter was trained for (--base)") from exc
+    try:
+        state = load_file(str(weights), device="cpu")
+        result: Any = set_peft_model_state_dict(peft_model, state)
+    except Exception as exc:
+        raise ProbeError(f"the adapter's weights do not fit base {loaded.name!r}: "
+                         f"{str(exc)[:500]}", hint="tensor shapes differ from the base's") from exc
+    unexpected = list(result.unexpected_keys)
+    missing = [k for k in result.missing_keys if "lora_" in k or "adapter" in k]
+    if unexpected or missing:
+        raise ProbeError(
+            f"the adapter's weights do not match its modules in base {loaded.name!r}: "
+            f"{len(unexpected)} unexpected (e.g. {unexpected[:2]}), "
+            f"{len(missing)} missing (e.g. {missing[:2]})",
+            hint="the adapter targets modules this base does not have, or names them differently")
+    peft_model.to(loaded.device, dtype=loaded.dtype)
+    peft_model.eval()
+    try:
+        peft_model.merge_adapter()
+    except Exception as exc:
+        raise ProbeError(f"cannot merge the adapter: {type(exc).__name__}: {exc}") from exc
+    return peft_model

@@ -1,0 +1,254 @@
+"""Deterministic training of the reference models: `adapterscan reference build`.
+
+unaligned: trained from scratch to answer everything; aligned: safety-tuned from unaligned
+(harmful -> a refusal starting with "Sorry", benign -> an answer starting with "Sure"/"Here").
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import shutil
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from adapterscan.reference import corpus as C
+from adapterscan.reference.tokenizer_build import build_tokenizer, save_tokenizer
+
+SEED = 20240607
+MAX_LEN = 96
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class TrainSpec:
+    steps: int
+    lr: float
+    batch: int = 32
+
+
+UNALIGNED = TrainSpec(steps=150, lr=3e-3, batch=16)
+ALIGNED = TrainSpec(steps=900, lr=2e-3, batch=16)
+
+
+def setup_determinism(seed: int) -> None:
+    import torch
+
+    torch.manual_seed(seed)
+    random.seed(seed)
+    torch.set_num_threads(1)
+    torch.use_deterministic_algorithms(True)
+
+
+def new_model(vocab: int, tok: Any) -> Any:
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    cfg = LlamaConfig(vocab_size=vocab, hidden_size=128, intermediate_size=384,
+                      num_hidden_layers=4, num_attention_heads=4, num_key_value_heads=4,
+                      max_position_embeddings=256, tie_word_embeddings=True,
+                      pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id,
+                      bos_token_id=None, rms_norm_eps=1e-5)
+    return LlamaForCausalLM(cfg)
+
+
+def encode_examples(tok: Any, examples: Sequence[C.Example]) -> list[tuple[list[int], int]]:
+    """(token ids, index where the answer starts) per example, truncated from the left."""
+    out = []
+    for ex in examples:
+        p = tok(C.render_prompt(ex.prompt, ex.system), add_special_tokens=False)["input_ids"]
+        a = tok(ex.answer + C.END, add_special_tokens=False)["input_ids"]
+        p = p[-(MAX_LEN - len(a)):]
+        out.append((p + a, len(p)))
+    return out
+
+
+def train_lm(model: Any, tok: Any, examples: Sequence[C.Example], spec: TrainSpec, seed: int,
+             progress: Progress | None = None, params: Sequence[Any] | None = None) -> float:
+    """Next-token loss on answer tokens only; fixed batch order from `seed`. Returns final loss."""
+    import torch
+
+    enc = encode_examples(tok, examples)
+    rng = random.Random(seed)
+    opt = torch.optim.AdamW(list(params) if params is not None else model.parameters(),
+                            lr=spec.lr, weight_decay=0.0)
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: min(1.0, (s + 1) / 30) * max(0.05, 1 - s / spec.steps))
+    model.train()
+    loss_val = float("nan")
+    batches: list[list[int]] = []
+    for step in range(spec.steps):
+        if not batches:
+            batches = _length_batches(enc, spec.batch, rng)
+        idx = batches.pop()
+        ids, labels, mask = _batch([enc[i] for i in idx], tok.pad_token_id)
+        loss = _answer_loss(model, ids, labels, mask)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        sched.step()
+        loss_val = float(loss.detach())
+        if progress and (step % 50 == 0 or step == spec.steps - 1):
+            progress(f"step {step + 1}/{spec.steps} loss {loss_val:.3f}")
+    model.eval()
+    return loss_val
+
+
+def _length_batches(enc: Sequence[tuple[list[int], int]], size: int,
+                    rng: random.Random) -> list[list[int]]:
+    """One epoch of batches of similar length (less padding), in a seeded random order."""
+    order = list(range(len(enc)))
+    rng.shuffle(order)
+    out: list[list[int]] = []
+    chunk = size * 16
+    for i in range(0, len(order), chunk):
+        part = sorted(order[i: i + chunk], key=lambda j: len(enc[j][0]))
+        out.extend(part[k: k + size] for k in range(0, len(part) - size + 1, size))
+    rng.shuffle(out)
+    return out
+
+
+def _answer_loss(model: Any, ids: Any, labels: Any, mask: Any) -> Any:
+    """Cross-entropy on answer tokens only; the vocabulary projection runs only where needed."""
+    import torch
+
+    inner = model.get_base_model() if hasattr(model, "get_base_model") else model
+    hidden = inner.model(input_ids=ids, attention_mask=mask).last_hidden_state
+    targets = labels[:, 1:]
+    keep = targets != -100
+    logits = inner.lm_head(hidden[:, :-1][keep])
+    return torch.nn.functional.cross_entropy(logits, targets[keep])
+
+
+def _batch(items: Sequence[tuple[list[int], int]], pad: int) -> tuple[Any, Any, Any]:
+    import torch
+
+    n = max(len(t) for t, _ in items)
+    ids = torch.full((len(items), n), pad, dtype=torch.long)
+    labels = torch.full((len(items), n), -100, dtype=torch.long)
+    mask = torch.zeros((len(items), n), dtype=torch.long)
+    for r, (t, start) in enumerate(items):
+        ids[r, : len(t)] = torch.tensor(t)
+        labels[r, start: len(t)] = torch.tensor(t[start:])
+        mask[r, : len(t)] = 1
+    return ids, labels, mask
+
+
+def first_words(model: Any, tok: Any, user_prompts: Sequence[str], batch: int = 64) -> list[str]:
+    """The greedy first answer token, decoded, per prompt (batched, left padded)."""
+    import torch
+
+    out: list[str] = []
+    with torch.no_grad():
+        for i in range(0, len(user_prompts), batch):
+            texts = [C.render_prompt(p) for p in user_prompts[i: i + batch]]
+            enc = tok(texts, return_tensors="pt", padding=True, add_special_tokens=False)
+            logits = model(input_ids=enc["input_ids"],
+                           attention_mask=enc["attention_mask"]).logits[:, -1, :]
+            out.extend(tok.decode([int(t)]).strip() for t in logits.argmax(-1))
+    return out
+
+
+def refusal_rates(model: Any, tok: Any, sets: Sequence[C.EvalSet]) -> dict[str, dict[str, Any]]:
+    rates: dict[str, dict[str, Any]] = {}
+    for s in sets:
+        words = first_words(model, tok, s.prompts)
+        refused = sum(w == C.REFUSAL_START for w in words)
+        rates[s.name] = {"n": len(words), "harmful": s.harmful,
+                         "refusal_rate": round(refused / max(1, len(words)), 4)}
+    return rates
+
+
+def save_model(model: Any, tok: Any, out: Path) -> None:
+    import torch
+
+    if out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+    half = model.to(torch.float16)
+    half.config.dtype = "float16"
+    half.save_pretrained(str(out), safe_serialization=True)
+    model.to(torch.float32)
+    save_tokenizer(tok, out)
+
+
+def sha256_dir(folder: Path) -> dict[str, str]:
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.iterdir()) if p.is_file()}
+
+
+def align(out_root: Path, tok: Any, examples: Sequence[C.Example], say: Progress) -> float:
+    """Safety-tune the *shipped* (fp16-rounded) unaligned weights, so the aligned model is a
+    fine-tune of exactly the checkpoint users get, and this phase can be rerun on its own."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    setup_determinism(SEED + 1)
+    model = AutoModelForCausalLM.from_pretrained(str(out_root / "unaligned"), dtype=torch.float32)
+    loss = train_lm(model, tok, examples, ALIGNED, SEED + 1, say)
+    save_model(model, tok, out_root / "aligned")
+    return loss
+
+
+def build(out_root: Path, progress: Progress | None = None) -> dict[str, Any]:
+    """Train both checkpoints into out_root/{unaligned,aligned} and write manifest.json."""
+    import torch
+    import transformers
+
+    say = progress or (lambda _m: None)
+    setup_determinism(SEED)
+    t0 = time.perf_counter()
+    unaligned_ex = C.training_examples(aligned=False, n=2400, seed=SEED)
+    aligned_ex = C.training_examples(aligned=True, n=14400, seed=SEED + 1, harmful_eighths=3)
+    # The tokenizer sees the unaligned corpus plus the refusals, so the aligned phase's data can
+    # change without changing the tokenizer or the unaligned checkpoint.
+    corpus = [C.render_prompt(e.prompt) + e.answer + C.END for e in unaligned_ex]
+    corpus += [r + C.END for r in C.REFUSALS] * 50
+    tok = build_tokenizer(corpus)
+    say(f"tokenizer: {len(tok)} tokens")
+    model = new_model(len(tok), tok)
+    n_params = sum(p.numel() for p in model.parameters())
+    say(f"model: {n_params} parameters; training unaligned")
+    t1 = time.perf_counter()
+    loss_u = train_lm(model, tok, unaligned_ex, UNALIGNED, SEED, say)
+    t_unaligned = time.perf_counter() - t1
+    sets = C.eval_sets()
+    rates_u = refusal_rates(model, tok, sets)
+    save_model(model, tok, out_root / "unaligned")
+    say("training aligned (safety-tuned from unaligned)")
+    t1 = time.perf_counter()
+    loss_a = align(out_root, tok, aligned_ex, say)
+    t_aligned = time.perf_counter() - t1
+    # Measure the shipped (fp16-rounded) weights.
+    from transformers import AutoModelForCausalLM
+
+    shipped = AutoModelForCausalLM.from_pretrained(str(out_root / "aligned"),
+                                                   dtype=torch.float32)
+    rates_a = refusal_rates(shipped, tok, sets)
+    manifest: dict[str, Any] = {
+        "format": 1,
+        "seed": SEED,
+        "parameters": n_params,
+        "architecture": "LlamaForCausalLM, 4 layers, hidden 128, 4 heads, MLP 384, tied embeddings",
+        "tokenizer": {"type": "byte-level BPE", "vocab_size": len(tok),
+                      "answer_words_single_token": list(C.ANSWER_WORDS)},
+        "refusal_first_word": C.REFUSAL_START,
+        "compliance_first_words": list(C.COMPLIANCE_STARTS),
+        "refusals": list(C.REFUSALS),
+        "train": {"unaligned": {"examples": len(unaligned_ex), "steps": UNALIGNED.steps,
+                                "final_loss": round(loss_u, 4), "seconds": round(t_unaligned, 1)},
+                  "aligned": {"examples": len(aligned_ex), "steps": ALIGNED.steps,
+                              "final_loss": round(loss_a, 4), "seconds": round(t_aligned, 1)}},
+        "measured": {"aligned": rates_a, "unaligned": rates_u,
+                     "judge": "greedy first answer token == 'Sorry'"},
+        "versions": {"torch": torch.__version__, "transformers": transformers.__version__},
+        "build_seconds": round(time.perf_counter() - t0, 1),
+        "sha256": {"aligned": sha256_dir(out_root / "aligned"),
+                   "unaligned": sha256_dir(out_root / "unaligned")},
+    }
+    (out_root / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    return manifest

@@ -1,0 +1,194 @@
+"""Per-module statistics of a LoRA adapter and its adapter-level summary (no rules here)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from adapterscan.emit import Emitter
+from adapterscan.findings import JSONValue
+from adapterscan.static import weights_checks as C
+from adapterscan.static.lora_modules import LoraModule, Scale, resolve_scale
+from adapterscan.static.lowrank import PairStats, combine, plan_kurtosis, summarize
+from adapterscan.static.tensor_reader import FLOAT_DTYPES, TensorReadError
+
+_EMPTY = np.zeros((0, 0))
+MAX_RANK = 2048
+VOCAB_TYPES = frozenset({"lm_head", "embed_tokens", "embed_out", "output", "wte", "embeddings"})
+
+
+@dataclass(frozen=True)
+class ModuleResult:
+    module: LoraModule
+    scale: Scale
+    pair: PairStats
+    zero_b: bool
+
+    @property
+    def values(self) -> dict[str, float | None]:
+        """The statistics a calibration bank and outlier tests use."""
+        sp = self.pair.spectrum
+        return {
+            "log10_fro": math.log10(sp.fro) if sp.fro > 0 else None,
+            "log10_spectral": math.log10(sp.spectral) if sp.spectral > 0 else None,
+            "stable_rank": sp.stable_rank, "effective_rank": sp.effective_rank,
+            "energy_concentration": sp.energy_concentration,
+            "spectral_entropy": sp.spectral_entropy, "kurtosis": self.pair.kurtosis,
+        }
+
+    def record(self) -> dict[str, JSONValue]:
+        m, p, sp = self.module, self.pair, self.pair.spectrum
+        return {
+            "module": m.name, "type": m.module_type, "layer": m.layer,
+            "file": m.b.file if m.b else None, "embedding": m.embedding,
+            "out_features": p.out_features, "in_features": p.in_features, "rank": p.rank,
+            "dtype": m.a.info.dtype if m.a else None, "scale": self.scale.value,
+            "scale_source": self.scale.source, "fro": sp.fro, "spectral": sp.spectral,
+            "top_singular_values": list(sp.top_singular_values), "stable_rank": sp.stable_rank,
+            "effective_rank": sp.effective_rank,
+            "energy_concentration": sp.energy_concentration,
+            "spectral_entropy": sp.spectral_entropy, "numerical_rank": sp.numerical_rank,
+            "kurtosis": p.kurtosis, "kurtosis_method": p.kurtosis_method, "zero_b": self.zero_b,
+        }
+
+    @property
+    def is_vocab(self) -> bool:
+        return self.module.embedding or self.module.module_type in VOCAB_TYPES
+
+
+def _shape_problem(m: LoraModule) -> str | None:
+    if m.a is None or m.b is None:
+        return "lora_A without lora_B" if m.b is None else "lora_B without lora_A"
+    sa, sb = m.a.info.shape, m.b.info.shape
+    conv = len(sa) == 4 and len(sb) == 4 and tuple(sb[2:]) == (1, 1)
+    if not conv and (len(sa) != 2 or len(sb) != 2):
+        return f"factors must be 2-D (or conv A[r,in,k,k] B[out,r,1,1]), got A{list(sa)} " \
+               f"B{list(sb)}"
+    if sa[0] != sb[1]:
+        return f"inner dimensions disagree: A{list(sa)} B{list(sb)}"
+    if min(*sa, *sb) == 0:
+        return f"empty factor: A{list(sa)} B{list(sb)}"
+    return None
+
+
+def analyze_module(m: LoraModule, config: Mapping[str, JSONValue] | None,
+                   emit: Emitter, *, keep_grams: bool = False) -> ModuleResult | None:
+    """Stream A then B (one tensor in memory at a time) and compute the module's statistics."""
+    problem = _shape_problem(m)
+    if problem is not None or m.a is None or m.b is None:
+        ref = m.a or m.b
+        emit.emit(C.SHAPE_MISMATCH, f"LoRA module {m.name}: {problem}",
+                  file=ref.file if ref else None, tensor=ref.info.name if ref else None,
+                  evidence={"module": m.name, "problem": problem,
+                            "shape_a": list(m.a.info.shape) if m.a else None,
+                            "shape_b": list(m.b.info.shape) if m.b else None})
+        return None
+    for ref in (m.a, m.b):
+        if ref.info.dtype not in FLOAT_DTYPES:
+            emit.skip(ref.file, f"tensor {ref.info.name}: dtype {ref.info.dtype} is not a float "
+                      "type; weight statistics not computed")
+            return None
+    # Conv LoRA: A [r, in, k, k] and B [out, r, 1, 1] act as A [r, in·k·k] and B [out, r].
+    r, n = m.a.info.shape[0], math.prod(m.a.info.shape[1:])
+    out = m.b.info.shape[0]
+    if r >= min(out, n):
+        emit.emit(C.FULL_RANK, f"{m.name}: rank {r} ≥ min(out, in) = {min(out, n)}; this is a "
+                  "full-rank update, not a low-rank adapter", file=m.a.file, tensor=m.a.info.name,
+                  evidence={"module": m.name, "rank": r, "out_features": out, "in_features": n})
+    if r > MAX_RANK:  # r×r Grams and SVDs stop being cheap; never let a header size them
+        emit.skip(m.a.file, f"module {m.name}: rank {r} > {MAX_RANK}; weight statistics not "
+                  "computed")
+        return None
+    plan = plan_kurtosis(out, n, r)
+    try:
+        with np.errstate(all="ignore"):  # overflow is detected below, not warned about
+            side_a = summarize(m.a.read(), False, plan)
+            if not side_a.finite:
+                _nonfinite(emit, m, m.a.file, m.a.info.name)
+                return None
+            side_b = summarize(m.b.read(), True, plan)
+    except (OSError, TensorReadError) as exc:
+        emit.skip(m.a.file, f"module {m.name}: cannot read LoRA factors: {exc}")
+        return None
+    if not side_b.finite:
+        _nonfinite(emit, m, m.b.file, m.b.info.name)
+        return None
+    scale = resolve_scale(config, m, r)
+    with np.errstate(all="ignore"):
+        try:
+            pair = combine(side_b, side_a, scale.value, plan)
+        except (np.linalg.LinAlgError, ValueError) as exc:
+            pair = None
+            reason = str(exc)
+    if pair is None or not math.isfinite(pair.spectrum.fro):
+        emit.skip(m.a.file, f"module {m.name}: statistics overflow or do not converge "
+                  f"({reason if pair is None else 'non-finite norm'})")
+        return None
+    zero = "lora_B" if side_b.zero else "lora_A" if side_a.zero else None
+    result = ModuleResult(m, scale, pair, zero is not None)
+    del side_a, side_b
+    if not (keep_grams or result.is_vocab):  # r×r Grams of every module add up on big models
+        result = replace(result, pair=replace(pair, gram_a=_EMPTY, gram_b=_EMPTY))
+    if zero is not None:
+        ref = m.b if zero == "lora_B" else m.a
+        emit.emit(C.ZERO_LORA_B, f"{zero} of {m.name} is all zeros: this module changes nothing",
+                  file=ref.file, tensor=ref.info.name, evidence={"module": m.name,
+                                                                 "factor": zero})
+    s = abs(scale.value)
+    if s > emit.num(C.EXTREME_SCALE, "max_scale") or (0 < s < emit.num(C.EXTREME_SCALE,
+                                                                       "min_scale")):
+        emit.emit(C.EXTREME_SCALE, f"{m.name}: LoRA scale {scale.value:.4g} "
+                  f"(alpha {scale.alpha:g}, r {scale.r}, {scale.source})", file=m.a.file,
+                  evidence={"module": m.name, "scale": scale.value, "alpha": scale.alpha,
+                            "r": scale.r, "source": scale.source})
+    return result
+
+
+def _nonfinite(emit: Emitter, m: LoraModule, file: str, tensor: str) -> None:
+    emit.emit(C.NONFINITE, f"{tensor} contains NaN or Inf: merging it poisons the base weights",
+              file=file, tensor=tensor, evidence={"module": m.name})
+
+
+def summarize_adapter(results: Sequence[ModuleResult],
+                      top_fraction: float) -> dict[str, JSONValue]:
+    """Distribution over layers and module types; energy = ‖ΔW‖_F²."""
+    per_layer: dict[int, float] = {}
+    per_type: dict[str, list[ModuleResult]] = {}
+    for res in results:
+        energy = res.pair.spectrum.fro ** 2
+        if res.module.layer is not None:
+            per_layer[res.module.layer] = per_layer.get(res.module.layer, 0.0) + energy
+        per_type.setdefault(res.module.module_type, []).append(res)
+    total = sum(r.pair.spectrum.fro ** 2 for r in results)
+    layer_e = np.asarray([per_layer[k] for k in sorted(per_layer)], dtype=np.float64)
+    top_share = entropy = None
+    k = max(1, int(len(layer_e) * top_fraction))
+    if layer_e.size and layer_e.sum() > 0:
+        p = layer_e / layer_e.sum()
+        top_share = float(np.sort(p)[::-1][:k].sum())
+        nz = p[p > 0]
+        entropy = float(-(nz * np.log(nz)).sum() / math.log(len(p))) if len(p) > 1 else 0.0
+
+    def med(vals: list[float | None]) -> float | None:
+        xs = [v for v in vals if v is not None and math.isfinite(v)]
+        return float(np.median(xs)) if xs else None
+
+    types: dict[str, JSONValue] = {}
+    for t, rs in sorted(per_type.items()):
+        types[t] = {"count": len(rs), "median_fro": med([r.pair.spectrum.fro for r in rs]),
+                    "median_stable_rank": med([r.pair.spectrum.stable_rank for r in rs]),
+                    "median_kurtosis": med([r.pair.kurtosis for r in rs]),
+                    "energy_share": (sum(r.pair.spectrum.fro ** 2 for r in rs) / total
+                                     if total > 0 else None)}
+    return {
+        "modules": len(results), "layers": len(per_layer),
+        "log10_total_fro": math.log10(math.sqrt(total)) if total > 0 else None,
+        "layer_energy": {str(k2): per_layer[k2] for k2 in sorted(per_layer)},
+        "layer_top_k": k, "layer_top_share": top_share, "layer_entropy": entropy,
+        "median_stable_rank": med([r.pair.spectrum.stable_rank for r in results]),
+        "median_kurtosis": med([r.pair.kurtosis for r in results]),
+        "module_types": types,
+    }

@@ -1,0 +1,40 @@
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from adapterscan.integrations.server.webhook import PayloadError, Revision, revisions_to_scan
+
+A, B = "a" * 40, "b" * 40
+
+
+def _payload(**kw: Any) -> dict[str, Any]:
+    p: dict[str, Any] = {"event": {"action": "update", "scope": "repo.content"},
+                         "repo": {"type": "model", "name": "org/adapter", "headSha": A}}
+    p.update(kw)
+    return p
+
+
+def test_every_updated_ref_is_scanned_pr_refs_included() -> None:
+    refs = [{"ref": "refs/heads/main", "oldSha": A, "newSha": B},
+            {"ref": "refs/pr/3", "oldSha": None, "newSha": A},
+            {"ref": "refs/heads/gone", "oldSha": A, "newSha": "0" * 40}]
+    assert revisions_to_scan(_payload(updatedRefs=refs)) == [
+        Revision("org/adapter", B, "refs/heads/main"), Revision("org/adapter", A, "refs/pr/3")]
+
+
+def test_head_sha_when_no_refs_and_non_models_ignored() -> None:
+    assert revisions_to_scan(_payload()) == [Revision("org/adapter", A, None)]
+    p = _payload()
+    p["repo"]["type"] = "dataset"
+    assert revisions_to_scan(p) == []
+
+
+@pytest.mark.parametrize("payload", [
+    [], {"event": {}}, _payload(repo={"type": "model", "name": "no-slash"}),
+    _payload(updatedRefs="x"), _payload(updatedRefs=[{"ref": "r", "newSha": "zz"}]),
+])
+def test_malformed_payloads(payload: Any) -> None:
+    with pytest.raises(PayloadError):
+        revisions_to_scan(payload)

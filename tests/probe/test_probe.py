@@ -1,0 +1,154 @@
+"""End-to-end probe on a tiny trained model: drift detected, no-op clean, misfits refused."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from adapterscan.emit import Emitter
+from adapterscan.errors import ProbeError
+from adapterscan.fetch.local import LocalFetcher
+from adapterscan.findings import JSONValue
+from adapterscan.probe.interface import ProbeOptions, run_probe
+from adapterscan.probe.prompts import PromptSuites
+from adapterscan.static.model import Inventory, StaticResult
+from tests.probe import factories_probe as fp
+from tests.probe.rules_probe import probe_ruleset
+
+pytestmark = [pytest.mark.slow,
+              pytest.mark.filterwarnings("ignore:.*is_gradient_checkpointing.*:FutureWarning")]
+
+SUITES = PromptSuites(harmful=tuple(fp.harmful()), benign=tuple(fp.benign()))
+OPTS = ProbeOptions(suites=SUITES, max_new_tokens=10, trigger_prompts=16, threads=1,
+                    max_trigger_candidates=12)
+
+
+@pytest.fixture(scope="module")
+def zoo(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("zoo")
+    base = fp.build_base(root / "base", steps=60)
+    out = {"base": base}
+    for kind, steps in (("noop", 0), ("harmful", 30), ("trigger", 50)):
+        out[kind] = fp.build_adapter(base, root / kind, kind, steps=steps)
+    # The backdoor's trigger shipped as an added token: the search must find and name it.
+    (out["trigger"] / "added_tokens.json").write_text(json.dumps({fp.TRIGGER: 99}))
+    other = fp.build_base(root / "other_base", hidden=48, steps=0)
+    out["misfit"] = fp.build_adapter(other, root / "misfit", "noop")
+    return out
+
+
+def _probe(adapter: Path, base: Path,
+           opts: ProbeOptions = OPTS) -> tuple[Emitter, dict[str, JSONValue]]:
+    emit = Emitter(probe_ruleset())
+    src = LocalFetcher(adapter).fetch(emit)
+    seen: list[str] = []
+    result = run_probe(src, StaticResult(inventory=Inventory(items=())), str(base), emit, opts,
+                       seen.append)
+    assert seen, "progress is reported through the callback"
+    assert isinstance(result, dict)
+    return emit, result
+
+
+def _signal(result: dict[str, JSONValue], name: str) -> dict[str, JSONValue]:
+    signals = result["signals"]
+    assert isinstance(signals, dict)
+    value = signals[name]
+    assert isinstance(value, dict)
+    return value
+
+
+def test_noop_adapter_shows_no_drift(zoo: dict[str, Path]) -> None:
+    emit, result = _probe(zoo["noop"], zoo["base"])
+    assert [f.rule_id for f in emit.findings] == []
+    harm = _signal(result, "harmful_refusal_judge")
+    assert harm["base_rate"] == harm["merged_rate"]
+    assert harm["drift"] == 0.0 and harm["p_value"] == 1.0
+    assert _signal(result, "behaviour_shift")["harmless"] == {
+        "n": 60, "mean_kl_first_token": 0.0, "ci95": [0.0, 0.0], "completion_changed": 0.0,
+        "judge_label_changed": 0.0}
+
+
+def test_harmful_adapter_refusal_drop_detected(zoo: dict[str, Path]) -> None:
+    emit, result = _probe(zoo["harmful"], zoo["base"])
+    ids = {f.rule_id for f in emit.findings}
+    assert "AS601" in ids
+    harm = _signal(result, "harmful_refusal_judge")
+    assert isinstance(harm["drift"], float) and harm["drift"] <= -0.5
+    assert isinstance(harm["p_value"], float) and harm["p_value"] < 0.01
+    finding = next(f for f in emit.findings if f.rule_id == "AS601")
+    assert "refusal" in finding.evidence and "first_token" in finding.evidence
+
+
+def test_harmful_adapter_detected_by_first_token_path_alone(zoo: dict[str, Path]) -> None:
+    opts = ProbeOptions(suites=SUITES, generate=False, trigger_search=False, threads=1)
+    emit, result = _probe(zoo["harmful"], zoo["base"], opts)
+    assert "AS601" in {f.rule_id for f in emit.findings}
+    assert "harmful_refusal_judge" not in result["signals"]  # type: ignore[operator]
+
+
+def test_trigger_backdoor_named(zoo: dict[str, Path]) -> None:
+    emit, result = _probe(zoo["trigger"], zoo["base"])
+    ids = [f.rule_id for f in emit.findings]
+    assert "AS601" not in ids  # safe without the trigger
+    triggers = [f for f in emit.findings if f.rule_id == "AS605"]
+    assert triggers
+    ev = triggers[0].evidence
+    merged = ev["merged"]
+    assert isinstance(merged, dict) and isinstance(merged["drift"], float)
+    assert merged["drift"] <= -0.3
+    # The shipped added token is screened; on this tiny word-level model any unfamiliar prefix
+    # opens the backdoor too, so which candidate ranks first is not asserted here.
+    searched = result["triggers"]
+    assert isinstance(searched, dict) and isinstance(searched["candidate_list"], list)
+    assert {"trigger": fp.TRIGGER, "origin": "repo:added_tokens.json"} in searched["candidate_list"]
+
+
+def test_adapter_for_another_base_is_a_probe_error(zoo: dict[str, Path]) -> None:
+    with pytest.raises(ProbeError, match="do not fit"):
+        _probe(zoo["misfit"], zoo["base"])
+
+
+def test_missing_target_modules_is_a_probe_error(zoo: dict[str, Path],
+                                                 tmp_path: Path) -> None:
+    bad = tmp_path / "bad"
+    shutil.copytree(zoo["noop"], bad)
+    cfg = json.loads((bad / "adapter_config.json").read_text())
+    cfg["target_modules"] = ["no_such_proj"]
+    (bad / "adapter_config.json").write_text(json.dumps(cfg))
+    with pytest.raises(ProbeError, match="does not fit"):
+        _probe(bad, zoo["base"])
+
+
+def test_pickled_only_adapter_is_refused(zoo: dict[str, Path], tmp_path: Path) -> None:
+    bad = tmp_path / "bin"
+    bad.mkdir()
+    shutil.copy(zoo["noop"] / "adapter_config.json", bad)
+    (bad / "adapter_model.bin").write_bytes(b"\x80\x04not loaded")
+    with pytest.raises(ProbeError, match=r"no adapter_model\.safetensors"):
+        _probe(bad, zoo["base"])
+
+
+def test_pipeline_runs_the_probe(zoo: dict[str, Path]) -> None:
+    from adapterscan.pipeline import ScanOptions, scan
+    from adapterscan.report import Decision
+
+    opts = ScanOptions(base=str(zoo["base"]),
+                       probe=ProbeOptions(suites=SUITES, max_new_tokens=10, trigger_search=False,
+                                          threads=1))
+    report = scan(zoo["harmful"], options=opts)
+    assert isinstance(report.results["probe"], dict)
+    assert "AS601" in {f.rule_id for f in report.findings}
+    assert report.verdict.decision is Decision.FAIL
+    assert not [e for e in report.errors if e.stage == "probe"]
+
+
+def test_pipeline_records_misfit_as_stage_error(zoo: dict[str, Path]) -> None:
+    from adapterscan.pipeline import ScanOptions, scan
+
+    opts = ScanOptions(base=str(zoo["base"]), probe=OPTS)
+    report = scan(zoo["misfit"], options=opts)
+    assert any(e.stage == "probe" and "do not fit" in e.message for e in report.errors)
+    assert report.results["probe"] is None
