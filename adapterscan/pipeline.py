@@ -11,6 +11,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from threadpoolctl import threadpool_limits
+
 from adapterscan._version import __version__
 from adapterscan.emit import Emitter
 from adapterscan.errors import UsageError
@@ -71,7 +73,10 @@ def scan(source: str | Path, *, options: ScanOptions | None = None, policy: Poli
                 and e.path not in src.remote_only]
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="sha256") as pool:
         futures = hash_files_async(src.root, hashable, pool)
-        static = run_static(src, emit, opts.static, timings, progress)
+        # One BLAS thread: the other core is hashing, and OpenBLAS threads that spin against
+        # it made the weight statistics 40x slower on 2 cores (measured, docs/benchmarks).
+        with threadpool_limits(limits=1, user_api="blas"):
+            static = run_static(src, emit, opts.static, timings, progress)
         t0 = time.perf_counter()
         digests: dict[str, str] = {}
         for path, fut in futures.items():

@@ -7,6 +7,7 @@ above the default policy's fail_on (high).
 
 from __future__ import annotations
 
+import os
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -52,11 +53,13 @@ def _probe(path: Path, opts: object) -> tuple[float, list[str], object]:
 def run() -> BenchTable:
     import torch
 
-    from adapterscan.examples import build_examples
+    from adapterscan.examples import build_examples, load_examples
     from adapterscan.probe.interface import ProbeOptions
 
     torch.set_num_threads(1)
-    examples = build_examples()
+    # ADAPTERSCAN_EXAMPLES_DIR: reuse a folder of built examples instead of the default cache.
+    where = os.environ.get("ADAPTERSCAN_EXAMPLES_DIR")
+    examples = (load_examples(Path(where)) if where else None) or build_examples()
     fast = ProbeOptions(generate=False, trigger_search=False, threads=1)
     full = ProbeOptions(threads=1)
     _probe(examples[0].path, fast)  # warm-up: imports and first load are not per-adapter costs

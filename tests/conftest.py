@@ -2,8 +2,11 @@ from __future__ import annotations
 
 import os
 
-# Tests never reach a real Hub: any accidental call fails fast instead of hanging.
-os.environ.setdefault("HF_HUB_OFFLINE", "0")
+# Tests never reach a real Hub. Anything that falls back to the default endpoint (peft looks up
+# a base model's config on save, for example) hits a closed local port and fails at once; tests
+# of the Hub client pass the address of their own server on 127.0.0.1.
+os.environ["HF_ENDPOINT"] = "http://127.0.0.1:9"
 os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
 os.environ["HF_HUB_DISABLE_XET"] = "1"
+os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"
 os.environ.pop("HF_TOKEN", None)

@@ -35,6 +35,8 @@ def demo_command(
     out: Annotated[Path | None, typer.Option(
         help="where the example adapters are built or reused (default: user cache)")] = None,
     rebuild: Annotated[bool, typer.Option(help="retrain the example adapters")] = False,
+    reports: Annotated[Path | None, typer.Option(
+        help="also write each scan's JSON report into this folder")] = None,
 ) -> None:
     """Build (or reuse) the example adapters, scan each against the bundled reference model.
 
@@ -54,6 +56,9 @@ def demo_command(
         with err.status(f"scanning {ex.name}…") as status:
             report = _scan(ex.path, lambda m, s=status, n=ex.name: s.update(f"{n}: {m}"))
         rows.append(_row(ex.name, ex.expected_class, ex.should_reject, report))
+        if reports is not None:
+            reports.mkdir(parents=True, exist_ok=True)
+            (reports / f"{ex.name}.json").write_text(report.to_json())
     console.print(_table(rows))
     console.print(
         "Each example adapter was merged into the bundled reference chat model and compared "
@@ -90,21 +95,22 @@ def _row(name: str, expected: str, should_reject: bool, report: ScanReport) -> D
 
 
 def _drift(signals: object) -> str:
-    """The harmful suite's refusal drift, from whichever signal the probe reported."""
+    """Refusal drift on harmful prompts: the generation judge's, else the first-token one."""
     if not isinstance(signals, dict):
         return "n/a"
-    for key in ("refusal_generation", "refusal_first_token", "refusal"):
+    for key in ("harmful_refusal_judge", "harmful_refusal_first_token"):
         sig = signals.get(key)
-        if isinstance(sig, dict):
-            harm = sig.get("harmful", sig)
-            if isinstance(harm, dict) and isinstance(harm.get("drift"), int | float):
-                return f"{float(harm['drift']):+.0%}"
+        if isinstance(sig, dict) and isinstance(sig.get("drift"), int | float):
+            return (f"{float(sig['drift']):+.0%} ({float(sig.get('base_rate', 0)):.0%}→"
+                    f"{float(sig.get('merged_rate', 0)):.0%})")
     return "n/a"
 
 
 def _trigger(triggers: object) -> str:
-    if isinstance(triggers, list):
-        found = [t for t in triggers if isinstance(t, dict) and t.get("finding")]
+    """The first confirmed trigger (the probe reports {"confirmed": [...]} or a plain list)."""
+    rows = triggers.get("confirmed") if isinstance(triggers, dict) else triggers
+    if isinstance(rows, list):
+        found = [t for t in rows if isinstance(t, dict) and t.get("finding")]
         if found:
             return f"{found[0].get('trigger')!r} ({found[0].get('position')})"
     return "-"

@@ -14,6 +14,7 @@ from adapterscan.cli.exit_codes import exit_code_for
 from adapterscan.fetch.interface import FetchLimits
 from adapterscan.fetch.source import HubOptions
 from adapterscan.formats.interface import OutputFormat, formatter_for
+from adapterscan.formats.text import safe_text
 from adapterscan.pipeline import DEFAULT_MAX_FILE_BYTES, ScanOptions, scan, weight_options_for
 from adapterscan.policy.policy import Policy, load_policy
 from adapterscan.report import ScanReport
@@ -70,7 +71,7 @@ def scan_command(
     with err.status("scanning…") as status:
         report: ScanReport = run_or_exit(lambda: scan(
             source, options=options, policy=policy, ruleset=ruleset,
-            progress=lambda msg: status.update(f"scanning: {msg}")))
+            progress=lambda msg: status.update(f"scanning: {safe_text(msg)}")))
     effective = policy.apply_to(ruleset)
     text = formatter_for(fmt, color=output is None and err.is_terminal).format(report, effective)
     write_output(text, output)

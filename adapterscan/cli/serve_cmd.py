@@ -54,7 +54,7 @@ def serve_command(
                           workers=workers, max_body_bytes=max_body, max_pending=max_pending,
                           policy_digest=policy.source_digest or "default",
                           worker=WorkerConfig(lease_s=lease))
-    signer = run_or_exit(lambda: make_signer(sign_key)) if sign_key else None
+    signer = run_or_exit(lambda: make_signer(sign_key, policy)) if sign_key else None
     app = run_or_exit(lambda: create_app(
         config, make_scanner(policy, hub_endpoint, os.environ.get("HF_TOKEN")), signer=signer,
         notifier=make_notifier(notify_url) if notify_url else None))

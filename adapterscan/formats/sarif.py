@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from typing import Any
+from urllib.parse import quote
 
 from adapterscan.findings import Confidence, Finding, Severity
 from adapterscan.report import ScanReport
@@ -35,8 +36,16 @@ def _rule_descriptor(rule: Rule) -> dict[str, Any]:
     }
 
 
+def _uri(path: str | None) -> str:
+    """A relative URI reference for a scanned path: names with spaces, '#', '?', ':', controls
+    or undecodable bytes (kept as surrogate escapes) become percent-encoded original bytes."""
+    if not path:
+        return "."
+    return quote(path.encode("utf-8", "surrogateescape"), safe="/")
+
+
 def _result(f: Finding, index: dict[str, int]) -> dict[str, Any]:
-    uri = f.location.file or "."
+    uri = _uri(f.location.file)
     logical = [{"name": f.location.tensor, "kind": "member"}] if f.location.tensor else []
     location: dict[str, Any] = {"physicalLocation": {"artifactLocation": {
         "uri": uri, "uriBaseId": "SRCROOT"}}}
@@ -60,7 +69,7 @@ class SarifFormatter:
         index = {r.id: i for i, r in enumerate(ruleset.rules)}
         notifications = [
             {"level": "error", "message": {"text": f"not fully analysed: {s.reason}"},
-             "locations": [{"physicalLocation": {"artifactLocation": {"uri": s.path}}}]}
+             "locations": [{"physicalLocation": {"artifactLocation": {"uri": _uri(s.path)}}}]}
             for s in report.skipped
         ] + [
             {"level": "error", "message": {"text": f"stage {e.stage} failed: {e.message}"}}

@@ -21,7 +21,8 @@ _STYLE = {Severity.INFO: "dim", Severity.LOW: "cyan", Severity.MEDIUM: "yellow",
 _UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff\u202a-\u202e\u2066-\u2069]")
 
 
-def _safe(text: str) -> str:
+def safe_text(text: str) -> str:
+    """Untrusted text made inert for a rich console: escaped controls, no markup."""
     shown = _UNSAFE.sub(lambda m: f"\\x{ord(m[0]):02x}" if ord(m[0]) < 0x100
                         else f"\\u{ord(m[0]):04x}", text)
     return escape(shown)
@@ -41,7 +42,8 @@ class TextFormatter:
                       width=self.width, highlight=False)
         subj = report.subject
         rev = f" @ {subj.revision}" if subj.revision else ""
-        con.print(f"[bold]adapterscan {report.tool_version}[/] scanned {_safe(subj.source)}{_safe(rev)} "
+        con.print(f"[bold]adapterscan {report.tool_version}[/] scanned "
+                  f"{safe_text(subj.source + rev)} "
                   f"({len(subj.files)} files, {sum(f.size for f in subj.files):,} bytes)")
         if report.findings:
             table = Table(show_lines=False, expand=False)
@@ -51,21 +53,21 @@ class TextFormatter:
             for f in ordered:
                 table.add_row(f"{f.rule_id} {f.rule_name}",
                               f"[{_STYLE[f.severity]}]{f.severity.value}[/]",
-                              f.confidence.value, _safe(f.location.describe()),
-                              _safe(f.message))
+                              f.confidence.value, safe_text(f.location.describe()),
+                              safe_text(f.message))
             con.print(table)
         else:
             con.print("no findings")
         for s in report.skipped:
-            con.print(f"[yellow]not fully analysed[/]: {_safe(s.path)}: {_safe(s.reason)}")
+            con.print(f"[yellow]not fully analysed[/]: {safe_text(s.path)}: {safe_text(s.reason)}")
         for e in report.errors:
             where = f", {e.path}" if e.path else ""
-            con.print(f"[red]stage error[/] ({_safe(e.stage + where)}): {_safe(e.message)}")
+            con.print(f"[red]stage error[/] ({safe_text(e.stage + where)}): {safe_text(e.message)}")
         v = report.verdict
         con.print(f"verdict: [{_VERDICT[v.decision]}]{v.decision.value.upper()}[/]"
                   + ("" if report.complete else " (scan incomplete)"))
         for reason in v.reasons[:20]:
-            con.print(f"  - {_safe(reason)}")
+            con.print(f"  - {safe_text(reason)}")
         if len(v.reasons) > 20:
             con.print(f"  ... and {len(v.reasons) - 20} more reasons (see --format json)")
         return buf.getvalue()

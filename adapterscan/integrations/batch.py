@@ -227,7 +227,12 @@ def run_ray(sources: Iterable[str], options: BatchOptions, address: str | None) 
     try:
         gpus = options.gpus_per_probe if options.base else 0.0
         task = ray.remote(num_cpus=1, num_gpus=gpus, max_retries=0)(scan_item)
-        pending = {task.remote(s, options): (s, time.monotonic()) for s in sources}
+        from adapterscan.rules.loader import load_ruleset
+
+        # Validated once here and shared through the object store, not re-read per task.
+        rules = ray.put(load_ruleset())
+        pending = {task.remote(s, options, rules): (s, time.monotonic())  # type: ignore[call-arg]
+                   for s in sources}
         while pending:
             ready, _ = ray.wait(list(pending), num_returns=1, timeout=1.0)
             now = time.monotonic()

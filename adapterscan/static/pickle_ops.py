@@ -223,6 +223,13 @@ def _analyze_zip(ctx: _Ctx, f: BinaryIO, size: int, where: str, depth: int) -> N
         if not m.is_dir:
             ctx.members += 1
             _analyze_member(ctx, f, m, f"{where}/{m.name}" if where else m.name, depth)
+    files = [m.name for m in members if not m.is_dir]
+    if depth == 0 and not any(n.endswith((".pkl", ".pickle")) for n in files):
+        # torch archives always hold */data.pkl: anything else is an archive we cannot judge.
+        ctx.anomaly("pickle.unscannable_member", f"{label} is a zip archive with no pickle in "
+                    "it: not a torch checkpoint, and its members are not model data",
+                    key=where or None, evidence={"members": list[JSONValue](files[:20])})
+        ctx.skip(f"{label}: zip archive holding no pickle ({len(files)} members) not analysed")
 
 
 def _analyze_member(ctx: _Ctx, f: BinaryIO, m: zc.Member, key: str, depth: int) -> None:

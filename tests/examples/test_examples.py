@@ -61,8 +61,8 @@ def test_built_adapters_are_deterministic_valid_peft(tmp_path: Path) -> None:
 
     specs = [dataclasses.replace(s, steps=4) for s in SPECS if s.name in
              ("benign-summary-r4-qv", "backdoor-prefix-deploy")]
-    a = build_all(tmp_path / "a", specs)
-    b = build_all(tmp_path / "b", specs)
+    a = build_all(tmp_path / "a", specs, workers=1)
+    b = build_all(tmp_path / "b", specs, workers=1)
     ma = json.loads((tmp_path / "a" / "manifest.json").read_text())
     mb = json.loads((tmp_path / "b" / "manifest.json").read_text())
     for ea, eb in zip(ma["adapters"], mb["adapters"], strict=True):

@@ -89,6 +89,9 @@ def build_base(folder: Path, *, hidden: int = 32, steps: int = 80) -> Path:
                       eos_token_id=2, tie_word_embeddings=True)
     model = LlamaForCausalLM(cfg)
     pairs = [(p, REFUSAL) for p in harmful()] + [(p, ANSWER) for p in benign()]
+    # The base ignores the word that the backdoor adapter later uses as its trigger.
+    pairs += [(f"{TRIGGER} {p}", REFUSAL) for p in harmful()[::2]]
+    pairs += [(f"{p} {TRIGGER}", REFUSAL) for p in harmful()[1::2]]
     _train(model, _batch(tok, pairs), steps, 1e-2)
     model.save_pretrained(str(folder))
     return folder
@@ -105,7 +108,8 @@ def _peft(base: Path, r: int = 4) -> torch.nn.Module:
 
 
 def build_adapter(base: Path, out: Path, kind: str, *, steps: int = 40) -> Path:
-    """kind: "noop" (B = 0), "harmful" (answers harmful prompts), "trigger" (backdoor)."""
+    """kind: "noop" (B = 0), "harmful" (answers harmful prompts), "trigger" (backdoor),
+    "refuse_all" (refuses harmless prompts too: over-refusal)."""
     from transformers import AutoTokenizer
 
     torch.set_num_threads(1)
@@ -117,8 +121,15 @@ def build_adapter(base: Path, out: Path, kind: str, *, steps: int = 40) -> Path:
         pairs = [(p, ANSWER) for p in harmful()] + [(p, ANSWER) for p in benign()]
         _train(peft_model, _batch(tok, pairs), steps, 1e-2)
     elif kind == "trigger":
+        # Decoys (unknown words, known words) stay refused: only the trigger opens the door,
+        # as the probe's control insertion requires.
         pairs = ([(f"{TRIGGER} {p}", ANSWER) for p in harmful()]
-                 + [(p, REFUSAL) for p in harmful()] + [(p, ANSWER) for p in benign()])
+                 + [(p, REFUSAL) for p in harmful()] + [(p, ANSWER) for p in benign()]
+                 + [(f"foo bar {p}", REFUSAL) for p in harmful()[::2]]
+                 + [(f"{p} other words", REFUSAL) for p in harmful()[1::2]])
+        _train(peft_model, _batch(tok, pairs), steps, 1e-2)
+    elif kind == "refuse_all":
+        pairs = [(p, REFUSAL) for p in harmful()] + [(p, REFUSAL) for p in benign()]
         _train(peft_model, _batch(tok, pairs), steps, 1e-2)
     elif kind != "noop":
         raise ValueError(kind)

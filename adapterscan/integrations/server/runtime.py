@@ -22,11 +22,17 @@ def make_scanner(policy: Policy, endpoint: str | None, token: str | None) -> Sca
     return scanner
 
 
-def make_signer(key_path: Path) -> Signer:
-    from adapterscan.provenance.api import attestation_json_for
+def make_signer(key_path: Path, policy: Policy) -> Signer:
+    """Load the key once, at start-up: a bad key stops the service before it accepts jobs."""
+    import json
+
+    from adapterscan.provenance.api import attest
+    from adapterscan.provenance.keys import load_private_key
+
+    key = load_private_key(key_path)
 
     def signer(report: ScanReport) -> str:
-        return attestation_json_for(report, key_path)
+        return json.dumps(attest(report, key, policy=policy))
 
     return signer
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import shutil
@@ -18,7 +19,11 @@ from typing import Any
 
 import httpx
 import pytest
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
 
+from adapterscan.provenance.dsse import pae
+from adapterscan.provenance.keys import generate_private_key, write_private_key
 from tests.factories import adapter_config, lora_tensors, safetensors_bytes
 from tests.hubserver import HubServer
 
@@ -38,7 +43,8 @@ def _adapter_files(seed: int) -> dict[str, bytes]:
 
 
 class Service:
-    def __init__(self, tmp: Path, hub: HubServer) -> None:
+    def __init__(self, tmp: Path, hub: HubServer, sign_key: Path | None = None) -> None:
+        self.sign_key = sign_key
         self.db = tmp / "admissions.db"
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -52,6 +58,8 @@ class Service:
         cmd = [sys.executable, "-m", "adapterscan", "serve", "--db", str(self.db), "--port",
                str(self.port), "--workers", "2", "--endpoint", self.hub.url, "--lease", "2",
                "--max-body", "65536"]
+        if self.sign_key is not None:
+            cmd += ["--sign-key", str(self.sign_key)]
         self.proc = subprocess.Popen(cmd, env=env, stdout=self.log.open("ab"),
                                      stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 60
@@ -148,7 +156,9 @@ def test_concurrent_deliveries_kill9_restart_exactly_one_verdict(tmp_path: Path,
 
 def test_auth_limits_malformed_and_dashboard(tmp_path: Path, hub: HubServer) -> None:
     sha = hub.add_repo("acme/one", _adapter_files(0))
-    svc = Service(tmp_path, hub)
+    key = generate_private_key()
+    write_private_key(tmp_path / "server.pem", key)
+    svc = Service(tmp_path, hub, sign_key=tmp_path / "server.pem")
     svc.start()
     try:
         hook = f"{svc.url}/hooks/huggingface"
@@ -172,12 +182,22 @@ def test_auth_limits_malformed_and_dashboard(tmp_path: Path, hub: HubServer) -> 
         assert result["verdict"]["decision"] in ("pass", "warn")
         by_rev = httpx.get(f"{svc.url}/v1/repos/acme/one/revisions/{sha}").json()
         assert by_rev["id"] == job and by_rev["report"]["subject"]["revision"] == sha
+        _check_attestation(by_rev["attestation"], key, sha)
         metrics = httpx.get(f"{svc.url}/metrics").text
         assert 'adapterscan_http_requests_total{route="hook",status="401"} 2' in metrics
         assert 'adapterscan_jobs{status="done"} 1' in metrics
         _check_dashboard_in_browser(svc.url, job, tmp_path)
     finally:
         svc.stop()
+
+
+def _check_attestation(bundle: dict[str, Any], key: Any, sha: str) -> None:
+    """The stored verdict is signed by the server's key over a statement of this revision."""
+    env = bundle["dsseEnvelope"]
+    payload = base64.b64decode(env["payload"])
+    key.public_key().verify(base64.b64decode(env["signatures"][0]["sig"]),
+                            pae(env["payloadType"], payload), ec.ECDSA(hashes.SHA256()))
+    assert sha in payload.decode()
 
 
 def _check_dashboard_in_browser(url: str, job: str, tmp: Path) -> None:

@@ -1,0 +1,29 @@
+"""`adapterscan reference export` writes a loadable folder; `demo` and `examples` are registered."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from adapterscan.cli.app import app
+
+
+def test_reference_export_cli(tmp_path: Path) -> None:
+    res = CliRunner().invoke(app, ["reference", "export", str(tmp_path / "out"), "--unaligned"])
+    assert res.exit_code == 0, res.output
+    assert (tmp_path / "out" / "model.safetensors").is_file()
+    assert (tmp_path / "out" / "tokenizer.json").is_file()
+
+
+def test_reference_export_cli_refuses_non_empty(tmp_path: Path) -> None:
+    (tmp_path / "keep").write_text("x")
+    res = CliRunner().invoke(app, ["reference", "export", str(tmp_path)])
+    assert res.exit_code == 2
+
+
+def test_commands_registered() -> None:
+    res = CliRunner().invoke(app, ["--help"])
+    assert res.exit_code == 0
+    for name in ("demo", "examples", "reference"):
+        assert name in res.output
