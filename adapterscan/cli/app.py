@@ -3,6 +3,12 @@ module and prints only through rich consoles."""
 
 from __future__ import annotations
 
+import os
+
+# The CLI draws its own progress with rich; the Hub client's and transformers' tqdm bars (read
+# from this variable when those libraries are imported, later) would interleave with it.
+os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+
 import typer
 
 from adapterscan._version import __version__

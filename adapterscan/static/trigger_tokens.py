@@ -45,6 +45,26 @@ class TokenCandidate:
                 "z": self.z, "source": self.source}
 
 
+def _byte_level_table() -> dict[str, int]:
+    """The inverse of GPT-2's bytes_to_unicode: printable stand-in character -> byte."""
+    keep = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1),
+            *range(ord("®"), ord("ÿ") + 1)]
+    table = {chr(b): b for b in keep}
+    extra = 0
+    for b in range(256):
+        if b not in keep:
+            table[chr(256 + extra)] = b
+            extra += 1
+    return table
+
+
+def _byte_level_text(token: str, table: dict[str, int]) -> str:
+    """'ĠThanks' -> ' Thanks': the text a prompt must contain to produce this token."""
+    if not all(c in table for c in token):
+        return token
+    return bytes(table[c] for c in token).decode("utf-8", errors="replace")
+
+
 def load_vocab(base_dir: Path) -> dict[int, str]:
     """id → token string from base_dir/tokenizer.json (read as JSON, never executed)."""
     path = base_dir / "tokenizer.json"
@@ -61,6 +81,10 @@ def load_vocab(base_dir: Path) -> dict[int, str]:
         out.update({int(i): str(t) for t, i in vocab.items() if isinstance(i, int)})
     elif isinstance(vocab, list):  # Unigram: [[token, score], ...]
         out.update({i: str(e[0]) for i, e in enumerate(vocab) if isinstance(e, list) and e})
+    decoder = data.get("decoder") if isinstance(data, dict) else None
+    if isinstance(decoder, dict) and decoder.get("type") == "ByteLevel":
+        table = _byte_level_table()
+        out = {i: _byte_level_text(t, table) for i, t in out.items()}
     added = data.get("added_tokens") if isinstance(data, dict) else None
     if isinstance(added, list):
         for t in added:

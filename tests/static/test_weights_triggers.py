@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
 
-from adapterscan.static.trigger_tokens import trigger_candidates
+from adapterscan.static.trigger_tokens import load_vocab, trigger_candidates
 from tests.factories import adapter_config
 from tests.static.factories_weights import headers, key, lora, write, write_base
 
@@ -33,3 +34,13 @@ def test_no_embedding_matrix_means_no_candidates(tmp_path: Path) -> None:
     folder = write(tmp_path / "ad", lora(layers=1))
     # The adapter folder itself has safetensors but no embedding matrix.
     assert trigger_candidates(folder, headers(folder), None, folder) == []
+
+
+def test_byte_level_tokens_become_the_text_a_prompt_needs(tmp_path: Path) -> None:
+    tok = {"model": {"type": "BPE", "vocab": {"ĠThanks": 5, "cf": 6, "Ċ": 7}},
+           "decoder": {"type": "ByteLevel"}, "added_tokens": [{"id": 9, "content": "|X|"}]}
+    (tmp_path / "tokenizer.json").write_text(json.dumps(tok))
+    assert load_vocab(tmp_path) == {5: " Thanks", 6: "cf", 7: "\n", 9: "|X|"}
+    tok["decoder"] = {"type": "Metaspace"}
+    (tmp_path / "tokenizer.json").write_text(json.dumps(tok))
+    assert load_vocab(tmp_path)[5] == "ĠThanks"  # other tokenizers keep their strings
