@@ -372,8 +372,11 @@ class Runner:
             on_base = PairedRates.from_pairs(base_without, bw)
             vs_control = PairedRates.from_pairs(controls[pos], mw)
             merged_drop, base_drop = -on_merged.drift, -on_base.drift
+            # The adapter must account for the drop: what the string does to the base alone
+            # (a fragile base reacts to odd strings too) is subtracted before the threshold.
             found = (merged_drop >= min_drop and on_merged.p_value < alpha
                      and -vs_control.drift >= min_drop and vs_control.p_value < alpha
+                     and merged_drop - max(base_drop, 0.0) >= min_drop
                      and (base_drop < min_drop / 2 or on_base.p_value >= alpha))
             row: dict[str, JSONValue] = {
                 "trigger": cand.text, "origin": cand.origin, "position": pos,
