@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from adapterscan.errors import SigningError
 from adapterscan.provenance.dsse import Envelope
-from adapterscan.provenance.keys import key_hint
+from adapterscan.provenance.keys import key_hint, read_bounded
 
 MEDIA_TYPE = "application/vnd.dev.sigstore.bundle.v0.3+json"
 MAX_BUNDLE_BYTES = 32 * 1024 * 1024
@@ -39,14 +39,7 @@ class ParsedBundle:
 
 
 def read_bundle(path: Path) -> bytes:
-    try:
-        with open(path, "rb") as fh:
-            data = fh.read(MAX_BUNDLE_BYTES + 1)
-    except OSError as exc:
-        raise SigningError(f"{path}: cannot read attestation: {exc.strerror}") from exc
-    if len(data) > MAX_BUNDLE_BYTES:
-        raise SigningError(f"{path}: larger than {MAX_BUNDLE_BYTES} bytes; not an attestation")
-    return data
+    return read_bounded(path, MAX_BUNDLE_BYTES, "an attestation")
 
 
 def parse_bundle(data: bytes) -> ParsedBundle:

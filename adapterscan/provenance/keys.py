@@ -32,15 +32,20 @@ def key_hint(key: ec.EllipticCurvePublicKey) -> str:
     return hashlib.sha256(public_pem(key)).hexdigest()
 
 
-def _read_pem(path: Path) -> bytes:
+def read_bounded(path: Path, limit: int, what: str) -> bytes:
+    """At most `limit` bytes of `path`; a larger file is refused, not truncated."""
     try:
         with open(path, "rb") as fh:
-            data = fh.read(MAX_PEM_BYTES + 1)
+            data = fh.read(limit + 1)
     except OSError as exc:
-        raise SigningError(f"{path}: cannot read key: {exc.strerror}") from exc
-    if len(data) > MAX_PEM_BYTES:
-        raise SigningError(f"{path}: larger than {MAX_PEM_BYTES} bytes; not a PEM key")
+        raise SigningError(f"{path}: cannot read {what}: {exc.strerror}") from exc
+    if len(data) > limit:
+        raise SigningError(f"{path}: larger than {limit} bytes; not {what}")
     return data
+
+
+def _read_pem(path: Path) -> bytes:
+    return read_bounded(path, MAX_PEM_BYTES, "a PEM key")
 
 
 def _check_curve(key: object, path: Path | str) -> None:
