@@ -12,6 +12,7 @@ from benchmarks.common import BenchTable, machine
 BENCHMARKS = (
     "benchmarks.bench_static",
     "benchmarks.bench_weights",
+    "benchmarks.bench_bank",
     "benchmarks.bench_probe",
     "benchmarks.bench_hub",
     "benchmarks.bench_server",

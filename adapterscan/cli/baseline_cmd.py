@@ -7,10 +7,10 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
-from adapterscan.cli.common import fail, write_output
+from adapterscan.cli.common import fail, stderr_console, write_output
 from adapterscan.emit import Emitter
+from adapterscan.findings import JSONValue
 from adapterscan.rules.loader import load_ruleset
 from adapterscan.static.alignment import BaseModelError
 from adapterscan.static.baseline import AdapterSample, build_bank
@@ -20,15 +20,10 @@ from adapterscan.static.weights import adapter_sample
 app = typer.Typer(help="Calibration banks for weight statistics.", no_args_is_help=True)
 
 
-@app.command("build")
-def build(folders: Annotated[list[Path], typer.Argument(
-              help="adapter folders you trust (adapter_config.json + *.safetensors)")],
-          out: Annotated[Path, typer.Option("--out", help="where to write the JSON bank")]
-          ) -> None:
-    """Compute weight statistics of trusted adapters and write their robust location/scale."""
+def _samples(folders: list[Path]) -> list[AdapterSample]:
     emit = Emitter(load_ruleset())
     samples: list[AdapterSample] = []
-    console = Console(stderr=True, highlight=False)
+    console = stderr_console()
     for folder in folders:
         if not folder.is_dir():
             fail(f"{folder}: not a folder")
@@ -36,11 +31,40 @@ def build(folders: Annotated[list[Path], typer.Argument(
             sample = adapter_sample(folder, emit)
         except (ValueError, OSError, BaseModelError, TensorReadError) as exc:
             fail(f"{folder}: {exc}")
-        console.print(f"{folder}: {len(sample.modules)} modules")
+        console.print(f"{folder}: {len(sample.modules) // 2} modules")
         samples.append(sample)
     if emit.errors or emit.skipped:
         problems = [e.message for e in emit.errors] + [s.reason for s in emit.skipped]
         fail("could not analyse every trusted adapter: " + "; ".join(problems[:5]))
-    bank = build_bank(samples)
-    write_output(json.dumps(bank, indent=1, sort_keys=True) + "\n", out)
-    console.print(f"wrote {out} ({len(samples)} adapters)")
+    return samples
+
+
+def _write(samples: list[AdapterSample], out: Path, meta: dict[str, JSONValue]) -> None:
+    write_output(json.dumps(build_bank(samples, meta), indent=1, sort_keys=True) + "\n", out)
+    stderr_console().print(f"wrote {out} ({len(samples)} adapters)")
+
+
+@app.command("build")
+def build(folders: Annotated[list[Path], typer.Argument(
+              help="adapter folders you trust (adapter_config.json + *.safetensors)")],
+          out: Annotated[Path, typer.Option("--out", help="where to write the JSON bank")]
+          ) -> None:
+    """Compute weight statistics of trusted adapters and write their robust location/scale."""
+    _write(_samples(folders), out, {"built_by": "adapterscan baseline build"})
+
+
+@app.command("reference")
+def reference(out: Annotated[Path, typer.Option(
+                  "--out", help="where to write the JSON bank (the shipped one is "
+                  "adapterscan/reference/baseline_bank.json)")],
+              workers: Annotated[int | None, typer.Option(
+                  help="training processes (default: up to 2)")] = None) -> None:
+    """Train the benign calibration adapters for the bundled reference model (cached; about
+    5 minutes on 2 CPU cores the first time) and write the bank built from them."""
+    from adapterscan.examples.build import BASE_NAME
+    from adapterscan.examples.calibration import build_calibration_adapters, calibration_key
+
+    console = stderr_console()
+    folders = build_calibration_adapters(workers=workers, progress=console.print)
+    _write(_samples(folders), out, {"built_by": "adapterscan baseline reference",
+                                    "base": BASE_NAME, "calibration_key": calibration_key()})

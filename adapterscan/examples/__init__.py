@@ -43,9 +43,13 @@ def cache_key() -> str:
     return h.hexdigest()[:16]
 
 
+def cache_root() -> Path:
+    """Where built adapters are cached (XDG_CACHE_HOME respected)."""
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "adapterscan"
+
+
 def default_cache_dir() -> Path:
-    root = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return root / "adapterscan" / "examples" / cache_key()
+    return cache_root() / "examples" / cache_key()
 
 
 def load_examples(out: Path) -> list[ExampleAdapter] | None:

@@ -1,4 +1,4 @@
-"""Trains the example adapters (torch, transformers, peft): called by build_examples."""
+"""Trains the example and calibration adapters (torch, transformers, peft)."""
 
 from __future__ import annotations
 
@@ -68,19 +68,20 @@ def _train_job(args: tuple[Spec, str, str, int]) -> tuple[str, float]:
 
 
 def build_all(out: Path, specs: Sequence[Spec], progress: Callable[[str], None] | None = None,
-              workers: int | None = None) -> list[ExampleAdapter]:
+              workers: int | None = None, seed: int = SEED,
+              key: str | None = None) -> list[ExampleAdapter]:
     """Train every spec (one torch thread per process, `workers` processes) and write the
     manifest last, so an interrupted build is never mistaken for a complete one."""
     out.mkdir(parents=True, exist_ok=True)
     (out / MANIFEST).unlink(missing_ok=True)
     base = reference_dir()
-    jobs = [(spec, str(base), str(out / spec.name), SEED + i) for i, spec in enumerate(specs)]
+    jobs = [(spec, str(base), str(out / spec.name), seed + i) for i, spec in enumerate(specs)]
     n = workers or min(2, os.cpu_count() or 1, len(jobs))
     secs: dict[str, float] = {}
     if n <= 1:
         for i, job in enumerate(jobs):
             if progress:
-                progress(f"training example adapter {i + 1}/{len(jobs)}: {job[0].name}")
+                progress(f"training adapter {i + 1}/{len(jobs)}: {job[0].name}")
             name, t = _train_job(job)
             secs[name] = t
     else:
@@ -89,7 +90,7 @@ def build_all(out: Path, specs: Sequence[Spec], progress: Callable[[str], None] 
             for done, (name, t) in enumerate(pool.map(_train_job, jobs), start=1):
                 secs[name] = t
                 if progress:
-                    progress(f"trained {done}/{len(jobs)} example adapters ({name})")
+                    progress(f"trained {done}/{len(jobs)} adapters ({name})")
     entries: list[dict[str, Any]] = []
     result = []
     for spec in specs:
@@ -103,6 +104,7 @@ def build_all(out: Path, specs: Sequence[Spec], progress: Callable[[str], None] 
                         "train_seconds": round(secs[spec.name], 1)})
         result.append(ExampleAdapter(spec.name, spec.expected_class, path, spec.trigger,
                                      spec.description))
-    manifest = {"format": 1, "cache_key": cache_key(), "base": BASE_NAME, "adapters": entries}
+    manifest = {"format": 1, "cache_key": key or cache_key(), "base": BASE_NAME,
+                "adapters": entries}
     (out / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
     return result

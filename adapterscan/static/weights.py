@@ -33,6 +33,7 @@ from adapterscan.static.baseline import (
     BankError,
     load_bank,
     module_key,
+    rank_key,
     robust,
     zscores,
 )
@@ -100,8 +101,10 @@ def adapter_sample(folder: Path, emit: Emitter) -> AdapterSample:
     stats = compute_statistics(folder, headers, config, emit)
     if not stats.results:
         raise ValueError("no LoRA module could be analysed")
-    modules = [(module_key(r.module.module_type, r.pair.out_features, r.pair.in_features),
-                r.values) for r in stats.results]
+    modules = []
+    for r in stats.results:
+        key = module_key(r.module.module_type, r.pair.out_features, r.pair.in_features)
+        modules += [(key, r.values), (rank_key(key, r.pair.rank), r.values)]
     adapter = {n: _float(stats.summary.get(n)) for n in ADAPTER_STATS}
     return AdapterSample(source=folder.name, modules=modules, adapter=adapter)
 
@@ -237,43 +240,47 @@ def _calibrate(stats: AdapterStatistics, options: WeightOptions, emit: Emitter) 
     if bank is None:
         return {"bank": None, "note": "no calibration bank: only scale-free rules applied"}
     threshold = emit.num(C.BASELINE_OUTLIER, "z")
-    min_count = emit.num(C.BASELINE_OUTLIER, "min_count")
+    min_adapters = int(emit.num(C.BASELINE_OUTLIER, "min_adapters"))
     names = {str(s) for s in _as_list(emit.param(C.BASELINE_OUTLIER, "stats"))}
     scored = unmatched = 0
     for res, rec in zip(stats.results, stats.records, strict=True):
-        key = module_key(res.module.module_type, res.pair.out_features, res.pair.in_features)
-        ref = bank.module(key)
-        if ref is None:
+        found = bank.lookup(module_key(res.module.module_type, res.pair.out_features,
+                                       res.pair.in_features), res.pair.rank, min_adapters)
+        if found is None:
             unmatched += 1
             continue
         scored += 1
+        key, ref = found
         z = zscores(ref, res.values, MODULE_STATS)
-        rec["z"] = dict(z.items())
+        rec["z"], rec["bank_key"] = dict(z.items()), key
         flagged = {n: v for n, v in z.items()
-                   if n in names and abs(v) >= threshold and ref[n].count >= min_count}
+                   if n in names and abs(v) >= threshold and ref[n].adapters >= min_adapters}
         if flagged:
             worst = max(flagged, key=lambda n: abs(flagged[n]))
             emit.emit(C.BASELINE_OUTLIER,
                       f"{res.module.name}: {worst} is {flagged[worst]:+.1f} robust SDs from the "
-                      f"calibration bank ({ref[worst].count} {key} modules)",
+                      f"calibration bank ({ref[worst].count} {key} modules of "
+                      f"{ref[worst].adapters} adapters)",
                       file=res.module.a.file if res.module.a else None, evidence={
                           "module": res.module.name, "statistic": worst,
                           "value": res.values.get(worst), "z": flagged[worst],
                           "median": ref[worst].median, "mad": ref[worst].mad,
-                          "count": ref[worst].count, "all_flagged": dict(flagged.items())})
+                          "count": ref[worst].count, "adapters": ref[worst].adapters,
+                          "bank_key": key, "all_flagged": dict(flagged.items())})
     adapter_z: dict[str, float] = {}
     if unmatched == 0:
         values = {n: _float(stats.summary.get(n)) for n in ADAPTER_STATS}
         adapter_z = zscores(bank.adapter, values, ADAPTER_STATS)
         flagged = {n: v for n, v in adapter_z.items() if n in names and abs(v) >= threshold
-                   and bank.adapter[n].count >= min_count}
+                   and bank.adapter[n].adapters >= min_adapters}
         for n, v in flagged.items():
             emit.emit(C.BASELINE_OUTLIER, f"adapter {n} is {v:+.1f} robust SDs from the "
                       "calibration bank", evidence={"module": None, "statistic": n,
                                                     "value": values[n], "z": v,
                                                     "median": bank.adapter[n].median,
                                                     "mad": bank.adapter[n].mad,
-                                                    "count": bank.adapter[n].count})
+                                                    "count": bank.adapter[n].count,
+                                                    "adapters": bank.adapter[n].adapters})
     return {"bank": bank.path, "n_adapters": bank.n_adapters, "modules_scored": scored,
             "modules_unmatched": unmatched, "adapter_z": dict(adapter_z.items())}
 

@@ -13,7 +13,7 @@ from tests.static.factories_weights import emitter, lora, write
 
 
 def test_scan_report_carries_weight_statistics(tmp_path: Path) -> None:
-    benign = [write(tmp_path / f"b{i}", lora(layers=4, seed=20 + i)) for i in range(3)]
+    benign = [write(tmp_path / f"b{i}", lora(layers=4, seed=20 + i)) for i in range(8)]
     bank = tmp_path / "bank.json"
     bank.write_text(json.dumps(build_bank([adapter_sample(f, emitter()) for f in benign])))
     suspect = write(tmp_path / "suspect", lora(layers=4, seed=30, gains={2: 40.0}))
