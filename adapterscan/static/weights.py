@@ -43,6 +43,7 @@ from adapterscan.static.model import SafetensorsHeader
 from adapterscan.static.tensor_reader import TensorReadError
 from adapterscan.static.trigger_tokens import TokenCandidate, candidates_for, load_vocab, robust_top
 from adapterscan.static.weights_copies import full_copy_rows
+from adapterscan.static.weights_dora import check_magnitudes
 from adapterscan.static.weights_stats import ModuleResult, analyze_module, summarize_adapter
 
 DEFAULT_BANK = Path(__file__).resolve().parent.parent / "reference" / "baseline_bank.json"
@@ -115,8 +116,11 @@ def analyze_weights(root: Path, headers: Mapping[str, SafetensorsHeader],
     stats = compute_statistics(root, headers, config, emit,
                                keep_grams=options.base_dir is not None)
     others: list[JSONValue] = [o.info.name for o in stats.others[:50]]
+    # Without a base, DoRA magnitudes are checked here; with one, against it in _against_base.
+    dora: JSONValue = (check_magnitudes(stats.others, config, None, emit)
+                       if options.base_dir is None else [])
     if not stats.results and (options.base_dir is None or not stats.others):
-        return {"modules": [], "summary": stats.summary, "other_tensors": others}
+        return {"modules": [], "summary": stats.summary, "other_tensors": others, "dora": dora}
     _layer_rule(stats.summary, emit)
     _module_outliers(stats, emit)
     vocab = _vocab_rows(stats.results, emit)
@@ -128,7 +132,9 @@ def analyze_weights(root: Path, headers: Mapping[str, SafetensorsHeader],
         # Top level too: the behavioral probe reads results.weights.trigger_candidates.
         out["trigger_candidates"] = base.get("trigger_candidates", []) \
             if isinstance(base, dict) else []
+        dora = base.get("dora", []) if isinstance(base, dict) else []
     out["vocab_rows"] = vocab
+    out["dora"] = dora
     out["other_tensors"] = others
     out["modules"] = list(stats.records)
     return out
@@ -348,7 +354,8 @@ def _against_base(stats: AdapterStatistics, config: Mapping[str, JSONValue] | No
                   f"weight (first: {missing[0]})")
     candidates = _triggers(base, stats, config, options, emit)
     copies = full_copy_rows(base, stats.others, emit)
-    return {"base_dir": str(options.base_dir), "full_copies": copies,
+    dora = check_magnitudes(stats.others, config, base, emit)
+    return {"base_dir": str(options.base_dir), "full_copies": copies, "dora": dora,
             "unaligned_dir": str(options.unaligned_dir) if options.unaligned_dir else None,
             "missing": missing[:50], "safe_lora": cosines,
             "trigger_candidates": [c.to_json() for c in candidates]}

@@ -14,9 +14,11 @@ BASELINE_OUTLIER: Final = "weights.baseline_outlier"
 SAFE_LORA: Final = "weights.safe_lora_low_alignment"
 RELATIVE_UPDATE: Final = "weights.large_relative_update"
 TRIGGER_TOKEN: Final = "weights.trigger_token_outlier"
+DORA_NONPOSITIVE: Final = "weights.dora_nonpositive_magnitude"
+DORA_GAIN: Final = "weights.dora_channel_gain"
 
 CHECKS: Final[frozenset[str]] = frozenset({
     NONFINITE, ZERO_LORA_B, SHAPE_MISMATCH, FULL_RANK, EXTREME_SCALE, LAYER_CONCENTRATION,
     VOCAB_CONCENTRATION, MODULE_OUTLIER, BASELINE_OUTLIER, SAFE_LORA, RELATIVE_UPDATE,
-    TRIGGER_TOKEN,
+    TRIGGER_TOKEN, DORA_NONPOSITIVE, DORA_GAIN,
 })
