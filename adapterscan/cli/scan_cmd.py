@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 import os
 from pathlib import Path
 from typing import Annotated
@@ -17,11 +18,19 @@ from adapterscan.formats.interface import OutputFormat, formatter_for
 from adapterscan.formats.text import safe_text
 from adapterscan.pipeline import DEFAULT_MAX_FILE_BYTES, ScanOptions, scan, weight_options_for
 from adapterscan.policy.policy import Policy, load_policy
+from adapterscan.probe.interface import ProbeOptions
 from adapterscan.report import ScanReport
 from adapterscan.rules.loader import load_ruleset
 from adapterscan.rules.model import RuleSet
 from adapterscan.static.interface import StaticOptions
 from adapterscan.static.weights import WeightOptions
+
+
+class ProbeDtype(enum.StrEnum):
+    AUTO = "auto"
+    FLOAT32 = "float32"
+    FLOAT16 = "float16"
+    BFLOAT16 = "bfloat16"
 
 
 def scan_command(
@@ -50,6 +59,16 @@ def scan_command(
     baseline: Annotated[Path | None, typer.Option(
         help="calibration bank from `adapterscan baseline build` (default: the bundled bank "
         "when scanning against the reference)")] = None,
+    device: Annotated[str, typer.Option(
+        help="probe device with --base: auto, cpu or cuda[:N]")] = "auto",
+    dtype: Annotated[ProbeDtype, typer.Option(
+        help="probe dtype with --base (auto: float32 on CPU, bfloat16/float16 on CUDA)")]
+    = ProbeDtype.AUTO,
+    max_prompts: Annotated[int, typer.Option(
+        min=8, help="probe prompts per suite (harmful, benign); fewer is faster and noisier")]
+    = ProbeOptions.max_prompts,
+    trigger_search: Annotated[bool, typer.Option(
+        help="search for trigger strings that switch refusal off")] = True,
     exit_zero: Annotated[bool, typer.Option(help="exit 0 even when the policy rejects")] = False,
     sign_key: Annotated[Path | None, typer.Option(
         help="sign an attestation of this scan with this PEM private key")] = None,
@@ -66,6 +85,8 @@ def scan_command(
         hub=HubOptions(endpoint=endpoint or os.environ.get("HF_ENDPOINT"),
                        token=token or os.environ.get("HF_TOKEN"), revision=revision),
         base=base,
+        probe=ProbeOptions(device=device, dtype=dtype.value, max_prompts=max_prompts,
+                           trigger_search=trigger_search),
     )
     err = Console(stderr=True, highlight=False)
     with err.status("scanning…") as status:
