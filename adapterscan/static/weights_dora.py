@@ -10,6 +10,7 @@ gain |m_j|/‖W_j‖ needs the base weight.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -24,6 +25,8 @@ from adapterscan.static.tensor_reader import FLOAT_DTYPES, RawTensor, TensorRead
 _PREFIX = "base_model.model."
 _SUFFIXES = (".lora_magnitude_vector.weight", ".lora_magnitude_vector")
 _SHOWN = 10  # channels listed as evidence
+# A magnitude has one entry per output channel; no real layer has more than this many.
+MAX_CHANNELS = 1 << 24
 
 
 def magnitude_target(name: str) -> str | None:
@@ -68,6 +71,11 @@ def check_magnitudes(others: Sequence[TensorRef], config: Mapping[str, JSONValue
         if ref.info.dtype not in FLOAT_DTYPES:
             emit.skip(ref.file, f"{ref.info.name}: DoRA magnitude of dtype {ref.info.dtype} "
                       "is not a float tensor; not analysed")
+            continue
+        count = math.prod(ref.info.shape)
+        if len(ref.info.shape) > 2 or count > MAX_CHANNELS:
+            emit.skip(ref.file, f"{ref.info.name}: DoRA magnitude of shape {list(ref.info.shape)}"
+                      f" is not a vector of at most {MAX_CHANNELS} channels; not analysed")
             continue
         try:
             raw = ref.read()

@@ -84,11 +84,13 @@ def test_magnitudes_of_the_wrong_length_or_dtype_are_skips_not_passes(tmp_path: 
     t = _dora(w)
     t[_mag_key(0)] = np.ones(HIDDEN + 3, np.float32)
     t[_mag_key(1)] = np.ones(HIDDEN, np.int32)
+    t[_mag_key(2)] = np.ones((2, 2, HIDDEN), np.float32)
     emit, _ = scan(write(tmp_path / "odd", t), WeightOptions(base_dir=base,
                                                              use_default_baseline=False))
     reasons = " ".join(s.reason for s in emit.skipped)
     assert "35 magnitudes for 32 output channels" in reasons
     assert "not a float tensor" in reasons
+    assert "is not a vector" in reasons
 
 
 def test_nonfinite_magnitude_is_as501(tmp_path: Path) -> None:
