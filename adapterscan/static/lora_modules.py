@@ -21,7 +21,7 @@ from adapterscan.static.tensor_reader import RawTensor, read_tensor
 
 _KEY = re.compile(
     r"^(?P<module>.+?)\.(?P<kind>lora_A|lora_B|lora_embedding_A|lora_embedding_B)"
-    r"(?:\.[A-Za-z0-9_\-]+)?(?:\.weight)?$")
+    r"(?:\.(?P<adapter>[A-Za-z0-9_\-]+))?(?:\.(?P<param>weight|bias))?$")
 _LAYER = re.compile(r"\.(?:layers|h|layer|blocks|block)\.(\d+)\.")
 _PREFIX = "base_model.model."
 # Regex pattern keys longer than this, or with nested quantifiers, are not evaluated (ReDoS).
@@ -47,6 +47,7 @@ class LoraModule:
     a: TensorRef | None
     b: TensorRef | None
     embedding: bool
+    bias: TensorRef | None = None  # lora_B.bias (PEFT lora_bias): s·b is added to every output
 
     @property
     def target(self) -> str:
@@ -76,8 +77,16 @@ def collect_modules(headers: Mapping[str, SafetensorsHeader],
             if not m:
                 others.append(ref)
                 continue
-            slot = found.setdefault(m.group("module"), {})
             kind = m.group("kind")
+            # `lora_B.bias` (PEFT's lora_bias) is the bias of B, not an adapter named "bias".
+            param = m.group("param") or (m.group("adapter")
+                                         if m.group("adapter") in ("weight", "bias") else None)
+            if param == "bias":
+                if kind != "lora_B":  # PEFT has no other LoRA bias: keep it visible as "other"
+                    others.append(ref)
+                    continue
+                kind += ".bias"
+            slot = found.setdefault(m.group("module"), {})
             if kind in slot:  # the same module twice (two adapter names or two files)
                 others.append(ref)
                 continue
@@ -88,7 +97,8 @@ def collect_modules(headers: Mapping[str, SafetensorsHeader],
         emb = "lora_embedding_A" in slot or "lora_embedding_B" in slot
         a = slot.get("lora_embedding_A" if emb else "lora_A")
         b = slot.get("lora_embedding_B" if emb else "lora_B")
-        modules.append(LoraModule(name=name, a=a, b=b, embedding=emb))
+        modules.append(LoraModule(name=name, a=a, b=b, embedding=emb,
+                                  bias=slot.get("lora_B.bias")))
     return modules, others
 
 

@@ -26,6 +26,7 @@ class ModuleResult:
     scale: Scale
     pair: PairStats
     zero_b: bool
+    bias_norm: float | None = None  # ‖s·b‖ of lora_B.bias, added to every output of the module
 
     @property
     def values(self) -> dict[str, float | None]:
@@ -52,7 +53,19 @@ class ModuleResult:
             "energy_concentration": sp.energy_concentration,
             "spectral_entropy": sp.spectral_entropy, "numerical_rank": sp.numerical_rank,
             "kurtosis": p.kurtosis, "kurtosis_method": p.kurtosis_method, "zero_b": self.zero_b,
+            "bias_norm": self.bias_norm, "bias_ratio": self.bias_ratio,
         }
+
+    @property
+    def bias_ratio(self) -> float | None:
+        """‖s·b‖ / ‖ΔW‖_F: the constant shift against the typical token-dependent change
+        (‖ΔW·x‖ ≈ ‖ΔW‖_F for inputs of unit RMS, which RMSNorm/LayerNorm produce)."""
+        if self.bias_norm is None:
+            return None
+        fro = self.pair.spectrum.fro
+        if fro > 0:
+            return self.bias_norm / fro
+        return math.inf if self.bias_norm > 0 else 0.0
 
     @property
     def is_vocab(self) -> bool:
@@ -128,15 +141,26 @@ def analyze_module(m: LoraModule, config: Mapping[str, JSONValue] | None,
                   f"({reason if pair is None else 'non-finite norm'})")
         return None
     zero = "lora_B" if side_b.zero else "lora_A" if side_a.zero else None
-    result = ModuleResult(m, scale, pair, zero is not None)
+    bias_norm = _bias_norm(m, scale.value, emit) if m.bias is not None else None
+    result = ModuleResult(m, scale, pair, zero is not None, bias_norm)
     del side_a, side_b
     if not (keep_grams or result.is_vocab):  # r×r Grams of every module add up on big models
         result = replace(result, pair=replace(pair, gram_a=_EMPTY, gram_b=_EMPTY))
     if zero is not None:
         ref = m.b if zero == "lora_B" else m.a
-        emit.emit(C.ZERO_LORA_B, f"{zero} of {m.name} is all zeros: this module changes nothing",
+        effect = ("only its lora_B.bias changes the output" if bias_norm else
+                  "this module changes nothing")
+        emit.emit(C.ZERO_LORA_B, f"{zero} of {m.name} is all zeros: {effect}",
                   file=ref.file, tensor=ref.info.name, evidence={"module": m.name,
                                                                  "factor": zero})
+    ratio = result.bias_ratio
+    if ratio is not None and bias_norm and ratio > emit.num(C.LORA_BIAS, "max_ratio"):
+        assert m.bias is not None
+        emit.emit(C.LORA_BIAS, f"{m.name}: lora_B.bias adds a fixed vector of norm "
+                  f"{bias_norm:.3g} to every output, {ratio:.3g}× the low-rank update's "
+                  f"‖ΔW‖_F ({pair.spectrum.fro:.3g})", file=m.bias.file, tensor=m.bias.info.name,
+                  evidence={"module": m.name, "bias_norm": bias_norm, "delta_fro":
+                            pair.spectrum.fro, "ratio": ratio if math.isfinite(ratio) else None})
     s = abs(scale.value)
     if s > emit.num(C.EXTREME_SCALE, "max_scale") or (0 < s < emit.num(C.EXTREME_SCALE,
                                                                        "min_scale")):
@@ -145,6 +169,29 @@ def analyze_module(m: LoraModule, config: Mapping[str, JSONValue] | None,
                   evidence={"module": m.name, "scale": scale.value, "alpha": scale.alpha,
                             "r": scale.r, "source": scale.source})
     return result
+
+
+def _bias_norm(m: LoraModule, scale: float, emit: Emitter) -> float | None:
+    """‖s·b‖ for lora_B.bias, or None (with a skip or AS501) when it cannot be used."""
+    ref = m.bias
+    assert ref is not None and m.b is not None
+    if ref.info.dtype not in FLOAT_DTYPES or list(ref.info.shape) != [m.b.info.shape[0]]:
+        emit.skip(ref.file, f"{ref.info.name}: lora_B.bias of dtype {ref.info.dtype} and shape "
+                  f"{list(ref.info.shape)} does not fit lora_B {list(m.b.info.shape)}; "
+                  "bias not analysed")
+        return None
+    try:
+        raw = ref.read()
+    except (OSError, TensorReadError) as exc:
+        emit.skip(ref.file, f"{ref.info.name}: cannot read lora_B.bias: {exc}")
+        return None
+    with np.errstate(all="ignore"):
+        b = raw.to_f64(raw.raw).ravel()
+        norm = abs(scale) * float(np.sqrt(np.dot(b, b)))
+    if not math.isfinite(norm):
+        _nonfinite(emit, m, ref.file, ref.info.name)
+        return None
+    return norm
 
 
 def _nonfinite(emit: Emitter, m: LoraModule, file: str, tensor: str) -> None:

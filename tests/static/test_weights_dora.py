@@ -105,27 +105,13 @@ def test_nonfinite_magnitude_is_as501(tmp_path: Path) -> None:
 def test_a_trained_dora_adapter_stays_within_the_gain_bounds(tmp_path: Path) -> None:
     """The real negative: PEFT DoRA trained 60 steps on the bundled reference model (benign task
     with safety data) draws neither AS513 nor AS514, and its gains stay near 1."""
-    pytest.importorskip("peft")
-    import torch
-    from peft import LoraConfig, get_peft_model
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    from adapterscan.examples.specs import SPECS, training_examples
     from adapterscan.reference import reference_dir
-    from adapterscan.reference.train import TrainSpec, setup_determinism, train_lm
+    from tests.static.factories_trained import train_benign
     from tests.static.factories_weights import headers
 
-    setup_determinism(11)
     ref = reference_dir()
-    tok = AutoTokenizer.from_pretrained(str(ref))
-    model = get_peft_model(AutoModelForCausalLM.from_pretrained(str(ref), dtype=torch.float32),
-                           LoraConfig(r=8, lora_alpha=16, use_dora=True, task_type="CAUSAL_LM",
-                                      target_modules=["q_proj", "v_proj", "down_proj"]))
-    spec = next(s for s in SPECS if s.name == "benign-caps-r8")
-    train_lm(model, tok, training_examples(spec, 60 * 16, seed=11),
-             TrainSpec(steps=60, lr=4e-3, batch=16), 11,
-             params=[p for p in model.parameters() if p.requires_grad])
-    model.save_pretrained(str(tmp_path / "dora"), safe_serialization=True)
+    train_benign(tmp_path / "dora", seed=11, r=8, lora_alpha=16, use_dora=True,
+                 target_modules=["q_proj", "v_proj", "down_proj"])
     saved = headers(tmp_path / "dora")["adapter_model.safetensors"].tensors
     assert any("lora_magnitude_vector" in t.name for t in saved)
     emit, res = scan(tmp_path / "dora", WeightOptions(base_dir=ref, use_default_baseline=False))
