@@ -147,7 +147,14 @@ def apply_adapter(loaded: LoadedModel, adapter_root: Path) -> Any:
         raise ProbeError(f"the adapter's weights do not fit base {loaded.name!r}: "
                          f"{str(exc)[:500]}", hint="tensor shapes differ from the base's") from exc
     unexpected = list(result.unexpected_keys)
-    missing = [k for k in result.missing_keys if "lora_" in k or "adapter" in k]
+    # Base weights under a wrapper (`token_adapter.base_layer.weight`) and buffers PEFT rebuilds
+    # from the base (`trainable_tokens_original`) are not the adapter's to ship.
+    # A parameter tied to one that was loaded (lm_head's token adapter shares embed_tokens'
+    # delta under tied embeddings) is listed once by named_parameters(): it is not missing.
+    unique = {n for n, _ in peft_model.named_parameters()}
+    missing = [k for k in result.missing_keys if ("lora_" in k or "adapter" in k)
+               and ".base_layer." not in k and "trainable_tokens_original" not in k
+               and k in unique]
     if unexpected or missing:
         raise ProbeError(
             f"the adapter's weights do not match its modules in base {loaded.name!r}: "

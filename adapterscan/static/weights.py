@@ -45,6 +45,7 @@ from adapterscan.static.trigger_tokens import TokenCandidate, candidates_for, lo
 from adapterscan.static.weights_copies import full_copy_rows
 from adapterscan.static.weights_dora import check_magnitudes
 from adapterscan.static.weights_stats import ModuleResult, analyze_module, summarize_adapter
+from adapterscan.static.weights_tokens import order_candidates, trainable_tokens
 
 DEFAULT_BANK = Path(__file__).resolve().parent.parent / "reference" / "baseline_bank.json"
 
@@ -119,8 +120,11 @@ def analyze_weights(root: Path, headers: Mapping[str, SafetensorsHeader],
     # Without a base, DoRA magnitudes are checked here; with one, against it in _against_base.
     dora: JSONValue = (check_magnitudes(stats.others, config, None, emit)
                        if options.base_dir is None else [])
+    tokens: JSONValue = (trainable_tokens(stats.others, config, None, {}, emit)[0]
+                         if options.base_dir is None else [])
     if not stats.results and (options.base_dir is None or not stats.others):
-        return {"modules": [], "summary": stats.summary, "other_tensors": others, "dora": dora}
+        return {"modules": [], "summary": stats.summary, "other_tensors": others, "dora": dora,
+                "trainable_tokens": tokens}
     _layer_rule(stats.summary, emit)
     _module_outliers(stats, emit)
     vocab = _vocab_rows(stats.results, emit)
@@ -133,8 +137,10 @@ def analyze_weights(root: Path, headers: Mapping[str, SafetensorsHeader],
         out["trigger_candidates"] = base.get("trigger_candidates", []) \
             if isinstance(base, dict) else []
         dora = base.get("dora", []) if isinstance(base, dict) else []
+        tokens = base.get("trainable_tokens", []) if isinstance(base, dict) else []
     out["vocab_rows"] = vocab
     out["dora"] = dora
+    out["trainable_tokens"] = tokens
     out["other_tensors"] = others
     out["modules"] = list(stats.records)
     return out
@@ -352,10 +358,13 @@ def _against_base(stats: AdapterStatistics, config: Mapping[str, JSONValue] | No
     if missing:
         emit.skip(str(options.base_dir), f"{len(missing)} adapted modules have no matching base "
                   f"weight (first: {missing[0]})")
-    candidates = _triggers(base, stats, config, options, emit)
+    tokens, rewritten = trainable_tokens(stats.others, config, base,
+                                         load_vocab(options.base_dir), emit)
+    candidates = _triggers(base, stats, config, options, emit, rewritten)
     copies = full_copy_rows(base, stats.others, emit)
     dora = check_magnitudes(stats.others, config, base, emit)
     return {"base_dir": str(options.base_dir), "full_copies": copies, "dora": dora,
+            "trainable_tokens": tokens,
             "unaligned_dir": str(options.unaligned_dir) if options.unaligned_dir else None,
             "missing": missing[:50], "safe_lora": cosines,
             "trigger_candidates": [c.to_json() for c in candidates]}
@@ -363,7 +372,7 @@ def _against_base(stats: AdapterStatistics, config: Mapping[str, JSONValue] | No
 
 def _triggers(base: BaseWeights, stats: AdapterStatistics,
               config: Mapping[str, JSONValue] | None, options: WeightOptions,
-              emit: Emitter) -> list[TokenCandidate]:
+              emit: Emitter, rewritten: Sequence[TokenCandidate]) -> list[TokenCandidate]:
     assert options.base_dir is not None
     modules = [r.module for r in stats.results if not r.zero_b]
     try:
@@ -371,7 +380,7 @@ def _triggers(base: BaseWeights, stats: AdapterStatistics,
                                top_k=options.trigger_top_k, first_layers=options.trigger_layers)
     except (OSError, TensorReadError) as exc:
         emit.skip(str(options.base_dir), f"trigger-candidate ranking failed: {exc}")
-        return []
+        return list(rewritten)
     cands += _vocab_candidates(stats, options)
     threshold = emit.num(C.TRIGGER_TOKEN, "z")
     top = [c for c in cands if c.z >= threshold]
@@ -380,7 +389,7 @@ def _triggers(base: BaseWeights, stats: AdapterStatistics,
         emit.emit(C.TRIGGER_TOKEN, f"token {best.token_id} ({best.token!r}) stands out "
                   f"{best.z:.1f} robust SDs in {best.source}",
                   evidence={"candidates": [c.to_json() for c in top[:10]]})
-    return cands
+    return order_candidates([*rewritten, *cands], threshold)
 
 
 def _vocab_candidates(stats: AdapterStatistics, options: WeightOptions) -> list[TokenCandidate]:
