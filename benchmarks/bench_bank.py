@@ -10,6 +10,7 @@ examples first when they are not cached (about 8 minutes on 2 CPU cores).
 from __future__ import annotations
 
 import json
+import statistics
 import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -38,6 +39,31 @@ def _score(folder: Path, bank: Path) -> tuple[int, float, str]:
     zs += [(abs(z), f"adapter {n}") for n, z in result["calibration"]["adapter_z"].items()]
     worst = max(zs, default=(0.0, "-"))
     return sum(f.rule_id == "AS509" for f in emit.findings), worst[0], worst[1]
+
+
+def _safe_lora(folder: Path) -> tuple[list[float], int]:
+    """Safe-LoRA cosines of every module and the AS510 count, against the bundled pair."""
+    from adapterscan.reference import reference_dir
+
+    emit = Emitter(load_ruleset())
+    headers = {f.name: parse_header(f, f.name) for f in sorted(folder.glob("*.safetensors"))}
+    config = json.loads((folder / "adapter_config.json").read_text())
+    opts = WeightOptions(base_dir=reference_dir(), unaligned_dir=reference_dir(unaligned=True),
+                         use_default_baseline=False)
+    result: Any = analyze_weights(folder, headers, config, emit, opts)
+    cos = [float(c["cosine"]) for c in result["base"]["safe_lora"] if c["cosine"] is not None]
+    return cos, sum(f.rule_id == "AS510" for f in emit.findings)
+
+
+def _safe_lora_line(label: str, folders: Sequence[Path]) -> str:
+    found = [_safe_lora(f) for f in folders]
+    cos = sorted(c for cs, _ in found for c in cs)
+    fired = sum(n > 0 for _, n in found)
+    tau = float(load_ruleset().by_id("AS510").params["tau"])  # type: ignore[arg-type]
+    below = sum(c < tau for c in cos)
+    return (f"{label}: AS510 on {fired}/{len(found)} adapters ({below}/{len(cos)} modules "
+            f"below τ), "
+            f"cosine median {statistics.median(cos):.3f}, min {cos[0]:.3f}")
 
 
 def _write_bank(samples: Sequence[AdapterSample], path: Path) -> Path:
@@ -86,6 +112,13 @@ def run() -> BenchTable:
         "`min_adapters`); max |z| is over every scored statistic. "
         "The shipped bank is `adapterscan/reference/baseline_bank.json`, built by "
         "`adapterscan baseline reference` from the 24 calibration adapters; none of the "
-        "labelled examples is in it.")
+        "labelled examples is in it.\n\n"
+        f"Safe-LoRA (AS510, τ = {load_ruleset().by_id('AS510').params['tau']}) against the "
+        "bundled aligned/unaligned pair, same adapters: "
+        + "; ".join([
+            _safe_lora_line("benign calibration", calib),
+            _safe_lora_line("benign examples", [e.path for e in examples if not e.should_reject]),
+            _safe_lora_line("harmful/backdoor/identity examples",
+                            [e.path for e in examples if e.should_reject])]) + ".")
     return BenchTable("Calibration bank (AS509) on the bundled reference model",
                       ("adapters", "n", "with AS509", "max |z| (where)"), tuple(rows), notes)

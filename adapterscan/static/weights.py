@@ -351,10 +351,7 @@ def _against_base(stats: AdapterStatistics, config: Mapping[str, JSONValue] | No
             continue
         rec["safe_lora_cosine"] = cos
         cosines.append({"module": m.name, "layer": m.layer, "cosine": cos})
-        if cos is not None and cos < tau:
-            emit.emit(C.SAFE_LORA, f"{m.name}: cosine with the alignment subspace {cos:.3f} < "
-                      f"τ = {tau:g}", file=m.a.file,
-                      evidence={"module": m.name, "layer": m.layer, "cosine": cos, "tau": tau})
+    _safe_lora_rule(cosines, tau, emit)
     if missing:
         emit.skip(str(options.base_dir), f"{len(missing)} adapted modules have no matching base "
                   f"weight (first: {missing[0]})")
@@ -368,6 +365,22 @@ def _against_base(stats: AdapterStatistics, config: Mapping[str, JSONValue] | No
             "unaligned_dir": str(options.unaligned_dir) if options.unaligned_dir else None,
             "missing": missing[:50], "safe_lora": cosines,
             "trigger_candidates": [c.to_json() for c in candidates]}
+
+
+def _safe_lora_rule(cosines: Sequence[JSONValue], tau: float, emit: Emitter) -> None:
+    """One AS510 finding per adapter, listing its modules below τ, lowest first."""
+    low: list[tuple[float, dict[str, JSONValue]]] = []
+    for c in cosines:
+        value = c.get("cosine") if isinstance(c, dict) else None
+        if isinstance(c, dict) and isinstance(value, float) and value < tau:
+            low.append((value, c))
+    if not low:
+        return
+    low.sort(key=lambda item: item[0])
+    emit.emit(C.SAFE_LORA, f"{len(low)} of {len(cosines)} modules have a Safe-LoRA cosine below "
+              f"τ = {tau:g} (lowest {low[0][0]:.3f} at {low[0][1].get('module')})",
+              evidence={"tau": tau, "count": len(low), "modules_compared": len(cosines),
+                        "modules": [c for _, c in low[:20]]})
 
 
 def _triggers(base: BaseWeights, stats: AdapterStatistics,
