@@ -28,12 +28,16 @@ from benchmarks.common import BenchTable
 THRESHOLDS = (4.0, 6.0, 8.0, 12.0)
 
 
-def _score(folder: Path, bank: Path) -> tuple[int, float, str]:
-    """AS509 findings, the largest |z| and where it is, for one adapter against one bank."""
+def _analyze(folder: Path, options: WeightOptions) -> tuple[Emitter, Any]:
     emit = Emitter(load_ruleset())
     headers = {f.name: parse_header(f, f.name) for f in sorted(folder.glob("*.safetensors"))}
     config = json.loads((folder / "adapter_config.json").read_text())
-    result: Any = analyze_weights(folder, headers, config, emit, WeightOptions(baseline=bank))
+    return emit, analyze_weights(folder, headers, config, emit, options)
+
+
+def _score(folder: Path, bank: Path) -> tuple[int, float, str]:
+    """AS509 findings, the largest |z| and where it is, for one adapter against one bank."""
+    emit, result = _analyze(folder, WeightOptions(baseline=bank))
     zs: list[tuple[float, str]] = [(abs(z), f"{m['module'].split('model.layers.')[-1]} {n}")
                                    for m in result["modules"] for n, z in m.get("z", {}).items()]
     zs += [(abs(z), f"adapter {n}") for n, z in result["calibration"]["adapter_z"].items()]
@@ -45,12 +49,9 @@ def _safe_lora(folder: Path) -> tuple[list[float], int]:
     """Safe-LoRA cosines of every module and the AS510 count, against the bundled pair."""
     from adapterscan.reference import reference_dir
 
-    emit = Emitter(load_ruleset())
-    headers = {f.name: parse_header(f, f.name) for f in sorted(folder.glob("*.safetensors"))}
-    config = json.loads((folder / "adapter_config.json").read_text())
-    opts = WeightOptions(base_dir=reference_dir(), unaligned_dir=reference_dir(unaligned=True),
-                         use_default_baseline=False)
-    result: Any = analyze_weights(folder, headers, config, emit, opts)
+    emit, result = _analyze(folder, WeightOptions(
+        base_dir=reference_dir(), unaligned_dir=reference_dir(unaligned=True),
+        use_default_baseline=False))
     cos = [float(c["cosine"]) for c in result["base"]["safe_lora"] if c["cosine"] is not None]
     return cos, sum(f.rule_id == "AS510" for f in emit.findings)
 

@@ -31,7 +31,7 @@ def _samples(folders: list[Path]) -> list[AdapterSample]:
             sample = adapter_sample(folder, emit)
         except (ValueError, OSError, BaseModelError, TensorReadError) as exc:
             fail(f"{folder}: {exc}")
-        console.print(f"{folder}: {len(sample.modules) // 2} modules")
+        console.print(f"{folder}: {len(sample.modules)} modules")
         samples.append(sample)
     if emit.errors or emit.skipped:
         problems = [e.message for e in emit.errors] + [s.reason for s in emit.skipped]

@@ -52,13 +52,14 @@ def default_cache_dir() -> Path:
     return cache_root() / "examples" / cache_key()
 
 
-def load_examples(out: Path) -> list[ExampleAdapter] | None:
-    """The examples recorded in `out`/manifest.json, or None when the set is incomplete."""
+def load_examples(out: Path, key: str | None = None) -> list[ExampleAdapter] | None:
+    """The adapters recorded in `out`/manifest.json, or None when the set is incomplete or was
+    built under another cache key (`key`, default: the example set's)."""
     mf = out / MANIFEST
     if not mf.is_file():
         return None
     data = json.loads(mf.read_text())
-    if data.get("cache_key") != cache_key():
+    if data.get("cache_key") != (key or cache_key()):
         return None
     result = []
     for e in data["adapters"]:

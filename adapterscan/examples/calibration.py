@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import itertools
-import json
 import random
 from collections.abc import Callable
 from pathlib import Path
@@ -84,16 +83,9 @@ def build_calibration_adapters(out: Path | None = None, *, workers: int | None =
 
 
 def _complete(out: Path) -> list[Path] | None:
-    mf = out / "manifest.json"
-    if not mf.is_file():
+    from adapterscan.examples import load_examples
+
+    found = load_examples(out, calibration_key())
+    if found is None or [e.name for e in found] != [s.name for s in CALIBRATION_SPECS]:
         return None
-    data = json.loads(mf.read_text())
-    if data.get("cache_key") != calibration_key():
-        return None
-    names = [e.get("name") for e in data.get("adapters", [])]
-    if names != [s.name for s in CALIBRATION_SPECS]:
-        return None
-    paths = [out / str(n) for n in names]
-    if not all((p / "adapter_model.safetensors").is_file() for p in paths):
-        return None
-    return paths
+    return [e.path for e in found]

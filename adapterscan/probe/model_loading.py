@@ -119,7 +119,7 @@ def apply_adapter(loaded: LoadedModel, adapter_root: Path) -> Any:
     modules missing, tensor shapes that differ, weights for modules the config does not inject.
     """
     from peft import PeftConfig, PeftModel
-    from peft.utils import set_peft_model_state_dict
+    from peft.utils import get_peft_model_state_dict, set_peft_model_state_dict
     from safetensors.torch import load_file
 
     weights = adapter_root / "adapter_model.safetensors"
@@ -147,14 +147,9 @@ def apply_adapter(loaded: LoadedModel, adapter_root: Path) -> Any:
         raise ProbeError(f"the adapter's weights do not fit base {loaded.name!r}: "
                          f"{str(exc)[:500]}", hint="tensor shapes differ from the base's") from exc
     unexpected = list(result.unexpected_keys)
-    # Base weights under a wrapper (`token_adapter.base_layer.weight`) and buffers PEFT rebuilds
-    # from the base (`trainable_tokens_original`) are not the adapter's to ship.
-    # A parameter tied to one that was loaded (lm_head's token adapter shares embed_tokens'
-    # delta under tied embeddings) is listed once by named_parameters(): it is not missing.
-    unique = {n for n, _ in peft_model.named_parameters()}
-    missing = [k for k in result.missing_keys if ("lora_" in k or "adapter" in k)
-               and ".base_layer." not in k and "trainable_tokens_original" not in k
-               and k in unique]
+    # What the adapter must ship is what PEFT itself would save for this config (it leaves out
+    # base weights under wrappers, rebuilt buffers and parameters tied to saved ones).
+    missing = sorted(set(get_peft_model_state_dict(peft_model)) - set(state))
     if unexpected or missing:
         raise ProbeError(
             f"the adapter's weights do not match its modules in base {loaded.name!r}: "

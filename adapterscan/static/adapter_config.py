@@ -21,9 +21,10 @@ from adapterscan.static.adapter_config_fields import (
     check_fields,
     jlist,
 )
-from adapterscan.static.adapter_config_weights import check_weights, parse_lora_key
+from adapterscan.static.adapter_config_weights import check_weights
 from adapterscan.static.limits import StaticLimits
 from adapterscan.static.model import Inventory, SafetensorsHeader
+from adapterscan.static.peft_names import parse_lora_key
 
 CONFIG_NAME = "adapter_config.json"
 WEIGHT_NAMES = frozenset({"adapter_model.safetensors", "adapter_model.bin", "adapter_model.pt"})

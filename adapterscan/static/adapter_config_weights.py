@@ -1,16 +1,13 @@
 """adapter_config.json against the adapter's safetensors: targets, ranks, scales, shapes, decoys.
 
-Tensor names follow PEFT's saved layout: `base_model.model.<module>.lora_A.weight` (the adapter name
-is removed on save; an infix such as `.default` is accepted), `lora_embedding_A/B` for embeddings,
-`lora_magnitude_vector` for DoRA. Non-LoRA tensors are full weights: PEFT loads its state dict
-with strict=False, so a full tensor whose name exists in the base model overwrites that weight and
-one that does not is silently ignored.
+Tensor names follow PEFT's saved layout (`peft_names`). Non-LoRA tensors are full weights: PEFT
+loads its state dict with strict=False, so a full tensor whose name exists in the base model
+overwrites that weight and one that does not is silently ignored.
 """
 
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,12 +20,8 @@ from adapterscan.static import peft_match
 from adapterscan.static.adapter_config_fields import MAX_LISTED, Reporter, jlist
 from adapterscan.static.limits import StaticLimits
 from adapterscan.static.model import SafetensorsHeader, TensorInfo
+from adapterscan.static.peft_names import PREFIX, parse_lora_key
 
-PREFIX = "base_model.model."
-_LORA_RE = re.compile(
-    r"^(?P<mod>.+?)\.(?P<kind>lora_A|lora_B|lora_embedding_A|lora_embedding_B|"
-    r"lora_magnitude_vector)(?:\.(?P<a>[^.]+))?(?:\.(?P<p>[^.]+))?$")
-_PARAMS = ("weight", "bias")
 # Sign-bit masks: -0.0 is zero too. Unlisted dtypes are compared bytewise.
 _ZERO_VIEW: Mapping[str, tuple[type[np.unsignedinteger], int]] = {
     "F16": (np.uint16, 0x7FFF), "BF16": (np.uint16, 0x7FFF), "F32": (np.uint32, 0x7FFFFFFF),
@@ -51,19 +44,6 @@ class Module:
     name: str
     prefixed: bool
     parts: dict[str, Located] = field(default_factory=dict)
-
-
-def parse_lora_key(name: str) -> tuple[str, str, str] | None:
-    """(module, kind, param) for a LoRA tensor name, or None for a non-LoRA tensor."""
-    found = _LORA_RE.match(name)
-    if not found:
-        return None
-    a, p = found.group("a"), found.group("p")
-    if p is None:  # one trailing component: a param name, or an adapter name (magnitude vector)
-        p, a = (a, None) if a in _PARAMS else ("weight", a)
-    if p not in _PARAMS:
-        return None
-    return found.group("mod"), found.group("kind"), p
 
 
 def _strip(name: str) -> tuple[str, bool]:

@@ -80,10 +80,11 @@ def rank_key(key: str, rank: int) -> str:
 
 @dataclass(frozen=True)
 class AdapterSample:
-    """Statistics of one trusted adapter: per-module values keyed by module_key, and its summary."""
+    """Statistics of one trusted adapter: per-module (module_key, rank, values), and its summary.
+    A module with a rank also lands under its rank-specific key in the bank."""
 
     source: str
-    modules: Sequence[tuple[str, Mapping[str, float | None]]]
+    modules: Sequence[tuple[str, int | None, Mapping[str, float | None]]]
     adapter: Mapping[str, float | None]
 
 
@@ -114,12 +115,13 @@ def build_bank(samples: Sequence[AdapterSample],
     per_key: dict[str, dict[str, list[tuple[float, int]]]] = {}
     per_adapter: dict[str, list[float]] = {}
     for i, s in enumerate(samples):
-        for key, stats in s.modules:
-            slot = per_key.setdefault(key, {})
-            for name in MODULE_STATS:
-                v = stats.get(name)
-                if v is not None:
-                    slot.setdefault(name, []).append((float(v), i))
+        for key, rank, stats in s.modules:
+            for k in (key,) if rank is None else (key, rank_key(key, rank)):
+                slot = per_key.setdefault(k, {})
+                for name in MODULE_STATS:
+                    v = stats.get(name)
+                    if v is not None:
+                        slot.setdefault(name, []).append((float(v), i))
         for name in ADAPTER_STATS:
             v = s.adapter.get(name)
             if v is not None:

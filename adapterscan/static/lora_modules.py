@@ -17,13 +17,10 @@ from pathlib import Path
 
 from adapterscan.findings import JSONValue
 from adapterscan.static.model import SafetensorsHeader, TensorInfo
+from adapterscan.static.peft_names import PREFIX, parse_lora_key
 from adapterscan.static.tensor_reader import RawTensor, read_tensor
 
-_KEY = re.compile(
-    r"^(?P<module>.+?)\.(?P<kind>lora_A|lora_B|lora_embedding_A|lora_embedding_B)"
-    r"(?:\.(?P<adapter>[A-Za-z0-9_\-]+))?(?:\.(?P<param>weight|bias))?$")
 _LAYER = re.compile(r"\.(?:layers|h|layer|blocks|block)\.(\d+)\.")
-_PREFIX = "base_model.model."
 # Regex pattern keys longer than this, or with nested quantifiers, are not evaluated (ReDoS).
 _MAX_PATTERN = 200
 _NESTED_QUANTIFIER = re.compile(r"\([^)]*[+*}][^)]*\)[+*{]")
@@ -52,7 +49,7 @@ class LoraModule:
     @property
     def target(self) -> str:
         """The module name inside the base model (`model.layers.0.self_attn.q_proj`)."""
-        return self.name[len(_PREFIX):] if self.name.startswith(_PREFIX) else self.name
+        return self.name[len(PREFIX):] if self.name.startswith(PREFIX) else self.name
 
     @property
     def module_type(self) -> str:
@@ -72,21 +69,17 @@ def collect_modules(headers: Mapping[str, SafetensorsHeader],
     for file in sorted(headers):
         header = headers[file]
         for info in header.tensors:
-            m = _KEY.match(info.name)
+            parsed = parse_lora_key(info.name)
             ref = TensorRef(file, root / file, header, info)
-            if not m:
+            # DoRA magnitudes and any bias but lora_B's (PEFT's lora_bias) are not factors.
+            if parsed is None or parsed[1] == "lora_magnitude_vector" or (
+                    parsed[2] == "bias" and parsed[1] != "lora_B"):
                 others.append(ref)
                 continue
-            kind = m.group("kind")
-            # `lora_B.bias` (PEFT's lora_bias) is the bias of B, not an adapter named "bias".
-            param = m.group("param") or (m.group("adapter")
-                                         if m.group("adapter") in ("weight", "bias") else None)
+            module, kind, param = parsed
             if param == "bias":
-                if kind != "lora_B":  # PEFT has no other LoRA bias: keep it visible as "other"
-                    others.append(ref)
-                    continue
                 kind += ".bias"
-            slot = found.setdefault(m.group("module"), {})
+            slot = found.setdefault(module, {})
             if kind in slot:  # the same module twice (two adapter names or two files)
                 others.append(ref)
                 continue

@@ -33,7 +33,6 @@ from adapterscan.static.baseline import (
     BankError,
     load_bank,
     module_key,
-    rank_key,
     robust,
     zscores,
 )
@@ -103,10 +102,8 @@ def adapter_sample(folder: Path, emit: Emitter) -> AdapterSample:
     stats = compute_statistics(folder, headers, config, emit)
     if not stats.results:
         raise ValueError("no LoRA module could be analysed")
-    modules = []
-    for r in stats.results:
-        key = module_key(r.module.module_type, r.pair.out_features, r.pair.in_features)
-        modules += [(key, r.values), (rank_key(key, r.pair.rank), r.values)]
+    modules = [(module_key(r.module.module_type, r.pair.out_features, r.pair.in_features),
+                r.pair.rank, r.values) for r in stats.results]
     adapter = {n: _float(stats.summary.get(n)) for n in ADAPTER_STATS}
     return AdapterSample(source=folder.name, modules=modules, adapter=adapter)
 
@@ -402,7 +399,7 @@ def _triggers(base: BaseWeights, stats: AdapterStatistics,
         emit.emit(C.TRIGGER_TOKEN, f"token {best.token_id} ({best.token!r}) stands out "
                   f"{best.z:.1f} robust SDs in {best.source}",
                   evidence={"candidates": [c.to_json() for c in top[:10]]})
-    return order_candidates([*rewritten, *cands], threshold)
+    return order_candidates([*rewritten, *cands])
 
 
 def _vocab_candidates(stats: AdapterStatistics, options: WeightOptions) -> list[TokenCandidate]:

@@ -20,10 +20,9 @@ from adapterscan.findings import JSONValue
 from adapterscan.static import weights_checks as C
 from adapterscan.static.alignment import BASE_BLOCK_ELEMS, BaseWeights
 from adapterscan.static.lora_modules import TensorRef
+from adapterscan.static.peft_names import PREFIX, parse_lora_key
 from adapterscan.static.tensor_reader import FLOAT_DTYPES, RawTensor, TensorReadError
 
-_PREFIX = "base_model.model."
-_SUFFIXES = (".lora_magnitude_vector.weight", ".lora_magnitude_vector")
 _SHOWN = 10  # channels listed as evidence
 # A magnitude has one entry per output channel; no real layer has more than this many.
 MAX_CHANNELS = 1 << 24
@@ -31,15 +30,10 @@ MAX_CHANNELS = 1 << 24
 
 def magnitude_target(name: str) -> str | None:
     """`model.layers.0.self_attn.q_proj` for a DoRA magnitude tensor name, else None."""
-    for suffix in _SUFFIXES:
-        if name.endswith(suffix):
-            stem = name[:-len(suffix)]
-            # Older PEFT keeps an adapter-name segment: `...q_proj.lora_magnitude_vector.default`.
-            return stem.removeprefix(_PREFIX)
-    parts = name.split(".")
-    if len(parts) >= 3 and parts[-2] == "lora_magnitude_vector":
-        return ".".join(parts[:-2]).removeprefix(_PREFIX)
-    return None
+    parsed = parse_lora_key(name)
+    if parsed is None or parsed[1] != "lora_magnitude_vector" or parsed[2] != "weight":
+        return None
+    return parsed[0].removeprefix(PREFIX)
 
 
 def magnitude_tensors(others: Sequence[TensorRef]) -> list[tuple[str, TensorRef]]:
@@ -110,9 +104,9 @@ def check_magnitudes(others: Sequence[TensorRef], config: Mapping[str, JSONValue
 
 def _gains(target: str, m: np.ndarray, base: BaseWeights, fan_in_fan_out: bool,
            max_gain: float, ref: TensorRef, emit: Emitter) -> dict[str, JSONValue]:
-    name = base.find(target)
     if m.size == 0:
         return {"gain": None}
+    name = base.find(target)
     if name is None:
         emit.skip(ref.file, f"{ref.info.name}: no base weight for {target}; DoRA channel gains "
                   "not checked")
@@ -134,7 +128,7 @@ def _gains(target: str, m: np.ndarray, base: BaseWeights, fan_in_fan_out: bool,
     order = out_of_range[np.argsort(-np.nan_to_num(log_gain[out_of_range], nan=np.inf))]
     record: dict[str, JSONValue] = {
         "base": name, "gain_min": float(gain.min()), "gain_max": float(gain.max()),
-        "median_abs_log_gain": float(np.nanmedian(log_gain)) if m.size else None,
+        "median_abs_log_gain": float(np.nanmedian(log_gain)),
         "channels_out_of_range": int(out_of_range.size)}
     if out_of_range.size:
         emit.emit(C.DORA_GAIN,

@@ -18,10 +18,10 @@ from adapterscan.emit import Emitter
 from adapterscan.findings import JSONValue
 from adapterscan.static.alignment import BaseWeights
 from adapterscan.static.lora_modules import TensorRef
+from adapterscan.static.peft_names import PREFIX
 from adapterscan.static.tensor_reader import FLOAT_DTYPES, TensorReadError
 from adapterscan.static.trigger_tokens import TokenCandidate
 
-_PREFIX = "base_model.model."
 _MARK = ".token_adapter.trainable_tokens_delta"
 MAX_TOKENS = 65_536  # rows of one delta; a vocabulary-sized delta is a full copy, not tokens
 SOURCE = "trainable-tokens"
@@ -35,7 +35,7 @@ def delta_target(name: str) -> str | None:
     rest = name[at + len(_MARK):]
     if rest and not (rest.startswith(".") and rest.count(".") <= 2):  # .default / .weight
         return None
-    return name[:at].removeprefix(_PREFIX)
+    return name[:at].removeprefix(PREFIX)
 
 
 def _indices(config: Mapping[str, JSONValue] | None, target: str) -> list[int] | None:
@@ -118,11 +118,10 @@ def _against_base(ref: TensorRef, target: str, ids: list[int], base: BaseWeights
     return change, name
 
 
-def order_candidates(cands: Sequence[TokenCandidate], z_threshold: float) -> list[TokenCandidate]:
-    """Tokens the adapter rewrites outright first, then outliers above the threshold, then the
-    rest by z: the probe tries candidates in this order and stops at its limit."""
-    def tier(c: TokenCandidate) -> int:
-        return 0 if c.source == SOURCE else 1 if c.z >= z_threshold else 2
-
-    return sorted(cands, key=lambda c: (tier(c), -c.score if c.source == SOURCE else -c.z
-                                        if math.isfinite(c.z) else 0.0))
+def order_candidates(cands: Sequence[TokenCandidate]) -> list[TokenCandidate]:
+    """Tokens the adapter rewrites outright first (largest change first), then the rest by z:
+    the probe tries them in this order up to its limit."""
+    rewritten = sorted((c for c in cands if c.source == SOURCE), key=lambda c: -c.score)
+    ranked = sorted((c for c in cands if c.source != SOURCE),
+                    key=lambda c: -c.z if math.isfinite(c.z) else 0.0)
+    return rewritten + ranked

@@ -10,8 +10,8 @@ import pytest
 from adapterscan.findings import JSONValue
 from adapterscan.rules.model import RuleSet
 from adapterscan.static.adapter_config import parse_config
-from adapterscan.static.adapter_config_weights import parse_lora_key
 from adapterscan.static.peft_match import Matcher, Targeting, module_kind, targeting
+from adapterscan.static.peft_names import parse_lora_key
 from tests.factories import adapter_config, lora_tensors, write_adapter
 from tests.static.factories_adapter_config import adapter_config_ruleset, headers_of, ids, run
 

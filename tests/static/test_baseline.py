@@ -32,7 +32,7 @@ def test_robust_location_scale_and_z() -> None:
 
 
 def test_bank_roundtrip(tmp_path: Path) -> None:
-    samples = [AdapterSample(source=f"s{i}", modules=[("q_proj:8x8", {"log10_fro": -1.0 + i,
+    samples = [AdapterSample(source=f"s{i}", modules=[("q_proj:8x8", None, {"log10_fro": -1.0 + i,
                                                                          "kurtosis": 3.0})],
                              adapter={"log10_total_fro": float(i)}) for i in range(3)]
     path = tmp_path / "bank.json"
@@ -114,7 +114,7 @@ def _rank_bank(tmp_path: Path, n_r8: int, n_r4: int) -> Path:
     def sample(i: int, rank: int, fro: float) -> AdapterSample:
         key = "q_proj:8x8"
         stats = {"log10_fro": fro}
-        return AdapterSample(source=f"s{i}", modules=[(key, stats), (f"{key}@r{rank}", stats)],
+        return AdapterSample(source=f"s{i}", modules=[(key, rank, stats)],
                              adapter={})
     samples = [sample(i, 8, 1.0 + 0.01 * i) for i in range(n_r8)]
     samples += [sample(100 + i, 4, -1.0 + 0.01 * i) for i in range(n_r4)]

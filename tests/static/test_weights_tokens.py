@@ -86,4 +86,4 @@ def test_candidate_order() -> None:
     cands = [TokenCandidate(1, "a", 9.0, 2.0, "first-layer-response"),
              TokenCandidate(2, "b", 1.0, 8.0, "first-layer-response"),
              TokenCandidate(3, "c", 0.1, 0.0, SOURCE), TokenCandidate(4, "d", 0.5, 0.0, SOURCE)]
-    assert [c.token_id for c in order_candidates(cands, 6.0)] == [4, 3, 2, 1]
+    assert [c.token_id for c in order_candidates(cands)] == [4, 3, 2, 1]
