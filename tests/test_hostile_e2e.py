@@ -193,6 +193,39 @@ def test_dangerous_globals_are_rejected(cli: Any, tmp_path: Path, module: str, n
     assert_hostile(code, doc, "AS4", fname)
 
 
+# Callables no denylist names: the allowlist fails them wherever they are called (AS446).
+_UNLISTED = [("logging", "FileHandler"), ("pydoc", "pipepager"), ("mypkg.hooks", "Thing"),
+             ("zipfile", "ZipFile.extractall")]
+
+
+@pytest.mark.parametrize("placement", ["adapter_model.bin", "training_args.bin",
+                                       "torch_zip/adapter_model.bin"])
+@pytest.mark.parametrize("encoding", sorted(hf.ENCODINGS))
+@pytest.mark.parametrize(("module", "name"), _UNLISTED)
+def test_unlisted_callables_are_rejected(cli: Any, tmp_path: Path, module: str, name: str,
+                                         encoding: str, placement: str) -> None:
+    folder, fname = _pickle_folder(tmp_path, placement, hf.ENCODINGS[encoding](module, name))
+    code, doc = cli(folder)
+    assert code == 1
+    assert_hostile(code, doc, "AS4", fname)
+    assert fname in files_with(doc, "AS446") | files_with(doc, "AS430")
+
+
+def test_object_arrays_in_npy_and_npz_are_walked(cli: Any, tmp_path: Path) -> None:
+    from tests.static import factories_pickle_calls as fc
+
+    folder = tmp_path / "f"
+    folder.mkdir()
+    hf.write_config(folder)
+    (folder / "adapter_model.safetensors").write_bytes(hf.benign_safetensors())
+    (folder / "extra.npy").write_bytes(fc.npy_object(fc.reduce_p0("logging", "FileHandler")))
+    (folder / "more.npz").write_bytes(fc.zipped({"a.npy": fc.npy_object(
+        fc.reduce_stack_global("mypkg.hooks", "Thing"))}))
+    code, doc = cli(folder)
+    assert code == 1
+    assert {"extra.npy", "more.npz"} <= files_with(doc, "AS446")
+
+
 def test_malicious_pickle_subprocess_in_all_formats(tmp_path: Path) -> None:
     folder, name = _pickle_folder(tmp_path, "torch_zip/adapter_model.bin",
                                   hf.nested_loads_p4(hf.global_p0("os", "system")))

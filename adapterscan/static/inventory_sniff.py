@@ -78,7 +78,9 @@ def content_kind(head: bytes, size: int) -> tuple[str, str]:
         n = struct.unpack("<Q", head[:8])[0]
         if 0 < n <= size - 8:
             return "safetensors", "safetensors header"
-    if head.startswith((b"GGUF", b"\x93NUMPY", b"\x89HDF", b"\x89PNG", b"\xff\xd8\xff",
+    if head.startswith(b"\x93NUMPY"):
+        return "npy", "NumPy array (object arrays hold a pickle)"
+    if head.startswith((b"GGUF", b"\x89HDF", b"\x89PNG", b"\xff\xd8\xff",
                         b"GIF8", b"PAR1", b"ARROW1")):
         return "data", "known data format magic"
     try:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import _compat_pickle
 import enum
 import re
+from dataclasses import dataclass
 
 _TORCH_DTYPES = (
     "float32", "float", "float64", "double", "float16", "half", "bfloat16", "complex64",
@@ -61,6 +62,11 @@ _DANGEROUS_MODULES = frozenset({
     "torch._inductor", "numpy.f2py", "numpy.testing", "numpy.distutils", "distutils",
     "setuptools", "pip", "_posixsubprocess", "_winapi", "msvcrt", "winreg", "gc", "inspect",
     "threading", "_thread", "concurrent", "sqlite3", "pathlib", "builtins.__import__",
+    # Importing these runs code (a GUI, a browser, a CLI) even when nothing is called.
+    "idlelib", "antigravity", "this", "turtle", "turtledemo", "tkinter", "ensurepip", "venv",
+    "lib2to3", "xmlrpc", "logging.config", "logging.handlers", "unittest", "doctest", "cgi",
+    "cgitb", "wsgiref", "smtpd", "imaplib", "poplib", "nntplib", "mailbox", "shelve", "dbm",
+    "zipapp", "compileall", "py_compile", "sysconfig", "site", "builtins.print",
 })
 _DANGEROUS_NAMES = frozenset({
     "builtins.eval", "builtins.exec", "builtins.compile", "builtins.getattr",
@@ -83,6 +89,21 @@ _DANGEROUS_NAMES = frozenset({
     "linecache.getline", "linecache.updatecache", "zipfile.ZipFile", "tarfile.open",
 })
 _DUNDER = re.compile(r"__\w+__")
+
+
+@dataclass(frozen=True)
+class DataContainers:
+    """Classes a pickle may instantiate as plain data (AS447): `training_args.bin` and friends.
+
+    A class is data only on its real construction path: NEWOBJ with no arguments (which runs
+    `object.__new__`), then BUILD with a dict (which updates `__dict__` when the class has no
+    `__setstate__`); an enum only by value (REDUCE with one constant). Every other call of
+    them is a call like any other.
+    """
+
+    classes: frozenset[str]
+    enums: frozenset[str]
+    version: str
 
 
 class Verdict(enum.Enum):

@@ -15,13 +15,14 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, Protocol
 
 from adapterscan.emit import Emitter
 from adapterscan.findings import JSONValue
+from adapterscan.static import npy_header
 from adapterscan.static import zip_container as zc
 from adapterscan.static.limits import StaticLimits
-from adapterscan.static.pickle_allowlist import Verdict
+from adapterscan.static.pickle_allowlist import DataContainers, Verdict
 from adapterscan.static.pickle_vm import (
     CALL_OPS,
     Budget,
@@ -40,7 +41,7 @@ _MAX_INMEMORY_ZIP = 256 << 20  # a zip nested in a zip is read into memory up to
 _CRC_FULL_LIMIT = 1 << 20  # stored non-pickle members above this are not CRC-checked
 
 
-_OTHER = {
+_OTHER: dict[str, tuple[str, str]] = {
     "unresolved": ("pickle.unresolved_global", "unresolvable import or call"),
     "nested": ("pickle.nested_pickle", "nested pickle"),
     "malformed": ("pickle.malformed", "malformed or truncated pickle (opcodes before the "
@@ -91,18 +92,36 @@ def _probe(data: bytes) -> tuple[Walk, bool]:
     return walk, cut
 
 
+def data_containers(emit: Emitter) -> DataContainers:
+    """The curated data-container allowlist (AS447's params) plus a policy's additions."""
+    def names(*keys: str) -> frozenset[str]:
+        out: set[str] = set()
+        for key in keys:
+            value = emit.param("pickle.data_container", key)
+            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                raise TypeError(f"AS447 param {key} must be a list of qualified names")
+            out.update(str(v) for v in value)
+        return frozenset(out)
+    return DataContainers(classes=names("classes", "extra_classes"),
+                          enums=names("enums", "extra_enums"),
+                          version=str(emit.param("pickle.data_container", "version")))
+
+
 @dataclass
 class _Ctx:
     rel: str
     emit: Emitter
     limits: StaticLimits
     budget: Budget
+    containers: DataContainers
     events: list[Event] = field(default_factory=list)
     ops: Counter[str] = field(default_factory=Counter)
     pickles: int = 0
     protocols: set[int] = field(default_factory=set)
     members: int = 0
     crc_unchecked: int = 0
+    npy_arrays: int = 0
+    npy_object_arrays: int = 0
     skipped: list[str] = field(default_factory=list)
 
     def anomaly(self, check: str, message: str, key: str | None = None,
@@ -116,7 +135,7 @@ class _Ctx:
 
 def analyze_pickle_file(path: Path, rel: str, emit: Emitter, limits: StaticLimits) -> None:
     ctx = _Ctx(rel, emit, limits, Budget(limits.max_pickle_opcodes, limits.max_pickle_memo,
-                                         limits.max_nesting))
+                                         limits.max_nesting), data_containers(emit))
     try:
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK",
                                                                                 0))
@@ -138,6 +157,10 @@ def _analyze_container(ctx: _Ctx, f: BinaryIO, size: int, where: str, depth: int
     label = where or "file"
     if head.startswith((zc.LOCAL_MAGIC, zc.EOCD_MAGIC)):
         _analyze_zip(ctx, f, size, where, depth)
+        return
+    if head.startswith(npy_header.MAGIC):
+        f.seek(0)
+        _analyze_npy(ctx, f, size, where, depth)
         return
     kind = archive_kind(head)
     if kind is not None:
@@ -163,7 +186,7 @@ def _walk_stream(ctx: _Ctx, reader: Reader, where: str, depth: int,
     for index in range(_MAX_PICKLES_PER_STREAM):
         start = reader.tell()
         name = f"{where}#{index}" if index else where
-        walk = walk_one(reader, name, ctx.budget, depth, _nested_walker(ctx))
+        walk = walk_one(reader, name, ctx.budget, depth, _nested_walker(ctx), ctx.containers)
         keep = walk.complete or walk.globals_seen > 0 or not opportunistic
         if index > 0 and not walk.complete and walk.globals_seen == 0:
             keep = False  # trailing raw data (legacy storages) that happens to parse a little
@@ -183,7 +206,7 @@ def _walk_stream(ctx: _Ctx, reader: Reader, where: str, depth: int,
 def _nested_walker(ctx: _Ctx) -> Nested:
     def walk(data: bytes, where: str, depth: int) -> Walk | None:
         reader = Reader(io.BytesIO(data), len(data))
-        w = walk_one(reader, where, ctx.budget, depth, _nested_walker(ctx))
+        w = walk_one(reader, where, ctx.budget, depth, _nested_walker(ctx), ctx.containers)
         return w if (w.complete or w.globals_seen > 0) else None
     return walk
 
@@ -224,8 +247,9 @@ def _analyze_zip(ctx: _Ctx, f: BinaryIO, size: int, where: str, depth: int) -> N
             ctx.members += 1
             _analyze_member(ctx, f, m, f"{where}/{m.name}" if where else m.name, depth)
     files = [m.name for m in members if not m.is_dir]
-    if depth == 0 and not any(n.endswith((".pkl", ".pickle")) for n in files):
-        # torch archives always hold */data.pkl: anything else is an archive we cannot judge.
+    if depth == 0 and not any(n.endswith((".pkl", ".pickle", ".npy")) for n in files):
+        # torch archives always hold */data.pkl and npz archives .npy members: anything else
+        # is an archive we cannot judge.
         ctx.anomaly("pickle.unscannable_member", f"{label} is a zip archive with no pickle in "
                     "it: not a torch checkpoint, and its members are not model data",
                     key=where or None, evidence={"members": list[JSONValue](files[:20])})
@@ -259,7 +283,7 @@ def _analyze_member(ctx: _Ctx, f: BinaryIO, m: zc.Member, key: str, depth: int) 
     is_pkl = m.name.endswith((".pkl", ".pickle"))
     head = b"".join(_first(zc.iter_member(f, m, lim.max_sniff_bytes), lim.max_sniff_bytes))
     walked = is_pkl or looks_nested(head) or sniff_pickle(head) or head.startswith(
-        (zc.LOCAL_MAGIC, zc.EOCD_MAGIC))
+        (zc.LOCAL_MAGIC, zc.EOCD_MAGIC, npy_header.MAGIC))
     if m.method == 0 and not walked and m.file_size > _CRC_FULL_LIMIT:
         # Large stored raw data (tensor storages): torch never checks its CRC and it is not
         # executed; hashing it would double the scan time. Its size is still checked.
@@ -285,6 +309,8 @@ def _analyze_member(ctx: _Ctx, f: BinaryIO, m: zc.Member, key: str, depth: int) 
                     key=key, evidence={"actual": f"{crc:08x}", "declared": f"{m.crc:08x}"})
     if head.startswith((zc.LOCAL_MAGIC, zc.EOCD_MAGIC)):
         _nested_zip(ctx, f, m, key, depth)
+    elif head.startswith(npy_header.MAGIC):
+        _analyze_npy(ctx, zc.MemberStream(zc.iter_member(f, m, max_bytes)), total, key, depth)
     elif archive_kind(head):
         kind = archive_kind(head)
         ctx.anomaly("pickle.unscannable_member", f"member {key} is a {kind} container; its "
@@ -296,6 +322,37 @@ def _analyze_member(ctx: _Ctx, f: BinaryIO, m: zc.Member, key: str, depth: int) 
         reader = Reader(zc.MemberStream(zc.iter_member(f, m, max_bytes)),
                         min(total, lim.max_pickle_bytes), hard=total > lim.max_pickle_bytes)
         _walk_stream(ctx, reader, key, depth, opportunistic=not is_pkl)
+
+
+def _analyze_npy(ctx: _Ctx, raw: _Readable, size: int, where: str, depth: int) -> None:
+    """A NumPy array: an object array's pickle is walked like any pickle; a numeric array
+    must hold exactly the bytes its header fixes."""
+    label = where or "file"
+    ctx.npy_arrays += 1
+    try:
+        hdr = npy_header.read_header(raw.read)
+    except npy_header.NpyError as exc:
+        ctx.anomaly("pickle.npy_malformed", f"{label}: NumPy header rejected: {exc}",
+                    key=where or None, evidence={"error": str(exc)})
+        return
+    left = size - hdr.data_offset
+    ev: dict[str, JSONValue] = {"dtype": hdr.dtype, "shape": list[JSONValue](hdr.shape),
+                                "version": f"{hdr.version[0]}.{hdr.version[1]}"}
+    if hdr.has_object:
+        # np.load(allow_pickle=True) unpickles everything after the header.
+        ctx.npy_object_arrays += 1
+        cap = ctx.limits.max_pickle_bytes
+        _walk_stream(ctx, Reader(raw, min(left, cap), hard=left > cap), f"{where}<npy>",
+                     depth, opportunistic=False)
+    elif left != hdr.data_bytes:
+        ctx.anomaly("pickle.npy_malformed", f"{label}: NumPy data holds {left} bytes, its "
+                    f"header (shape {hdr.shape}, {hdr.dtype}) fixes {hdr.data_bytes}",
+                    key=where or None, evidence={**ev, "data_bytes": left,
+                                                 "expected": hdr.data_bytes})
+
+
+class _Readable(Protocol):
+    def read(self, n: int = -1, /) -> bytes: ...
 
 
 def _first(chunks: Iterator[bytes], n: int) -> list[bytes]:
@@ -325,10 +382,13 @@ def _nested_zip(ctx: _Ctx, f: BinaryIO, m: zc.Member, key: str, depth: int) -> N
 
 
 def _flush(ctx: _Ctx) -> None:
-    """Emit aggregated findings: one per dangerous global, one for all not-allowlisted ones,
+    """Emit aggregated findings: one per dangerous global, one for the callables outside the
+    allowlist that the pickle calls, one for those it only imports, one for data containers,
     one per other event, then a summary."""
     dangerous: dict[str, list[str]] = {}
-    unknown: dict[str, list[str]] = {}
+    imported: dict[str, list[str]] = {}
+    called: dict[str, list[tuple[str, str]]] = {}
+    containers: dict[str, list[str]] = {}
     verdicts: dict[str, str] = {}
     for e in ctx.events:
         if e.kind == "global" and e.verdict is not None:
@@ -336,9 +396,13 @@ def _flush(ctx: _Ctx) -> None:
             if e.verdict is Verdict.DANGEROUS:
                 dangerous.setdefault(e.qual, []).append(e.where)
             elif e.verdict is Verdict.UNKNOWN:
-                unknown.setdefault(e.qual, []).append(e.where)
+                imported.setdefault(e.qual, []).append(e.where)
+        elif e.kind == "call":
+            called.setdefault(e.qual, []).append((e.where, e.detail))
+        elif e.kind == "container":
+            containers.setdefault(e.qual, []).append(e.where)
         elif e.kind == "conditional":
-            unknown.setdefault(f"{e.qual} ({e.detail})", []).append(e.where)
+            called.setdefault(e.qual, []).append((e.where, e.detail))
         elif e.kind in _OTHER:
             check, msg = _OTHER[e.kind]
             ctx.anomaly(check, f"{msg} at {e.where or 'start'}: {e.detail}",
@@ -350,13 +414,31 @@ def _flush(ctx: _Ctx) -> None:
                     "time(s)", key=qual,
                     evidence={"global": qual, "count": len(wheres),
                               "at": list[JSONValue](wheres[:10])})
-    if unknown:
-        names = sorted(unknown)
-        shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
-        ctx.anomaly("pickle.unknown_global", f"imports {len(names)} callable(s) not on the "
-                    f"allowlist: {shown}",
-                    evidence={"globals": {q: len(unknown[q]) for q in names[:100]},
-                              "first_at": {q: unknown[q][0] for q in names[:100]}})
+    if called:
+        names = sorted(called)
+        shown = ", ".join(f"{q} ({called[q][0][1]})" for q in names[:5])
+        more = f" and {len(names) - 5} more" if len(names) > 5 else ""
+        ctx.anomaly("pickle.unlisted_call", f"calls {len(names)} callable(s) outside the "
+                    f"allowlist at load time: {shown}{more}",
+                    evidence={"calls": {q: {"count": len(called[q]), "first_at": called[q][0][0],
+                                            "how": list[JSONValue](
+                                                sorted({d for _, d in called[q]})[:5])}
+                                        for q in names[:100]}})
+    only_imported = sorted(set(imported) - set(called) - set(containers))
+    if only_imported:
+        shown = ", ".join(only_imported[:5])
+        more = f" and {len(only_imported) - 5} more" if len(only_imported) > 5 else ""
+        ctx.anomaly("pickle.unknown_global", f"imports {len(only_imported)} global(s) not on "
+                    f"the allowlist without calling them: {shown}{more}",
+                    evidence={"globals": {q: len(imported[q]) for q in only_imported[:100]},
+                              "first_at": {q: imported[q][0] for q in only_imported[:100]}})
+    names = sorted(set(containers) - set(called))  # a misused container is reported as a call
+    if names:
+        ctx.anomaly("pickle.data_container", f"rebuilds {len(names)} known data-container "
+                    f"class(es) as plain data: {', '.join(names[:5])}"
+                    + (f" and {len(names) - 5} more" if len(names) > 5 else ""),
+                    evidence={"classes": {q: len(containers[q]) for q in names[:100]},
+                              "allowlist_version": ctx.containers.version})
     calls: dict[str, JSONValue] = {op: ctx.ops[op] for op in sorted(CALL_OPS) if ctx.ops[op]}
     ctx.anomaly("pickle.summary", f"{ctx.pickles} pickle(s), {sum(ctx.ops.values())} opcodes, "
                 f"{len(verdicts)} distinct global(s)",
@@ -364,5 +446,7 @@ def _flush(ctx: _Ctx) -> None:
                           "protocols": list[JSONValue](sorted(ctx.protocols)),
                           "calls": calls, "zip_members": ctx.members,
                           "zip_members_crc_unchecked": ctx.crc_unchecked,
+                          "npy_arrays": ctx.npy_arrays,
+                          "npy_object_arrays": ctx.npy_object_arrays,
                           "globals": dict[str, JSONValue](sorted(verdicts.items())),
                           "incomplete": list[JSONValue](ctx.skipped[:10])})

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from adapterscan.static.pickle_allowlist import Verdict, classify
+from adapterscan.static.pickle_allowlist import DataContainers, Verdict, classify
 
 _MAX_LINE = 1 << 20
 _BIG_ARG = 64 << 20  # arguments larger than this are skipped, not held in memory
@@ -128,6 +128,31 @@ class Tup:
 
 
 @dataclass(frozen=True)
+class Obj:
+    """An instance of an allowlisted data container built through its real construction path:
+    `cls.__new__(cls)` by NEWOBJ (then BUILD with a plain dict), or an enum member by value."""
+
+    qual: str
+    enum: bool
+
+
+class Box:
+    """A list, dict or set. Mutable on purpose: the memo shares it, so a global appended after
+    the box was memoised is still reachable from every copy of it."""
+
+    __slots__ = ("kind", "refs")
+
+    def __init__(self, kind: str, items: list[object] | tuple[object, ...] = ()) -> None:
+        self.kind = kind
+        self.refs: list[object] = []
+        self.add(items)
+
+    def add(self, items: list[object] | tuple[object, ...]) -> None:
+        # Only values that can lead to a global are kept; constants and strings are dropped.
+        self.refs.extend(v for v in items if isinstance(v, Glob | Box | Tup))
+
+
+@dataclass(frozen=True)
 class Opaque:
     """A value whose runtime content is unknown (call results, persistent ids) or irrelevant."""
 
@@ -140,7 +165,7 @@ _CONST = Opaque("const")
 
 @dataclass(frozen=True)
 class Event:
-    kind: str  # global | unresolved | conditional | nested | malformed | limit
+    kind: str  # global | call | container | unresolved | conditional | nested | malformed | limit
     where: str
     detail: str
     qual: str = ""
@@ -183,11 +208,13 @@ def looks_nested(data: bytes) -> bool:
 
 
 class Machine:
-    def __init__(self, where: str, budget: Budget, depth: int, nested: Nested | None) -> None:
+    def __init__(self, where: str, budget: Budget, depth: int, nested: Nested | None,
+                 containers: DataContainers | None = None) -> None:
         self.where = where
         self.budget = budget
         self.depth = depth
         self.nested = nested
+        self.containers = containers
         self.stack: list[object] = []
         self.meta: list[list[object]] = []
         self.memo: dict[int, object] = {}
@@ -254,18 +281,67 @@ class Machine:
             self.walk.ops.update(inner.ops)
 
     def _call(self, callee: object, args: object, op: str, pos: int | None) -> object:
+        """What a call opcode does. A callable outside the allowlist that is called, or handed
+        as an argument or BUILD state to code that runs at load, is code execution."""
+        result: object = Opaque("object", may_be_str=True)
         if isinstance(callee, Glob):
             if callee.verdict is Verdict.CONDITIONAL:
-                return self._conditional(callee, args, pos)
+                result = self._conditional(callee, args, pos)
+            elif callee.verdict is Verdict.UNKNOWN:
+                result = self._call_unknown(callee, args, op, pos)
+        elif isinstance(callee, Obj) and op == "BUILD":
+            self._build_container(callee, args, pos)
         elif op != "BUILD":
             self._event("unresolved", pos, f"{op} calls a value that is not a resolved global "
                         f"({type(callee).__name__.lower()}), its target is decided at load time")
-        if isinstance(args, Tup):
-            for item in args.items:
-                if isinstance(item, Glob) and item.verdict is Verdict.CONDITIONAL:
-                    self._event("conditional", pos, f"{item.qual} passed as an argument to "
-                                "another call", item.qual, item.verdict)
+        target = callee.qual if isinstance(callee, Glob | Obj) else type(callee).__name__.lower()
+        for g in self._reachable_globals(args):
+            if g.verdict is Verdict.UNKNOWN:
+                self._event("call", pos, f"passed to {target} by {op}", g.qual, g.verdict)
+            elif g.verdict is Verdict.CONDITIONAL:
+                self._event("conditional", pos, f"{g.qual} passed as an argument to "
+                            "another call", g.qual, g.verdict)
+        return result
+
+    def _call_unknown(self, callee: Glob, args: object, op: str, pos: int | None) -> object:
+        c = self.containers
+        if c is not None and isinstance(args, Tup):
+            if op == "NEWOBJ" and not args.items and callee.qual in c.classes:
+                self._event("container", pos, "NEWOBJ", callee.qual, callee.verdict)
+                return Obj(callee.qual, enum=False)
+            if (op == "REDUCE" and callee.qual in c.enums and len(args.items) == 1
+                    and _plain(args.items[0])):
+                self._event("container", pos, "enum by value", callee.qual, callee.verdict)
+                return Obj(callee.qual, enum=True)
+        detail = op
+        if c is not None and callee.qual in c.classes | c.enums:
+            detail = f"{op}, not the data container's construction path"
+        self._event("call", pos, detail, callee.qual, callee.verdict)
         return Opaque("object", may_be_str=True)
+
+    def _build_container(self, obj: Obj, args: object, pos: int | None) -> None:
+        state = args.items[0] if isinstance(args, Tup) and args.items else None
+        if obj.enum or not (isinstance(state, Box) and state.kind == "dict"):
+            # Anything but a plain dict goes through __setstate__ or setattr: not data.
+            self._event("call", pos, f"BUILD with {'an enum' if obj.enum else 'non-dict state'}"
+                        " on a data container", obj.qual, Verdict.UNKNOWN)
+
+    def _reachable_globals(self, root: object) -> list[Glob]:
+        """Every global reachable from a value through tuples and containers (bounded)."""
+        found: list[Glob] = []
+        seen: set[int] = set()
+        todo = [root]
+        while todo:
+            v = todo.pop()
+            if isinstance(v, Glob):
+                found.append(v)
+            elif isinstance(v, Tup | Box) and id(v) not in seen:
+                seen.add(id(v))
+                self.budget.opcodes += 1
+                if self.budget.opcodes > self.budget.max_opcodes:
+                    raise LimitReached(f"more than {self.budget.max_opcodes} steps")
+                todo.extend(v.items if isinstance(v, Tup) else v.refs)
+        return found
 
     def _conditional(self, callee: Glob, args: object, pos: int | None) -> object:
         if (callee.qual == "_codecs.encode" and isinstance(args, Tup) and len(args.items) == 2
@@ -326,7 +402,7 @@ class Machine:
                       "BINBYTES8", "BYTEARRAY8"):
             self._push(self._text(arg, pos))
         elif name in ("EMPTY_LIST", "EMPTY_DICT", "EMPTY_SET"):
-            self._push(Opaque(name.lower()))
+            self._push(Box(name.removeprefix("EMPTY_").lower()))
         elif name == "EMPTY_TUPLE":
             self._push(Tup(()))
         elif name == "MARK":
@@ -348,18 +424,14 @@ class Machine:
         elif name == "TUPLE":
             self._push(Tup(tuple(self._pop_mark())))
         elif name in ("LIST", "DICT", "FROZENSET"):
-            self._pop_mark()
-            self._push(Opaque(name.lower()))
+            self._push(Box(name.lower(), self._pop_mark()))
         elif name == "APPEND":
-            self._pop()
-            self._top()
+            self._add_to_top([self._pop()])
         elif name in ("APPENDS", "SETITEMS", "ADDITEMS"):
-            self._pop_mark()
-            self._top()
+            self._add_to_top(self._pop_mark())
         elif name == "SETITEM":
-            self._pop()
-            self._pop()
-            self._top()
+            value = self._pop()
+            self._add_to_top([self._pop(), value])
         elif name in ("GET", "BINGET", "LONG_BINGET"):
             if int(arg) not in self.memo:
                 raise _Semantic(f"memo key {arg} not found")
@@ -385,10 +457,11 @@ class Machine:
                 raise _Semantic("OBJ without a class")
             self._push(self._call(items[0], Tup(tuple(items[1:])), name, pos))
         elif name in ("NEWOBJ", "NEWOBJ_EX", "REDUCE"):
-            if name == "NEWOBJ_EX":
-                self._pop()  # kwargs
+            kwargs = self._pop() if name == "NEWOBJ_EX" else None
             call_args = self._pop()
             callee = self._pop()
+            if kwargs is not None:
+                call_args = Tup((call_args, kwargs))
             self._push(self._call(callee, call_args, name, pos))
         elif name == "BUILD":
             state = self._pop()
@@ -419,6 +492,13 @@ class Machine:
             raise _Semantic("stack underflow")
         return self.stack[-1]
 
+    def _add_to_top(self, items: list[object]) -> None:
+        # On anything but a list/dict/set these opcodes call its append/extend/__setitem__;
+        # such objects come from a call that was judged when it was made.
+        target = self._top()
+        if isinstance(target, Box):
+            target.add(items)
+
     def _memo_put(self, idx: int) -> None:
         if not self.stack:
             raise _Semantic("memo put on an empty stack")
@@ -430,10 +510,10 @@ class Machine:
         if isinstance(module, Str) and isinstance(gname, Str):
             return self._global(module.value, gname.value, pos)
         unknown = [v for v in (module, gname) if not isinstance(v, Str)]
-        if all(isinstance(v, Glob | Opaque) and (isinstance(v, Glob) or v.may_be_str)
+        if all(isinstance(v, Glob | Obj) or (isinstance(v, Opaque) and v.may_be_str)
                for v in unknown):
             self.walk.globals_seen += 1
-            shown = ", ".join(v.qual if isinstance(v, Glob) else getattr(v, "kind", "?")
+            shown = ", ".join(v.qual if isinstance(v, Glob | Obj) else getattr(v, "kind", "?")
                               for v in unknown)
             self._event("unresolved", pos, f"STACK_GLOBAL operand(s) computed at load time "
                         f"({shown}); the imported callable cannot be known statically")
@@ -441,6 +521,10 @@ class Machine:
         raise _Semantic("STACK_GLOBAL requires str operands")
 
 
+def _plain(v: object) -> bool:
+    return isinstance(v, Str | Raw) or (isinstance(v, Opaque) and v.kind == "const")
+
+
 def walk_one(reader: Reader, where: str, budget: Budget, depth: int,
-             nested: Nested | None) -> Walk:
-    return Machine(where, budget, depth, nested).run(reader)
+             nested: Nested | None, containers: DataContainers | None = None) -> Walk:
+    return Machine(where, budget, depth, nested, containers).run(reader)

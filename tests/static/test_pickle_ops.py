@@ -56,26 +56,36 @@ def test_AS430_negative_allowlisted_only(tmp_path: Path) -> None:
     assert "AS430" not in r.ids() and "AS431" not in r.ids()
 
 
-def test_AS431_unknown_global(tmp_path: Path) -> None:
-    r = fp.scan_pickle_bytes(tmp_path, fp.unknown_global())
+def test_AS431_unknown_global_only_referenced(tmp_path: Path) -> None:
+    data = fp.p4(b"}" + fp.u("cls") + fp.u("mypkg.hooks") + fp.u("Thing") + b"\x93s")
+    r = fp.scan_pickle_bytes(tmp_path, data)
     (hit,) = r.of("AS431")
     assert hit.evidence["globals"] == {"mypkg.hooks.Thing": 1}
-    assert "AS430" not in r.ids()
+    assert hit.severity.value == "medium"
+    assert "AS430" not in r.ids() and "AS446" not in r.ids()
 
 
-def test_AS431_codecs_encode_with_other_codec(tmp_path: Path) -> None:
+def test_AS431_negative_a_called_unknown_global_is_AS446(tmp_path: Path) -> None:
+    r = fp.scan_pickle_bytes(tmp_path, fp.unknown_global())
+    assert "AS431" not in r.ids()
+    (hit,) = r.of("AS446")
+    assert hit.severity.value == "critical"
+    assert hit.evidence["calls"]["mypkg.hooks.Thing"]["how"] == ["REDUCE"]  # type: ignore[index]
+
+
+def test_AS446_codecs_encode_with_other_codec(tmp_path: Path) -> None:
     data = fp.p4(fp.u("_codecs") + fp.u("encode") + b"\x93" + fp.u("x") + fp.u("rot13")
                  + b"\x86R")
-    assert "AS431" in fp.scan_pickle_bytes(tmp_path, data).ids()
+    assert "AS446" in fp.scan_pickle_bytes(tmp_path, data).ids()
     ok = fp.p4(fp.u("_codecs") + fp.u("encode") + b"\x93" + fp.u("x") + fp.u("latin1")
                + b"\x86R")
-    assert "AS431" not in fp.scan_pickle_bytes(tmp_path, ok).ids()
+    assert fp.scan_pickle_bytes(tmp_path, ok).max_severity() == "info"
 
 
 def test_AS432_unresolved_stack_global(tmp_path: Path) -> None:
     r = fp.scan_pickle_bytes(tmp_path, fp.stack_global_computed())
     assert r.of("AS432")
-    assert "AS431" in r.ids()  # string.capwords itself is not allowlisted
+    assert "string.capwords" in r.of("AS446")[0].evidence["calls"]  # type: ignore[operator]
 
 
 def test_AS432_negative_memo_fetched_strings_resolve(tmp_path: Path) -> None:
