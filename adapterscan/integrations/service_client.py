@@ -11,7 +11,7 @@ import json
 import os
 import urllib.error
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from urllib.parse import quote, urlsplit
 
 from adapterscan.errors import AdapterRejected, UsageError
@@ -26,11 +26,8 @@ class ServiceAttestation:
     run with --public-reads)."""
 
     url: str
-    token: str | None = None
+    token: str | None = field(default=None, repr=False)  # never in a log or a traceback
     timeout_s: float = 30.0
-
-    def __repr__(self) -> str:  # never print the token
-        return f"ServiceAttestation(url={self.url!r})"
 
 
 class _NoRedirects(urllib.request.HTTPRedirectHandler):

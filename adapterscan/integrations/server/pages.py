@@ -33,8 +33,10 @@ from adapterscan.integrations.server.session import (
     same_origin,
 )
 
+# Referrer-Policy same-origin, not no-referrer: under no-referrer browsers send "Origin: null"
+# with the login post, and the origin check needs the real one.
 _HEADERS = {"Content-Security-Policy": CSP, "X-Frame-Options": "DENY",
-            "Referrer-Policy": "no-referrer", "X-Content-Type-Options": "nosniff",
+            "Referrer-Policy": "same-origin", "X-Content-Type-Options": "nosniff",
             "Cache-Control": "no-store"}
 _MAX_FORM = 4096
 _CSRF_S = 600
