@@ -164,36 +164,40 @@ def create_app(config: ServerConfig, scanner: Scanner, *, signer: Signer | None 
             return denied("admissions", access)
         return await enqueue_from(request, "admissions", "api", _admission_request)
 
+    Rows = list[tuple[Job, VerdictRow | None]]
+
+    def read_rows(request: Request, route: str, rows: Callable[[], Rows]) -> Rows | JSONResponse:
+        """The rows this caller may see, or the answer that refuses it (the credential is
+        checked before the database is asked)."""
+        access = guard.read(request, route)
+        if not access.allowed:
+            return denied(route, access)
+        return guard.shown(rows(), access) or not_found(route, access)
+
+    def one(job_id: str) -> Rows:
+        found = queue.get(job_id)
+        return [found] if found else []
+
     @app.get("/v1/admissions/{job_id}")
     def admission(request: Request, job_id: str) -> JSONResponse:
-        access = guard.read(request, "admission")
-        if not access.allowed:
-            return denied("admission", access)
-        found = queue.get(job_id)
-        shown = guard.shown([found], access) if found else []
-        if not shown:
-            return not_found("admission", access)
+        shown = read_rows(request, "admission", lambda: one(job_id))
+        if isinstance(shown, JSONResponse):
+            return shown
         return answer("admission", 200, _job_json(*shown[0], full=True))
 
     @app.get("/v1/repos/{owner}/{name}/revisions/{sha}")
     def revision(request: Request, owner: str, name: str, sha: str) -> JSONResponse:
-        access = guard.read(request, "revision")
-        if not access.allowed:
-            return denied("revision", access)
-        shown = guard.shown(queue.find(f"{owner}/{name}", sha), access)
-        if not shown:
-            return not_found("revision", access)
+        shown = read_rows(request, "revision", lambda: queue.find(f"{owner}/{name}", sha))
+        if isinstance(shown, JSONResponse):
+            return shown
         return answer("revision", 200, _job_json(*shown[0], full=True))
 
     @app.get("/v1/repos/{owner}/{name}/revisions/{sha}/attestation", response_model=None)
     def attestation(request: Request, owner: str, name: str, sha: str) -> Response:
         """Only the signed attestation: what a loader verifies, never the full report."""
-        access = guard.read(request, "attestation")
-        if not access.allowed:
-            return denied("attestation", access)
-        shown = guard.shown(queue.find(f"{owner}/{name}", sha), access)
-        if not shown:
-            return not_found("attestation", access)
+        shown = read_rows(request, "attestation", lambda: queue.find(f"{owner}/{name}", sha))
+        if isinstance(shown, JSONResponse):
+            return shown
         signed = [v.attestation_json for _, v in shown if v and v.attestation_json]
         if not signed:
             return answer("attestation", 404, {"error": "no signed verdict for this revision",
