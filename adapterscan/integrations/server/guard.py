@@ -16,7 +16,7 @@ from adapterscan.integrations.server.access import (
 )
 from adapterscan.integrations.server.metrics import Metrics
 from adapterscan.integrations.server.queue import Job, VerdictRow
-from adapterscan.integrations.server.ratelimit import FailureLimiter
+from adapterscan.integrations.server.ratelimit import FailureLimiter, client_key
 from adapterscan.integrations.server.session import SESSION_COOKIE, Sessions, SessionState
 
 
@@ -33,7 +33,7 @@ class Access:
 
 
 def client_of(request: Request) -> str:
-    return request.client.host if request.client else "unknown"
+    return client_key(request.client.host) if request.client else "unknown"
 
 
 class Guard:

@@ -6,10 +6,25 @@ token included: otherwise the limit would tell a guesser which guess was right.
 
 from __future__ import annotations
 
+import ipaddress
 import threading
 import time
 from collections import OrderedDict, deque
 from collections.abc import Callable
+
+
+def client_key(host: str) -> str:
+    """The unit a limit applies to: one IPv4 address, or one IPv6 /64 (a single host commonly
+    holds a whole /64, so counting single IPv6 addresses would limit nobody)."""
+    try:
+        addr = ipaddress.ip_address(host)
+    except ValueError:
+        return host
+    if isinstance(addr, ipaddress.IPv6Address):
+        if addr.ipv4_mapped is not None:
+            return str(addr.ipv4_mapped)
+        return str(ipaddress.IPv6Network((addr, 64), strict=False))
+    return str(addr)
 
 
 class FailureLimiter:

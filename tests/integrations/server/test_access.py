@@ -15,7 +15,7 @@ from adapterscan.integrations.server.access import (
     token_equal,
     visible,
 )
-from adapterscan.integrations.server.ratelimit import FailureLimiter
+from adapterscan.integrations.server.ratelimit import FailureLimiter, client_key
 from adapterscan.integrations.server.session import (
     Sessions,
     SessionState,
@@ -131,3 +131,12 @@ def test_failure_limiter_counts_per_address_in_a_window() -> None:
     limiter.fail("c")
     limiter.fail("d")  # over max_clients: the least recently failing address is forgotten
     assert set(limiter._failures) == {"c", "d"}
+
+
+def test_limits_apply_to_an_ipv4_address_or_an_ipv6_64() -> None:
+    assert client_key("203.0.113.7") == "203.0.113.7"
+    assert client_key("2001:db8:1:2:aaaa::1") == client_key("2001:db8:1:2:bbbb::2") \
+        == "2001:db8:1:2::/64"
+    assert client_key("2001:db8:1:3::1") != client_key("2001:db8:1:2::1")
+    assert client_key("::ffff:203.0.113.7") == "203.0.113.7"
+    assert client_key("testclient") == "testclient"
