@@ -1,6 +1,7 @@
 """adapterscan: decide whether a LoRA/PEFT adapter is safe to load.
 
-Public API: `scan()`, `ScanReport`, `Finding`, `Severity`, `Confidence`, `Policy` and the errors.
+Public API: `scan()`, `ScanReport`, `Finding`, `Severity`, `Confidence`, `Policy`,
+`ServiceAttestation` (where `load_adapter` fetches a verdict from) and the errors.
 `load_adapter()` (the pre-load guard) is imported lazily because it needs torch and peft.
 """
 
@@ -20,6 +21,7 @@ from adapterscan.errors import (
     UsageError,
 )
 from adapterscan.findings import Confidence, Finding, Location, Severity
+from adapterscan.integrations.service_client import ServiceAttestation
 from adapterscan.pipeline import ScanOptions, scan
 from adapterscan.policy.policy import Policy, load_policy
 from adapterscan.report import Decision, ScanReport
@@ -27,7 +29,8 @@ from adapterscan.report import Decision, ScanReport
 __all__ = [
     "AdapterRejected", "AdapterScanError", "Confidence", "Decision", "FetchError", "Finding",
     "Location", "Policy", "PolicyError", "ProbeError", "RuleError", "ScanOptions", "ScanReport",
-    "Severity", "SigningError", "UsageError", "__version__", "load_adapter", "load_policy", "scan",
+    "ServiceAttestation", "Severity", "SigningError", "UsageError", "__version__", "load_adapter",
+    "load_policy", "scan",
 ]
 
 

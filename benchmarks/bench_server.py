@@ -13,14 +13,14 @@ import httpx
 
 from benchmarks.common import BenchTable
 from tests.hubserver import HubServer
-from tests.integrations.server.test_service import SECRET, Service, _adapter_files, _delivery
+from tests.integrations.server.service import SECRET, Service, adapter_files, delivery
 
 N = 100
 
 
 def run() -> BenchTable:
     with tempfile.TemporaryDirectory() as tmp, HubServer() as hub:
-        shas = {f"bench/lora-{i}": hub.add_repo(f"bench/lora-{i}", _adapter_files(i))
+        shas = {f"bench/lora-{i}": hub.add_repo(f"bench/lora-{i}", adapter_files(i))
                 for i in range(N)}
         svc = Service(Path(tmp), hub)
         svc.start()
@@ -28,7 +28,7 @@ def run() -> BenchTable:
             t0 = time.perf_counter()
             with ThreadPoolExecutor(max_workers=8) as pool:
                 answers = list(pool.map(lambda rs: httpx.post(
-                    f"{svc.url}/hooks/huggingface", json=_delivery(*rs),
+                    f"{svc.url}/hooks/huggingface", json=delivery(*rs),
                     headers={"X-Webhook-Secret": SECRET}, timeout=30), shas.items()))
             accept = time.perf_counter() - t0
             assert all(a.status_code == 202 for a in answers)

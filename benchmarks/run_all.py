@@ -16,6 +16,7 @@ BENCHMARKS = (
     "benchmarks.bench_probe",
     "benchmarks.bench_hub",
     "benchmarks.bench_server",
+    "benchmarks.bench_access",
     "benchmarks.bench_batch",
 )
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 import logging
 import os
 from pathlib import Path
@@ -9,7 +10,12 @@ from typing import Annotated
 
 import typer
 
-from adapterscan.cli.common import fail, run_or_exit
+from adapterscan.cli.common import fail, run_or_exit, stderr_console
+
+
+class PublicReads(enum.Enum):
+    public = "public"
+    all = "all"
 
 
 def serve_command(
@@ -21,7 +27,19 @@ def serve_command(
     webhook_secret: Annotated[str | None, typer.Option(
         help="shared secret of the Hub webhook (default: ADAPTERSCAN_WEBHOOK_SECRET)")] = None,
     api_token: Annotated[str | None, typer.Option(
-        help="bearer token for POST /v1/admissions (default: ADAPTERSCAN_API_TOKEN)")] = None,
+        help="bearer token for POST /v1/admissions; it also reads "
+             "(default: ADAPTERSCAN_API_TOKEN)")] = None,
+    read_token: Annotated[str | None, typer.Option(
+        help="bearer token for the read endpoints and the dashboard login "
+             "(default: ADAPTERSCAN_READ_TOKEN; prefer the variable: options show in ps)")]
+    = None,
+    metrics_token: Annotated[str | None, typer.Option(
+        help="bearer token that reads /metrics only (default: ADAPTERSCAN_METRICS_TOKEN)")]
+    = None,
+    public_reads: Annotated[PublicReads | None, typer.Option(
+        "--public-reads", help="reads without a credential: 'public' for public repos' jobs "
+        "(refuses to start while the queue holds private ones, refuses private deliveries), "
+        "'all' for every job, private repos' reports included")] = None,
     endpoint: Annotated[str | None, typer.Option(help="Hub endpoint (default: HF_ENDPOINT)")]
     = None,
     sign_key: Annotated[Path | None, typer.Option(help="PEM key that signs every verdict")]
@@ -38,6 +56,7 @@ def serve_command(
     """Run the admission service: Hub webhooks in, durable queue, signed verdicts out."""
     import uvicorn
 
+    from adapterscan.integrations.server.access import AccessConfig, ReadMode
     from adapterscan.integrations.server.app import ServerConfig, create_app
     from adapterscan.integrations.server.runtime import make_notifier, make_scanner, make_signer
     from adapterscan.integrations.server.worker import WorkerConfig
@@ -49,11 +68,20 @@ def serve_command(
              "(the service refuses to run an open endpoint)")
     policy = run_or_exit(lambda: load_policy(policy_file)) if policy_file else Policy()
     hub_endpoint = endpoint or os.environ.get("HF_ENDPOINT")
-    config = ServerConfig(db=db, webhook_secret=secret,
-                          api_token=api_token or os.environ.get("ADAPTERSCAN_API_TOKEN"),
-                          workers=workers, max_body_bytes=max_body, max_pending=max_pending,
+    api = api_token or os.environ.get("ADAPTERSCAN_API_TOKEN")
+    readers = tuple(dict.fromkeys(t for t in (
+        read_token or os.environ.get("ADAPTERSCAN_READ_TOKEN"), api) if t))
+    mode = ReadMode(public_reads.value) if public_reads else ReadMode.CREDENTIAL
+    access = run_or_exit(lambda: AccessConfig(
+        mode=mode, read_tokens=readers,
+        metrics_token=metrics_token or os.environ.get("ADAPTERSCAN_METRICS_TOKEN")))
+    if mode is ReadMode.CREDENTIAL and not readers:
+        stderr_console().print("note: no --read-token or --api-token: nobody can read verdicts, "
+                               "reports or the dashboard (only /healthz answers)")
+    config = ServerConfig(db=db, webhook_secret=secret, api_token=api, workers=workers,
+                          max_body_bytes=max_body, max_pending=max_pending,
                           policy_digest=policy.source_digest or "default",
-                          worker=WorkerConfig(lease_s=lease))
+                          worker=WorkerConfig(lease_s=lease), access=access)
     signer = run_or_exit(lambda: make_signer(sign_key, policy)) if sign_key else None
     app = run_or_exit(lambda: create_app(
         config, make_scanner(policy, hub_endpoint, os.environ.get("HF_TOKEN")), signer=signer,

@@ -18,9 +18,10 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from adapterscan.errors import AdapterRejected, AdapterScanError, SigningError
+from adapterscan.errors import AdapterRejected, AdapterScanError, SigningError, UsageError
 from adapterscan.fetch.interface import EntryType, FetchedSource
 from adapterscan.fetch.source import HubOptions
+from adapterscan.integrations.service_client import ServiceAttestation, fetch_attestation
 from adapterscan.pipeline import ScanOptions, scan
 from adapterscan.policy.policy import Policy
 from adapterscan.provenance.keys import PublicKeyLike, load_public_keys
@@ -30,6 +31,7 @@ from adapterscan.rules.loader import load_ruleset
 
 _CHUNK = 4 * 1024 * 1024
 Loader = Callable[..., Any]
+Attestation = Path | str | bytes | ServiceAttestation
 
 
 def _copy_file(src: Path, dst: Path) -> str:
@@ -94,14 +96,27 @@ def _compare(expected: Mapping[str, str], tree: Tree) -> tuple[str, ...]:
     return tuple(problems)
 
 
-def _check(source: str | Path, copy_dir: Path, *, attestation: Path | str | bytes | None,
+def _from_service(service: ServiceAttestation, src: FetchedSource) -> bytes:
+    """The service keys verdicts by repo and commit: ask for the commit just fetched."""
+    if src.kind != "hub" or not src.repo or not src.revision:
+        raise UsageError(f"{src.source}: an attestation from the admission service needs a Hub "
+                         "source (owner/repo[@sha]); pass a bundle file for local folders")
+    return fetch_attestation(service, src.repo, src.revision)
+
+
+def _check(source: str | Path, copy_dir: Path, *, attestation: Attestation | None,
            trusted_keys: Iterable[PublicKeyLike], policy: Policy, hub: HubOptions,
            trust_extra: Mapping[str, Any], scan_options: ScanOptions | None) -> Tree:
     ruleset = load_ruleset()
     if attestation is not None:
-        data = attestation if isinstance(attestation, bytes) else Path(attestation).read_bytes()
         trust = TrustConfig(keys=load_public_keys(trusted_keys), **trust_extra)
-        tree = private_copy(_fetch(source, hub, ruleset), copy_dir)
+        if isinstance(attestation, ServiceAttestation):
+            src = _fetch(source, hub, ruleset)
+            data = _from_service(attestation, src)
+        else:
+            data = attestation if isinstance(attestation, bytes) else Path(attestation).read_bytes()
+            src = _fetch(source, hub, ruleset)
+        tree = private_copy(src, copy_dir)
         result = check_attestation(data, tree, trust, policy=policy, ruleset=ruleset)
         if not result.ok:
             reasons = tuple(f"{f.rule_id} {f.rule_name}: {f.message}" for f in result.findings)
@@ -126,7 +141,7 @@ def _check(source: str | Path, copy_dir: Path, *, attestation: Path | str | byte
 
 
 def _load(loader: Loader, model: Any, source: str | Path, *,
-          attestation: Path | str | bytes | None, trusted_keys: Iterable[PublicKeyLike],
+          attestation: Attestation | None, trusted_keys: Iterable[PublicKeyLike],
           policy: Policy | None, identity: str | None, issuer: str | None,
           trusted_root: Path | None, scan_options: ScanOptions | None,
           peft_kwargs: dict[str, Any], hub_options: HubOptions | None = None) -> Any:
@@ -147,7 +162,7 @@ def _load(loader: Loader, model: Any, source: str | Path, *,
         return loader(model, str(copy_dir), **peft_kwargs)
 
 
-def load_adapter(model: Any, source: str | Path, *, attestation: Path | str | bytes | None = None,
+def load_adapter(model: Any, source: str | Path, *, attestation: Attestation | None = None,
                  trusted_keys: Iterable[PublicKeyLike] = (), policy: Policy | None = None,
                  identity: str | None = None, issuer: str | None = None,
                  trusted_root: Path | None = None, scan_options: ScanOptions | None = None,
@@ -156,7 +171,9 @@ def load_adapter(model: Any, source: str | Path, *, attestation: Path | str | by
 
     With `attestation` (a bundle path or its bytes), the adapter is accepted when the bundle is
     signed by one of `trusted_keys` (PEM paths or key objects) or, keyless, by `identity` via
-    `issuer`, and names exactly the copied bytes with an acceptable verdict. Without one, the
+    `issuer`, and names exactly the copied bytes with an acceptable verdict. A
+    `ServiceAttestation(url, token)` fetches the bundle of the fetched commit from an admission
+    service (`adapterscan serve`) instead; it is verified the same way. Without one, the
     adapter is scanned. Raises AdapterRejected (with the report and every reason) otherwise.
     `hub_options` sets the Hub endpoint, cache and timeouts for Hub sources; PEFT's `revision=`
     and `token=` select the revision and token.
@@ -170,7 +187,7 @@ def load_adapter(model: Any, source: str | Path, *, attestation: Path | str | by
 
 
 @contextlib.contextmanager
-def guard_peft(*, attestation: Path | str | bytes | None = None,
+def guard_peft(*, attestation: Attestation | None = None,
                trusted_keys: Iterable[PublicKeyLike] = (), policy: Policy | None = None,
                identity: str | None = None, issuer: str | None = None,
                trusted_root: Path | None = None) -> Iterator[None]:

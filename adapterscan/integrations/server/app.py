@@ -1,29 +1,42 @@
-"""The FastAPI application: webhook and admission endpoints, reports, dashboard, metrics."""
+"""The FastAPI application: webhook and admission endpoints, reports, dashboard, metrics.
+
+Writes need the webhook secret or the API token; reads need a read credential unless a public
+read mode says otherwise (access.py); only /healthz is open to everyone.
+"""
 
 from __future__ import annotations
 
-import hmac
 import json
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
 from adapterscan.errors import UsageError
-from adapterscan.integrations.server.dashboard import admission_page, index_page
+from adapterscan.integrations.server.access import (
+    AccessConfig,
+    ReadMode,
+    accepts_job,
+    bearer,
+    check_start,
+)
+from adapterscan.integrations.server.body import BodyTooLarge, read_body
+from adapterscan.integrations.server.guard import Access, Guard
 from adapterscan.integrations.server.metrics import Metrics
+from adapterscan.integrations.server.pages import add_pages
 from adapterscan.integrations.server.queue import Job, JobQueue, QueueFull, VerdictRow
 from adapterscan.integrations.server.webhook import (
     REPO_RE,
     SHA_RE,
+    Delivery,
     PayloadError,
     Revision,
-    revisions_to_scan,
+    parse_delivery,
 )
 from adapterscan.integrations.server.worker import (
     Notifier,
@@ -46,30 +59,13 @@ class ServerConfig:
     max_pending: int = 10_000
     policy_digest: str = "default"
     worker: WorkerConfig = field(default_factory=WorkerConfig)
-
-
-class BodyTooLarge(Exception):
-    pass
-
-
-async def _read_body(request: Request, limit: int) -> bytes:
-    declared = request.headers.get("content-length")
-    if declared is not None and (not declared.isdigit() or int(declared) > limit):
-        raise BodyTooLarge
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:  # chunked bodies have no Content-Length: count while reading
-            raise BodyTooLarge
-        chunks.append(chunk)
-    return b"".join(chunks)
+    access: AccessConfig = field(default_factory=AccessConfig)
 
 
 def _job_json(job: Job, verdict: VerdictRow | None, *, full: bool) -> dict[str, Any]:
     out: dict[str, Any] = {"id": job.id, "repo": job.repo, "revision": job.revision,
                            "ref": job.ref, "origin": job.origin, "status": job.status,
-                           "attempts": job.attempts}
+                           "attempts": job.attempts, "private": job.private}
     if verdict is not None:
         out["verdict"] = {"decision": verdict.decision, "exit_code": verdict.exit_code,
                           "error": verdict.error, "recorded_at": verdict.recorded_at}
@@ -86,7 +82,9 @@ def create_app(config: ServerConfig, scanner: Scanner, *, signer: Signer | None 
         raise UsageError("no webhook secret configured: refusing to run an open endpoint",
                          hint="pass --webhook-secret or set ADAPTERSCAN_WEBHOOK_SECRET")
     queue = JobQueue(config.db, max_pending=config.max_pending)
+    check_start(config.access.mode, queue.count_private())
     metrics = Metrics()
+    guard = Guard(config.access, metrics)
     pool = WorkerPool(queue, scanner, workers=config.workers, config=config.worker,
                       metrics=metrics, signer=signer, notifier=notifier)
 
@@ -97,27 +95,48 @@ def create_app(config: ServerConfig, scanner: Scanner, *, signer: Signer | None 
         pool.stop()
 
     app = FastAPI(title="adapterscan admission service", lifespan=lifespan, docs_url=None,
-                  redoc_url=None)
+                  redoc_url=None, openapi_url=None)
 
     def answer(route: str, status: int, body: dict[str, Any]) -> JSONResponse:
         metrics.request(route, status)
-        return JSONResponse(body, status_code=status)
+        # Reports of private repos must not sit in a shared cache on the way.
+        return JSONResponse(body, status_code=status, headers={"Cache-Control": "no-store"})
+
+    def denied(route: str, access: Access) -> JSONResponse:
+        resp = answer(route, access.status, {"error": _DENIALS[access.reason]})
+        if access.status == 401:
+            resp.headers["WWW-Authenticate"] = 'Bearer realm="adapterscan"'
+        if access.retry_after:
+            resp.headers["Retry-After"] = str(access.retry_after)
+        return resp
+
+    def not_found(route: str, access: Access) -> JSONResponse:
+        """Unknown and not visible to this caller answer alike."""
+        if not access.authenticated:
+            guard.hidden(route)
+        return answer(route, 404, {"error": "not found"})
 
     async def enqueue_from(request: Request, route: str, origin: str,
-                           parse: Any) -> JSONResponse:
+                           parse: Callable[[Any], Delivery]) -> JSONResponse:
         try:
-            raw = await _read_body(request, config.max_body_bytes)
+            raw = await read_body(request, config.max_body_bytes)
         except BodyTooLarge:
             return answer(route, 413, {"error": f"body over {config.max_body_bytes} bytes"})
         try:
-            revisions = parse(json.loads(raw))
+            delivery = parse(json.loads(raw))
         except (ValueError, PayloadError) as exc:
             return answer(route, 422, {"error": f"malformed payload: {exc}"})
+        if delivery.private:
+            queue.mark_private(delivery.repo)  # hide its earlier jobs too, in every read mode
+        if not all(accepts_job(r.private, config.access.mode) for r in delivery.revisions):
+            return answer(route, 403, {"error": "this service runs with --public-reads=public "
+                                       "and holds no private repos (or repos of unknown "
+                                       "privacy): nothing was queued"})
         jobs = []
         try:
-            for rev in revisions:
+            for rev in delivery.revisions:
                 job, created = queue.enqueue(rev.repo, rev.sha, config.policy_digest,
-                                             ref=rev.ref, origin=origin)
+                                             ref=rev.ref, origin=origin, private=rev.private)
                 jobs.append({"id": job.id, "repo": job.repo, "revision": job.revision,
                              "ref": job.ref, "duplicate": not created, "status": job.status})
         except QueueFull as exc:
@@ -129,63 +148,100 @@ def create_app(config: ServerConfig, scanner: Scanner, *, signer: Signer | None 
 
     @app.post("/hooks/huggingface")
     async def hook(request: Request) -> JSONResponse:
-        given = request.headers.get("x-webhook-secret", "")
-        if not hmac.compare_digest(given.encode(), config.webhook_secret.encode()):
-            return answer("hook", 401, {"error": "bad or missing X-Webhook-Secret"})
-        return await enqueue_from(request, "hook", "webhook", revisions_to_scan)
+        access = guard.secret(request, "hook", request.headers.get("x-webhook-secret"),
+                              (config.webhook_secret,))
+        if not access.allowed:
+            return denied("hook", access)
+        return await enqueue_from(request, "hook", "webhook", parse_delivery)
 
     @app.post("/v1/admissions")
     async def admissions(request: Request) -> JSONResponse:
         if config.api_token is None:
             return answer("admissions", 403, {"error": "API disabled: no --api-token set"})
-        auth = request.headers.get("authorization", "")
-        if not hmac.compare_digest(auth.encode(), f"Bearer {config.api_token}".encode()):
-            return answer("admissions", 401, {"error": "bad or missing bearer token"})
+        access = guard.secret(request, "admissions", bearer(request.headers.get("authorization")),
+                              (config.api_token,))
+        if not access.allowed:
+            return denied("admissions", access)
         return await enqueue_from(request, "admissions", "api", _admission_request)
 
-    @app.get("/v1/admissions/{job_id}")
-    def admission(job_id: str) -> JSONResponse:
+    Rows = list[tuple[Job, VerdictRow | None]]
+
+    def read_rows(request: Request, route: str, rows: Callable[[], Rows]) -> Rows | JSONResponse:
+        """The rows this caller may see, or the answer that refuses it (the credential is
+        checked before the database is asked)."""
+        access = guard.read(request, route)
+        if not access.allowed:
+            return denied(route, access)
+        return guard.shown(rows(), access) or not_found(route, access)
+
+    def one(job_id: str) -> Rows:
         found = queue.get(job_id)
-        if found is None:
-            return answer("admission", 404, {"error": f"no admission {job_id}"})
-        return answer("admission", 200, _job_json(*found, full=True))
+        return [found] if found else []
+
+    @app.get("/v1/admissions/{job_id}")
+    def admission(request: Request, job_id: str) -> JSONResponse:
+        shown = read_rows(request, "admission", lambda: one(job_id))
+        if isinstance(shown, JSONResponse):
+            return shown
+        return answer("admission", 200, _job_json(*shown[0], full=True))
 
     @app.get("/v1/repos/{owner}/{name}/revisions/{sha}")
-    def revision(owner: str, name: str, sha: str) -> JSONResponse:
-        found = queue.find(f"{owner}/{name}", sha)
-        if not found:
-            return answer("revision", 404, {"error": f"{owner}/{name}@{sha} was never admitted"})
-        return answer("revision", 200, _job_json(*found[0], full=True))
+    def revision(request: Request, owner: str, name: str, sha: str) -> JSONResponse:
+        shown = read_rows(request, "revision", lambda: queue.find(f"{owner}/{name}", sha))
+        if isinstance(shown, JSONResponse):
+            return shown
+        return answer("revision", 200, _job_json(*shown[0], full=True))
+
+    @app.get("/v1/repos/{owner}/{name}/revisions/{sha}/attestation", response_model=None)
+    def attestation(request: Request, owner: str, name: str, sha: str) -> Response:
+        """Only the signed attestation: what a loader verifies, never the full report."""
+        shown = read_rows(request, "attestation", lambda: queue.find(f"{owner}/{name}", sha))
+        if isinstance(shown, JSONResponse):
+            return shown
+        signed = [v.attestation_json for _, v in shown if v and v.attestation_json]
+        if not signed:
+            return answer("attestation", 404, {"error": "no signed verdict for this revision",
+                                               "status": shown[0][0].status})
+        metrics.request("attestation", 200)
+        return Response(signed[0], media_type="application/json",
+                        headers={"Cache-Control": "no-store"})
 
     @app.get("/healthz")
     def healthz() -> JSONResponse:
         return answer("healthz", 200, {"ok": True, "jobs": queue.counts()})
 
-    @app.get("/metrics")
-    def metrics_route() -> Response:
+    @app.get("/metrics", response_model=None)
+    def metrics_route(request: Request) -> Response:
+        token = config.access.metrics_token
+        access = guard.read(request, "metrics", extra_tokens=(token,) if token else (),
+                            anonymous_ok=config.access.mode is not ReadMode.CREDENTIAL
+                            and token is None)
+        if not access.allowed:
+            return denied("metrics", access)
+        metrics.request("metrics", 200)
         return PlainTextResponse(metrics.render(queue.counts()),
-                                 media_type="text/plain; version=0.0.4")
+                                 media_type="text/plain; version=0.0.4",
+                                 headers={"Cache-Control": "no-store"})
 
-    @app.get("/", response_class=HTMLResponse)
-    def dashboard() -> HTMLResponse:
-        return HTMLResponse(index_page(queue.recent(200), queue.verdict_counts()))
-
-    @app.get("/admissions/{job_id}", response_class=HTMLResponse)
-    def dashboard_job(job_id: str) -> HTMLResponse:
-        found = queue.get(job_id)
-        if found is None:
-            return HTMLResponse("<h1>not found</h1>", status_code=404)
-        return HTMLResponse(admission_page(*found))
-
+    add_pages(app, queue, guard)
     return app
 
 
-def _admission_request(payload: Any) -> list[Revision]:
+_DENIALS = {
+    "no_credential": "a read credential is required (Authorization: Bearer <token>)",
+    "bad_credential": "bad credential",
+    "rate_limited": "too many failed credentials from this address; retry later",
+}
+
+
+def _admission_request(payload: Any) -> Delivery:
     if not isinstance(payload, dict):
-        raise PayloadError("body must be a JSON object {repo, revision}")
-    repo, rev = payload.get("repo"), payload.get("revision")
+        raise PayloadError("body must be a JSON object {repo, revision[, private]}")
+    repo, rev, private = payload.get("repo"), payload.get("revision"), payload.get("private")
     if not isinstance(repo, str) or not REPO_RE.match(repo):
         raise PayloadError("repo must be 'owner/name'")
     if not isinstance(rev, str) or not SHA_RE.match(rev):
         raise PayloadError("revision must be a 40-hex commit sha (resolve branches first)")
-    return [Revision(repo, rev, None)]
+    if private is not None and not isinstance(private, bool):
+        raise PayloadError("private must be true or false (absent: unknown, treated as private)")
+    return Delivery(repo, private, (Revision(repo, rev, None, private),))

@@ -15,12 +15,17 @@ class Metrics:
         self._lock = threading.Lock()
         self.requests: Counter[tuple[str, int]] = Counter()
         self.verdicts: Counter[str] = Counter()
+        self.denials: Counter[tuple[str, str]] = Counter()
         self._hist = [0] * (len(BUCKETS) + 1)
         self._sum = 0.0
 
     def request(self, route: str, status: int) -> None:
         with self._lock:
             self.requests[(route, status)] += 1
+
+    def denied(self, route: str, reason: str) -> None:
+        with self._lock:
+            self.denials[(route, reason)] += 1
 
     def scan_done(self, decision: str, seconds: float) -> None:
         with self._lock:
@@ -39,6 +44,11 @@ class Metrics:
                      "# TYPE adapterscan_http_requests_total counter"]
             lines += [f'adapterscan_http_requests_total{{route="{r}",status="{s}"}} {n}'
                       for (r, s), n in sorted(self.requests.items())]
+            lines += ["# HELP adapterscan_denied_requests_total requests refused for want of a "
+                      "valid credential (or of a visible job), by route and reason",
+                      "# TYPE adapterscan_denied_requests_total counter"]
+            lines += [f'adapterscan_denied_requests_total{{route="{r}",reason="{why}"}} {n}'
+                      for (r, why), n in sorted(self.denials.items())]
             lines += ["# HELP adapterscan_scans_total scans finished by this process",
                       "# TYPE adapterscan_scans_total counter"]
             lines += [f'adapterscan_scans_total{{decision="{d}"}} {n}'

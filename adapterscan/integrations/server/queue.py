@@ -5,6 +5,9 @@ job. A worker claims a job with a lease; a worker that dies (kill -9) stops rene
 expires and another worker takes the job again. A verdict is recorded only by the holder of the
 current lease token and only once (the verdict table's primary key is the job id), so a
 resurrected stale worker cannot record a second verdict.
+
+Each job records whether its repo is private (1), public (0) or unknown (NULL: treated as private
+by the access rules in access.py; databases from before the column get it with NULL everywhere).
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ CREATE TABLE IF NOT EXISTS jobs (
   lease_until REAL,
   created_at REAL NOT NULL,
   updated_at REAL NOT NULL,
+  private INTEGER,  -- access control: 1 private, 0 public, NULL unknown (treated as private)
   UNIQUE (repo, revision, policy_digest)
 );
 CREATE INDEX IF NOT EXISTS jobs_status ON jobs (status, created_at);
@@ -64,6 +68,7 @@ class Job:
     lease_token: str | None
     created_at: float
     updated_at: float
+    private: bool | None = None  # None: unknown, which access.py treats as private
 
 
 @dataclass(frozen=True)
@@ -78,11 +83,12 @@ class VerdictRow:
 
 
 _JOB_COLS = ("id, repo, revision, policy_digest, ref, origin, status, attempts, lease_token, "
-             "created_at, updated_at")
+             "created_at, updated_at, private")
 
 
 def _job(row: tuple[object, ...]) -> Job:
-    return Job(*row)  # type: ignore[arg-type]
+    *cols, private = row
+    return Job(*cols, private=None if private is None else bool(private))  # type: ignore[arg-type,misc]
 
 
 class JobQueue:
@@ -92,6 +98,15 @@ class JobQueue:
         self.max_attempts = max_attempts
         self._local = threading.local()
         self._conn().executescript(SCHEMA)  # executescript manages its own transaction
+        self._migrate()
+
+    def _migrate(self) -> None:
+        """Access control: databases written before privacy was recorded get the column, NULL
+        (unknown, so treated as private) on every existing job."""
+        with self._tx() as db:
+            cols = {row[1] for row in db.execute("PRAGMA table_info(jobs)")}
+            if "private" not in cols:
+                db.execute("ALTER TABLE jobs ADD COLUMN private INTEGER")
 
     def _conn(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
@@ -116,8 +131,9 @@ class JobQueue:
         db.execute("COMMIT")
 
     def enqueue(self, repo: str, revision: str, policy_digest: str, *, ref: str | None,
-                origin: str) -> tuple[Job, bool]:
-        """Commit a job (or find the existing one); returns (job, created)."""
+                origin: str, private: bool | None = None) -> tuple[Job, bool]:
+        """Commit a job (or find the existing one); returns (job, created). `private` is
+        stored with a new job only: an existing job becomes private through mark_private."""
         now = time.time()
         with self._tx() as db:
             row = db.execute(f"SELECT {_JOB_COLS} FROM jobs WHERE repo=? AND revision=? AND "
@@ -129,8 +145,10 @@ class JobQueue:
                 raise QueueFull(f"{pending[0]} jobs pending")
             job_id = uuid.uuid4().hex
             db.execute("INSERT INTO jobs (id, repo, revision, policy_digest, ref, origin, "
-                       "status, created_at, updated_at) VALUES (?,?,?,?,?,?, 'queued', ?, ?)",
-                       (job_id, repo, revision, policy_digest, ref, origin, now, now))
+                       "status, created_at, updated_at, private) "
+                       "VALUES (?,?,?,?,?,?, 'queued', ?, ?, ?)",
+                       (job_id, repo, revision, policy_digest, ref, origin, now, now,
+                        None if private is None else int(private)))
             row = db.execute(f"SELECT {_JOB_COLS} FROM jobs WHERE id=?", (job_id,)).fetchone()
         return _job(row), True
 
@@ -188,10 +206,26 @@ class JobQueue:
             out.append((_job(row), VerdictRow(*v) if v else None))
         return out
 
-    def recent(self, limit: int = 100) -> list[tuple[Job, VerdictRow | None]]:
+    def mark_private(self, repo: str) -> int:
+        """Access control: the repo is private now; hide every job of it. Never the reverse: a
+        late or replayed delivery must not make a private repo's reports public again."""
+        with self._tx() as db:
+            cur = db.execute("UPDATE jobs SET private=1 WHERE repo=? AND "
+                             "(private IS NULL OR private=0)", (repo,))
+            return cur.rowcount
+
+    def count_private(self) -> int:
+        """Access control: jobs of private repos or of unknown privacy."""
+        row = self._conn().execute(
+            "SELECT COUNT(*) FROM jobs WHERE private IS NULL OR private != 0").fetchone()
+        return int(row[0])
+
+    def recent(self, limit: int = 100, *, public_only: bool = False
+               ) -> list[tuple[Job, VerdictRow | None]]:
         db = self._conn()
-        rows = db.execute(f"SELECT {_JOB_COLS} FROM jobs ORDER BY created_at DESC LIMIT ?",
-                          (limit,)).fetchall()
+        where = "WHERE private=0 " if public_only else ""  # access control: anonymous readers
+        rows = db.execute(f"SELECT {_JOB_COLS} FROM jobs {where}ORDER BY created_at DESC "
+                          "LIMIT ?", (limit,)).fetchall()
         out = []
         for row in rows:
             v = db.execute("SELECT * FROM verdicts WHERE job_id=?", (row[0],)).fetchone()

@@ -20,11 +20,20 @@ class Revision:
     repo: str
     sha: str
     ref: str | None
+    private: bool | None = None  # repo.private of the delivery; None when it did not say
 
 
-def revisions_to_scan(payload: Any) -> list[Revision]:
-    """Every new commit a delivery announces: each updatedRefs[].newSha (PR refs included),
-    else repo.headSha. Deleted refs (newSha null or all zeros) need no scan."""
+@dataclass(frozen=True)
+class Delivery:
+    repo: str
+    private: bool | None  # None: the payload did not say (treated as private)
+    revisions: tuple[Revision, ...]
+
+
+def parse_delivery(payload: Any) -> Delivery:
+    """The repo, its privacy and every new commit a delivery announces: each
+    updatedRefs[].newSha (PR refs included), else repo.headSha. Deleted refs (newSha null or all
+    zeros) need no scan; neither do datasets and spaces."""
     if not isinstance(payload, dict):
         raise PayloadError("payload must be a JSON object")
     event, repo = payload.get("event"), payload.get("repo")
@@ -32,13 +41,23 @@ def revisions_to_scan(payload: Any) -> list[Revision]:
         raise PayloadError("payload needs 'event' and 'repo' objects")
     if not isinstance(event.get("action"), str) or not isinstance(event.get("scope"), str):
         raise PayloadError("event.action and event.scope must be strings")
-    name, rtype = repo.get("name"), repo.get("type")
+    name, rtype, private = repo.get("name"), repo.get("type"), repo.get("private")
     if not isinstance(name, str) or not REPO_RE.match(name):
         raise PayloadError("repo.name must be 'owner/name'")
     if rtype not in ("model", "dataset", "space"):
         raise PayloadError("repo.type must be model, dataset or space")
-    if rtype != "model":
-        return []
+    if private is not None and not isinstance(private, bool):
+        raise PayloadError("repo.private must be true or false")
+    revisions = _model_revisions(payload, repo, name, private) if rtype == "model" else []
+    return Delivery(name, private, tuple(revisions))
+
+
+def revisions_to_scan(payload: Any) -> list[Revision]:
+    return list(parse_delivery(payload).revisions)
+
+
+def _model_revisions(payload: dict[str, Any], repo: dict[str, Any], name: str,
+                     private: bool | None) -> list[Revision]:
     refs = payload.get("updatedRefs")
     out: list[Revision] = []
     if refs is not None:
@@ -52,11 +71,11 @@ def revisions_to_scan(payload: Any) -> list[Revision]:
                 continue
             if not isinstance(new, str) or not SHA_RE.match(new):
                 raise PayloadError(f"updatedRefs[{i}].newSha must be a 40-hex commit sha")
-            out.append(Revision(name, new, r["ref"]))
+            out.append(Revision(name, new, r["ref"], private))
     if not out and refs is None:
         head = repo.get("headSha")
         if isinstance(head, str) and SHA_RE.match(head):
-            out.append(Revision(name, head, None))
+            out.append(Revision(name, head, None, private))
         elif head is not None:
             raise PayloadError("repo.headSha must be a 40-hex commit sha")
     return out

@@ -38,3 +38,18 @@ def test_head_sha_when_no_refs_and_non_models_ignored() -> None:
 def test_malformed_payloads(payload: Any) -> None:
     with pytest.raises(PayloadError):
         revisions_to_scan(payload)
+
+
+def test_privacy_is_read_from_the_delivery() -> None:
+    from adapterscan.integrations.server.webhook import parse_delivery
+
+    p = _payload()
+    p["repo"]["private"] = True
+    d = parse_delivery(p)
+    assert d.private is True and d.revisions == (Revision("org/adapter", A, None, True),)
+    assert parse_delivery(_payload()).private is None  # not stated: unknown
+    p["repo"]["type"] = "dataset"
+    assert parse_delivery(p).private is True and parse_delivery(p).revisions == ()
+    p["repo"]["private"] = "yes"
+    with pytest.raises(PayloadError, match="private"):
+        parse_delivery(p)
