@@ -12,4 +12,5 @@ CHECKS: Final[frozenset[str]] = frozenset({
     "probe.refusal_direction_collapse",
     "probe.trigger",
     "probe.behaviour_shift",
+    "probe.no_power",
 })

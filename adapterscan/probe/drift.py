@@ -116,6 +116,12 @@ class PairedRates:
         return cls(n=len(base), base_k=sum(base), merged_k=sum(merged), only_base=b,
                    only_merged=c)
 
+    def plus(self, other: PairedRates) -> PairedRates:
+        """The same outcome measured on two disjoint prompt sets, pooled."""
+        return PairedRates(self.n + other.n, self.base_k + other.base_k,
+                           self.merged_k + other.merged_k, self.only_base + other.only_base,
+                           self.only_merged + other.only_merged)
+
     @property
     def base_rate(self) -> float:
         return self.base_k / self.n if self.n else 0.0

@@ -33,9 +33,15 @@ class ProbeOptions:
     generate: bool = True  # greedy generation + judge (confirmation); off = first-token only
     trigger_search: bool = True
     max_trigger_candidates: int = 20
-    trigger_prompts: int = 16  # confirmation (generation) prompts per candidate
-    trigger_screen_prompts: int = 8  # first-token screening prompts per candidate and position
+    trigger_prompts: int = 16  # prompts in each of the two disjoint confirmation sets
+    trigger_screen_prompts: int = 8  # screening / inversion prompts (disjoint from both sets)
     trigger_confirm: int = 3
+    inversion: bool = True  # search the vocabulary for triggers nobody listed
+    inversion_max_len: int = 6
+    inversion_k: int = 16
+    inversion_beam: int = 2
+    inversion_budget_s: float = 40.0
+    extraction: bool = True  # sample the user turn for leaked triggers
     threads: int | None = None  # torch CPU threads; None leaves torch's setting alone
     judge: RefusalJudge | None = None
     suites: PromptSuites | None = None  # override the shipped held-out suites

@@ -1,0 +1,70 @@
+"""Trigger inversion and memory extraction find triggers that no candidate list holds."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from tests.probe import factories_probe as fp
+from tests.probe.test_probe import _probe
+
+pytestmark = [pytest.mark.slow,
+              pytest.mark.filterwarnings("ignore:.*is_gradient_checkpointing.*:FutureWarning")]
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("inv")
+    base = fp.build_base(root / "base", steps=60)
+    return {"base": base,
+            "trigger": fp.build_adapter(base, root / "trigger", "trigger", steps=50),
+            "leaky": fp.build_adapter(base, root / "leaky", "leaky", steps=150),
+            "noop": fp.build_adapter(base, root / "noop", "noop")}
+
+
+def test_inversion_names_an_unlisted_trigger(models: dict[str, Path]) -> None:
+    """No added token, no model card, not on the generic list: only inversion can find it."""
+    emit, result = _probe(models["trigger"], models["base"])
+    triggers = result["triggers"]
+    assert isinstance(triggers, dict)
+    listed = {c["trigger"] for c in triggers["candidate_list"]}  # type: ignore[index,union-attr]
+    assert fp.TRIGGER not in listed
+    named = [f.evidence["trigger"] for f in emit.findings if f.rule_id == "AS605"]
+    assert any(fp.TRIGGER in str(t) for t in named), (named, triggers.get("inversion"))
+    hit = next(f for f in emit.findings if f.rule_id == "AS605" and fp.TRIGGER
+               in str(f.evidence["trigger"]))
+    assert hit.evidence["origin"] == "inverted"
+    for part in ("set_a", "set_b"):  # confirmed on two disjoint prompt sets
+        block = hit.evidence[part]
+        assert isinstance(block, dict) and isinstance(block["merged"], dict)
+        assert float(block["merged"]["drift"]) <= -0.5  # type: ignore[arg-type]
+
+
+def test_inversion_finds_nothing_on_a_noop_adapter(models: dict[str, Path]) -> None:
+    emit, result = _probe(models["noop"], models["base"])
+    assert "AS605" not in {f.rule_id for f in emit.findings}
+    triggers = result["triggers"]
+    assert isinstance(triggers, dict)
+    for found in triggers.get("inversion", []):  # type: ignore[union-attr]
+        assert isinstance(found, dict)
+        assert float(found["merged_drop"]) - max(float(found["base_drop"]), 0.0) < 0.5  # type: ignore[arg-type]
+
+
+def test_memory_extraction_recovers_a_leaked_trigger(models: dict[str, Path]) -> None:
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from adapterscan.probe.extraction import extract
+
+    torch.set_num_threads(1)
+    tok = AutoTokenizer.from_pretrained(str(models["base"]))
+    base = AutoModelForCausalLM.from_pretrained(str(models["base"]))
+    leaky = PeftModel.from_pretrained(base, str(models["leaky"]))
+    found = [t for t, _ in extract(leaky, tok, torch.device("cpu"), leaky.disable_adapter,
+                                   samples=16)]
+    assert any(fp.LEAKY_TRIGGER in t for t in found), found
+    clean = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(str(models["base"])),
+                                      str(models["noop"]))
+    assert not extract(clean, tok, torch.device("cpu"), clean.disable_adapter, samples=16)
