@@ -17,6 +17,7 @@ CHECK_MODULES: tuple[str, ...] = (
     "adapterscan.static.inventory_checks",
     "adapterscan.static.pickle_checks",
     "adapterscan.static.weights_checks",
+    "adapterscan.static.formats.checks",
     "adapterscan.fetch.checks",
     "adapterscan.probe.checks",
     "adapterscan.provenance.checks",

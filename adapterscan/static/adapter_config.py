@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import posixpath
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from adapterscan.emit import Emitter
@@ -22,14 +22,16 @@ from adapterscan.static.adapter_config_fields import (
     jlist,
 )
 from adapterscan.static.adapter_config_weights import check_weights
+from adapterscan.static.formats.readers import is_mlx_config
 from adapterscan.static.limits import StaticLimits
 from adapterscan.static.model import Inventory, SafetensorsHeader
-from adapterscan.static.peft_names import parse_lora_key
+from adapterscan.static.peft_names import PREFIX, parse_lora_key
 
 CONFIG_NAME = "adapter_config.json"
 WEIGHT_NAMES = frozenset({"adapter_model.safetensors", "adapter_model.bin", "adapter_model.pt"})
-# Config-vs-tensor checks follow LoRA's tensor layout; other types get value checks only.
-TENSOR_CHECKED_TYPES = frozenset({"LORA"})
+# Config-vs-tensor checks (targets, orphans, full tensors; for LoRA also pairs, ranks, decoys);
+# other types get value checks only.
+TENSOR_CHECKED_TYPES = frozenset({"LORA", "LOHA", "LOKR", "IA3"})
 MAX_SUMMARY_JSON = 2000
 
 
@@ -37,6 +39,9 @@ MAX_SUMMARY_JSON = 2000
 class AdapterConfigResult:
     config: Mapping[str, JSONValue]
     summary: JSONValue
+    # Every adapter_config.json that parsed, by path (PEFT and MLX ones): the format readers
+    # take each weights file's scale from the config beside it.
+    configs: Mapping[str, Mapping[str, JSONValue]] = field(default_factory=dict)
 
 
 class _ConfigError(Exception):
@@ -120,7 +125,8 @@ def _weight_dirs(inventory: Inventory, headers: Mapping[str, SafetensorsHeader])
         if posixpath.basename(item.path) in WEIGHT_NAMES:
             found.setdefault(posixpath.dirname(item.path), item.path)
     for path, header in sorted(headers.items()):
-        if any(parse_lora_key(t.name) for t in header.tensors):
+        # PEFT's own prefix: diffusers and kohya files need no adapter_config.json.
+        if any(t.name.startswith(PREFIX) and parse_lora_key(t.name) for t in header.tensors):
             found.setdefault(posixpath.dirname(path), path)
     return found
 
@@ -178,10 +184,16 @@ def analyze_adapter_config(root: Path, inventory: Inventory,
         if cfg is None:
             continue
         parsed[rel] = cfg
+        if is_mlx_config(cfg):  # mlx-lm's training arguments: checked with its tensors later
+            summaries[rel] = {"file": rel, "format": "mlx",
+                              "fine_tune_type": _bounded(cfg.get("fine_tune_type")),
+                              "lora_parameters": _bounded(cfg.get("lora_parameters")),
+                              "model": _bounded(cfg.get("model"))}
+            continue
         summaries[rel] = _analyze_one(root, rel, cfg, inventory, headers, emit, limits, m)
     if not parsed:
         return None
     primary = CONFIG_NAME if CONFIG_NAME in parsed else next(iter(parsed))
     summary: JSONValue = summaries[primary] if len(summaries) == 1 else {
         "primary": primary, "adapters": summaries}
-    return AdapterConfigResult(config=parsed[primary], summary=summary)
+    return AdapterConfigResult(config=parsed[primary], summary=summary, configs=parsed)

@@ -153,7 +153,7 @@ def check_fields(cfg: Mapping[str, JSONValue], rep: Reporter, m: peft_match.Matc
     _types(cfg, rep)
     _peft_type_and_keys(cfg, peft_type, rep)
     _imports(cfg, rep)
-    _local_paths(cfg, rep)
+    local_paths(cfg, rep)
     _save_and_targets(cfg, rep, m)
     _options(cfg, rep)
 
@@ -226,7 +226,7 @@ def _imports(cfg: Mapping[str, JSONValue], rep: Reporter) -> None:
             key="megatron_core", evidence={"megatron_core": core})
 
 
-def _local_paths(cfg: Mapping[str, JSONValue], rep: Reporter) -> None:
+def local_paths(cfg: Mapping[str, JSONValue], rep: Reporter) -> None:
     hits: list[JSONValue] = []
     for path, text in walk_strings(dict(cfg)):
         if _LOCAL_PATH.search(text[:4096]):

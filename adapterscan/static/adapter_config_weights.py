@@ -18,6 +18,7 @@ from adapterscan.emit import Emitter
 from adapterscan.findings import JSONValue
 from adapterscan.static import peft_match
 from adapterscan.static.adapter_config_fields import MAX_LISTED, Reporter, jlist
+from adapterscan.static.formats.names import peft_name
 from adapterscan.static.limits import StaticLimits
 from adapterscan.static.model import SafetensorsHeader, TensorInfo
 from adapterscan.static.peft_names import PREFIX, parse_lora_key
@@ -65,14 +66,17 @@ def check_weights(cfg: Mapping[str, JSONValue], headers: Sequence[SafetensorsHea
                   config_file: str) -> dict[str, JSONValue]:
     """All config-vs-tensor checks for one adapter folder; returns the summary additions."""
     st = _State(cfg, {h.path: Reporter(emit, h.path, flags) for h in headers}, m, emit)
+    lora = cfg.get("peft_type") == "LORA"
     for h in headers:
         for t in h.tensors:
-            parsed = parse_lora_key(t.name)
+            parsed = parse_lora_key(t.name) if lora else _tuner_key(t.name, cfg)
             if parsed is None:
                 st.full.append((t.name, Located(h.path, t)))
                 continue
             mod, kind, param = parsed
             name, prefixed = _strip(mod)
+            if kind == "foreign":  # another tuner's tensor: PEFT ignores it, like an orphan
+                prefixed = False
             entry = st.modules.setdefault(f"{prefixed}:{name}", Module(name, prefixed))
             entry.parts[kind if param == "weight" else f"{kind}.{param}"] = Located(h.path, t)
     config_rep = Reporter(emit, config_file, flags)
@@ -83,11 +87,27 @@ def check_weights(cfg: Mapping[str, JSONValue], headers: Sequence[SafetensorsHea
     summary["adapted_modules"] = len(st.modules)
     _orphans_and_targets(st, config_rep, config_file)
     summary["full_tensors"] = _full_tensors(st)
-    summary.update(_pairs_shapes_ranks(st, config_rep))
     _dtypes(st)
     _fan_in_fan_out(st, config_rep)
-    summary["zero_lora_b"] = _zero_b(st, root, headers, limits)
+    if lora:  # pairing, ranks and the decoy check follow LoRA's A/B layout
+        summary.update(_pairs_shapes_ranks(st, config_rep))
+        summary["zero_lora_b"] = _zero_b(st, root, headers, limits)
     return summary
+
+
+_TUNER_ROLES = {"LOHA": frozenset({"w1a", "w1b", "w2a", "w2b", "t1", "t2"}),
+                "LOKR": frozenset({"k1", "k1a", "k1b", "k2", "k2a", "k2b", "kt2"}),
+                "IA3": frozenset({"ia3"})}
+
+
+def _tuner_key(name: str, cfg: Mapping[str, JSONValue]) -> tuple[str, str, str] | None:
+    """(module, role, "weight") for PEFT's LoHa / LoKr / (IA)3 tensor names; the role is
+    "foreign" for another tuner's adapter tensor (its config does not load it)."""
+    parsed = peft_name(name)
+    if parsed is None:
+        return None
+    roles = _TUNER_ROLES.get(str(cfg.get("peft_type")), frozenset())
+    return parsed[0], parsed[1] if parsed[1] in roles else "foreign", "weight"
 
 
 def _orphans_and_targets(st: _State, config_rep: Reporter, config_file: str) -> None:

@@ -34,12 +34,13 @@ _ALLOWED_NAMES: Mapping[str, frozenset[FileClass | None]] = {
     "executable": frozenset({FileClass.EXECUTABLE, None}),
     "script": frozenset({FileClass.CODE, FileClass.EXECUTABLE, None}),
     "safetensors": frozenset({FileClass.SAFETENSORS, None}),
+    "gguf": frozenset({FileClass.GGUF, None}),
     "npy": frozenset({FileClass.OTHER_DATA, FileClass.PICKLE, None}),
 }
 # NumPy arrays go to the pickle analyzer: object arrays are pickles, numeric ones are checked.
 _BY_CONTENT = {"pickle": FileClass.PICKLE, "zip": FileClass.ZIP, "archive": FileClass.ARCHIVE,
                "executable": FileClass.EXECUTABLE, "safetensors": FileClass.SAFETENSORS,
-               "npy": FileClass.PICKLE}
+               "gguf": FileClass.GGUF, "npy": FileClass.PICKLE}
 
 
 def build_inventory(src: FetchedSource, emit: Emitter, limits: StaticLimits) -> Inventory:

@@ -29,12 +29,12 @@ DOC_EXT = frozenset({".md", ".rst", ".txt", ".markdown", ".html", ".pdf"})
 DOC_NAMES = ("readme", "license", "licence", "notice", "copying", "authors", "changelog",
              "citation", ".gitattributes", ".gitignore")
 DATA_EXT = frozenset({".png", ".jpg", ".jpeg", ".gif", ".svg", ".webp", ".csv", ".tsv",
-                      ".parquet", ".arrow", ".npy", ".gguf", ".onnx", ".h5", ".msgpack",
+                      ".parquet", ".arrow", ".npy", ".onnx", ".h5", ".msgpack",
                       ".tiktoken", ".wav", ".mp3"})
 # Text formats by extension; binary magic inside them is a disguise.
 TEXT_EXT = CODE_EXT - {".pyc", ".pyo"} | CONFIG_EXT | DOC_EXT | {".jinja", ".j2", ".csv",
                                                                    ".tsv", ".svg"}
-STRONG = frozenset({"pickle", "zip", "archive", "executable", "safetensors"})
+STRONG = frozenset({"pickle", "zip", "archive", "executable", "safetensors", "gguf"})
 
 
 def ext_of(path: str) -> str:
@@ -80,7 +80,9 @@ def content_kind(head: bytes, size: int) -> tuple[str, str]:
             return "safetensors", "safetensors header"
     if head.startswith(b"\x93NUMPY"):
         return "npy", "NumPy array (object arrays hold a pickle)"
-    if head.startswith((b"GGUF", b"\x89HDF", b"\x89PNG", b"\xff\xd8\xff",
+    if head.startswith(b"GGUF"):
+        return "gguf", "GGUF magic"
+    if head.startswith((b"\x89HDF", b"\x89PNG", b"\xff\xd8\xff",
                         b"GIF8", b"PAR1", b"ARROW1")):
         return "data", "known data format magic"
     try:
@@ -97,6 +99,8 @@ def by_name(path: str) -> tuple[FileClass | None, str]:
     ext = ext_of(path)
     if ext == ".safetensors":
         return FileClass.SAFETENSORS, "extension .safetensors"
+    if ext == ".gguf":
+        return FileClass.GGUF, "extension .gguf"
     if base == "adapter_config.json":
         return FileClass.ADAPTER_CONFIG, "adapter_config.json"
     if ext in PICKLE_EXT:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -72,56 +73,138 @@ class SideSummary:
     zero: bool = True
 
 
-def _iter_vectors(t: RawTensor, vectors_are_rows: bool) -> Iterator[F64]:
-    """Blocks of vectors as rows (k × r). For A (r × in) these are column slices, transposed."""
-    for blk in _iter_blocks(t, vectors_are_rows):
-        yield blk if vectors_are_rows else blk.T
+class Vectors(Protocol):
+    """The vectors one factor contributes (rows b_i of B, or columns a_j of A), in blocks."""
+
+    @property
+    def count(self) -> int:
+        """The number of vectors."""
+        ...
+
+    @property
+    def r(self) -> int:
+        """The length of each vector."""
+        ...
+
+    @property
+    def rows(self) -> bool:
+        """True: blocks are (k × r); False: blocks are (r × k), i.e. column slices."""
+        ...
+
+    def block(self, start: int, stop: int) -> F64: ...
+
+    def take(self, index: npt.NDArray[np.intp]) -> F64:
+        """The chosen vectors as rows (len(index) × r)."""
+        ...
 
 
-def _iter_blocks(t: RawTensor, vectors_are_rows: bool) -> Iterator[F64]:
-    if vectors_are_rows:
-        for _, blk in t.blocks():
-            yield blk
-        return
-    step = max(1, BLOCK_ELEMS // max(1, t.rows))
-    for j in range(0, t.cols, step):
-        yield t.to_f64(t.raw[:, j:j + step])
+@dataclass(frozen=True)
+class TensorVectors:
+    """B's rows (rows=True) or A's columns (rows=False) of one stored factor."""
+
+    t: RawTensor
+    rows: bool
+
+    @property
+    def count(self) -> int:
+        return self.t.rows if self.rows else self.t.cols
+
+    @property
+    def r(self) -> int:
+        return self.t.cols if self.rows else self.t.rows
+
+    def block(self, start: int, stop: int) -> F64:
+        return self.t.to_f64(self.t.raw[start:stop] if self.rows else self.t.raw[:, start:stop])
+
+    def take(self, index: npt.NDArray[np.intp]) -> F64:
+        if self.rows:
+            return self.t.take_rows(index)
+        return np.ascontiguousarray(self.t.take_cols(index).T)
+
+
+@dataclass(frozen=True)
+class FaceSplit:
+    """Row-wise Kronecker products x_i ⊗ y_i of two factors' vectors (r = r₁·r₂).
+
+    (B₁A₁) ∘ (B₂A₂) = B̃·Ã with b̃_i = b1_i ⊗ b2_i and ã_j = a1_j ⊗ a2_j, since
+    (b1_i·a1_j)(b2_i·a2_j) = (b1_i ⊗ b2_i)·(a1_j ⊗ a2_j): a LoHa update is a LoRA of rank r₁r₂.
+    """
+
+    left: Vectors
+    right: Vectors
+
+    @property
+    def rows(self) -> bool:
+        return self.left.rows
+
+    @property
+    def count(self) -> int:
+        return self.left.count
+
+    @property
+    def r(self) -> int:
+        return self.left.r * self.right.r
+
+    def block(self, start: int, stop: int) -> F64:
+        x, y = self.left.block(start, stop), self.right.block(start, stop)
+        if self.rows:
+            return np.asarray((x[:, :, None] * y[:, None, :]).reshape(x.shape[0], -1))
+        return np.asarray((x[:, None, :] * y[None, :, :]).reshape(-1, x.shape[1]))
+
+    def take(self, index: npt.NDArray[np.intp]) -> F64:
+        x, y = self.left.take(index), self.right.take(index)
+        return np.asarray((x[:, :, None] * y[:, None, :]).reshape(x.shape[0], -1))
+
+
+def _iter_blocks(v: Vectors) -> Iterator[F64]:
+    step = max(1, BLOCK_ELEMS // max(1, v.r))
+    for start in range(0, v.count, step):
+        yield v.block(start, min(v.count, start + step))
+
+
+def _iter_vectors(v: Vectors) -> Iterator[F64]:
+    """Blocks of vectors as rows (k × r)."""
+    for blk in _iter_blocks(v):
+        yield blk if v.rows else blk.T
 
 
 def summarize(t: RawTensor, vectors_are_rows: bool, plan: KurtosisPlan) -> SideSummary:
     """Stream one factor in blocks. B's vectors are its rows; A's vectors are its columns."""
-    r = t.cols if vectors_are_rows else t.rows
-    s = SideSummary(count=t.rows if vectors_are_rows else t.cols, r=r,
-                    gram=np.zeros((r, r)), total=np.zeros(r))
+    return summarize_vectors(TensorVectors(t, vectors_are_rows), plan)
+
+
+def summarize_vectors(v: Vectors, plan: KurtosisPlan) -> SideSummary:
+    r, rows = v.r, v.rows
+    s = SideSummary(count=v.count, r=r, gram=np.zeros((r, r)), total=np.zeros(r))
     if plan.method == "exact-khatri-rao":
         p = r * (r + 1) // 2
         s.kr_gram = np.zeros((p, p))
         s.kr_cube = np.zeros((r, r, r))
     kept: list[F64] = []
-    for blk in _iter_blocks(t, vectors_are_rows):
+    for blk in _iter_blocks(v):
         if not bool(np.isfinite(blk).all()):
             s.finite = False
             return s
         if s.zero and bool(blk.any()):
             s.zero = False
         # B blocks are rows (k × r); A blocks are column slices (r × k): no transposed copies.
-        if vectors_are_rows:
+        if rows:
             s.gram += blk.T @ blk
             s.total += blk.sum(axis=0)
         else:
             s.gram += blk @ blk.T
             s.total += blk.sum(axis=1)
         if s.kr_gram is not None or plan.method == "exact-dense":
-            vec = blk if vectors_are_rows else np.ascontiguousarray(blk.T)
+            vec = blk if rows else np.ascontiguousarray(blk.T)
             _kr_accumulate(s, vec)
             if plan.method == "exact-dense":
                 kept.append(vec)
     if plan.method == "exact-dense":
         s.sample = np.concatenate(kept, axis=0) if kept else np.zeros((0, r))
-    elif vectors_are_rows and plan.rows is not None:
-        s.sample = t.take_rows(plan.rows)
-    elif not vectors_are_rows and plan.cols is not None:
-        s.sample = np.ascontiguousarray(t.take_cols(plan.cols).T)
+    elif rows and plan.rows is not None:
+        s.sample = v.take(plan.rows)
+    elif not rows and plan.cols is not None:
+        s.sample = v.take(plan.cols)
     return s
 
 
@@ -265,6 +348,6 @@ def row_energies(vectors: RawTensor, other_gram: F64, vectors_are_rows: bool,
     (ΔW_emb = (BA)ᵀ) they are A's columns (G = BᵀB).
     """
     parts = [np.einsum("ij,jk,ik->i", x, other_gram, x)
-             for x in _iter_vectors(vectors, vectors_are_rows)]
+             for x in _iter_vectors(TensorVectors(vectors, vectors_are_rows))]
     out = np.concatenate(parts) if parts else np.zeros(0)
     return np.asarray(np.clip(out, 0.0, None) * scale * scale, dtype=np.float64)

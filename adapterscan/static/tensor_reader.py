@@ -13,6 +13,7 @@ import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -26,9 +27,21 @@ _RAW: dict[str, tuple[type[np.generic], int]] = {
     "F64": (np.float64, 8), "F32": (np.float32, 4), "F16": (np.float16, 2),
     "BF16": (np.uint16, 2),
 }
-FLOAT_DTYPES = frozenset(_RAW)
+# GGUF Q8_0 (llama.cpp `--outtype q8_0` adapters): blocks of an f16 scale and 32 int8 values.
+Q8_0_BLOCK, Q8_0_BYTES = 32, 34
+FLOAT_DTYPES = frozenset({*_RAW, "Q8_0"})
 # Rows converted to float64 at a time (bounded temporary memory: block x columns x 8 bytes).
 BLOCK_ELEMS = 1 << 15
+
+
+class DataLayout(Protocol):
+    """Where a validated container's tensor data starts and how long the file is."""
+
+    @property
+    def data_start(self) -> int: ...
+
+    @property
+    def file_size(self) -> int: ...
 
 
 class TensorReadError(Exception):
@@ -78,6 +91,10 @@ class RawTensor:
     def take_cols(self, index: npt.NDArray[np.intp]) -> F64:
         return self.to_f64(self.raw[:, index])
 
+    def transposed(self) -> RawTensor:
+        """The same bytes viewed as the transpose (MLX stores LoRA factors transposed)."""
+        return RawTensor(self.name, self.dtype, tuple(reversed(self.shape)), self.raw.T)
+
     def dense(self) -> F64:
         return self.to_f64(self.raw)
 
@@ -90,14 +107,17 @@ class RawTensor:
         return not bool(np.asarray(self.raw).any())
 
 
-def read_tensor(path: Path, header: SafetensorsHeader, info: TensorInfo) -> RawTensor:
+def read_tensor(path: Path, header: DataLayout, info: TensorInfo) -> RawTensor:
     """Read one tensor (1-D or 2-D; higher ranks are flattened to (shape[0], rest))."""
-    if info.dtype not in _RAW:
+    if info.dtype not in FLOAT_DTYPES:
         raise TensorReadError(f"dtype {info.dtype} is not a float type this analyzer reads")
-    np_dtype, size = _RAW[info.dtype]
     count = math.prod(info.shape) if info.shape else 1
     span = info.end - info.begin
-    if span != count * size or info.begin < 0:
+    if info.dtype == "Q8_0":
+        expected = count // Q8_0_BLOCK * Q8_0_BYTES if count % Q8_0_BLOCK == 0 else -1
+    else:
+        expected = count * _RAW[info.dtype][1]
+    if span != expected or info.begin < 0:
         raise TensorReadError(f"byte span {span} does not match shape {list(info.shape)}")
     start = header.data_start + info.begin
     if start + span > header.file_size:
@@ -107,12 +127,26 @@ def read_tensor(path: Path, header: SafetensorsHeader, info: TensorInfo) -> RawT
         buf = fh.read(span)
     if len(buf) != span:
         raise TensorReadError(f"short read: {len(buf)} of {span} bytes (file changed?)")
-    arr = np.frombuffer(buf, dtype=np.dtype(np_dtype).newbyteorder("<"), count=count)
+    dtype = info.dtype
+    if dtype == "Q8_0":
+        arr: npt.NDArray[np.generic] = _dequant_q8_0(buf, count)
+        dtype = "F32"
+    else:
+        np_dtype = _RAW[dtype][0]
+        arr = np.frombuffer(buf, dtype=np.dtype(np_dtype).newbyteorder("<"), count=count)
     if len(info.shape) <= 1:
         arr2 = arr.reshape(1, count)
     else:
         arr2 = arr.reshape(info.shape[0], count // max(1, info.shape[0]))
-    return RawTensor(name=info.name, dtype=info.dtype, shape=info.shape, raw=arr2)
+    return RawTensor(name=info.name, dtype=dtype, shape=info.shape, raw=arr2)
+
+
+def _dequant_q8_0(buf: bytes, count: int) -> npt.NDArray[np.float32]:
+    """Q8_0 blocks (f16 scale d, 32 x int8 q) to float32 d·q: 4 bytes per value in memory."""
+    blocks = np.frombuffer(buf, dtype=np.uint8).reshape(-1, Q8_0_BYTES)
+    d = blocks[:, :2].copy().view("<f2").astype(np.float32)
+    q = blocks[:, 2:].view(np.int8).astype(np.float32)
+    return np.asarray((q * d).reshape(count), dtype=np.float32)
 
 
 MAX_TRUSTED_HEADER = 100_000_000

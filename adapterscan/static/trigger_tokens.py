@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import math
+import posixpath
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +22,8 @@ import numpy as np
 
 from adapterscan.findings import JSONValue
 from adapterscan.static.alignment import BASE_BLOCK_ELEMS, BaseWeights
-from adapterscan.static.lora_modules import LoraModule, collect_modules, resolve_scale
+from adapterscan.static.formats.model import AdapterModule, Algorithm
+from adapterscan.static.formats.readers import read_adapters
 from adapterscan.static.lowrank import KurtosisPlan, summarize
 from adapterscan.static.model import SafetensorsHeader
 from adapterscan.static.tensor_reader import F64, RawTensor
@@ -137,13 +139,12 @@ def response_scores(embed: RawTensor, modules: Sequence[ModuleResponse],
     return np.asarray(np.sqrt(total / max(1, len(modules))), dtype=np.float64)
 
 
-def first_layer_modules(modules: Sequence[LoraModule],
-                        config: Mapping[str, JSONValue] | None, hidden: int,
+def first_layer_modules(modules: Sequence[AdapterModule], hidden: int,
                         first_layers: int) -> list[ModuleResponse]:
     """Modules of the first adapted layers whose input is the residual stream (in == hidden)."""
-    layered = [m for m in modules if m.layer is not None and m.a is not None and m.b is not None
-               and not m.embedding and len(m.a.info.shape) == 2
-               and m.a.info.shape[1] == hidden]
+    layered = [m for m in modules if m.layer is not None and m.algorithm is Algorithm.LORA
+               and m.a is not None and m.b is not None and "mid" not in m.factors
+               and not m.embedding and len(m.a_shape()) == 2 and m.a_shape()[1] == hidden]
     if not layered:
         return []
     layers = sorted({m.layer for m in layered if m.layer is not None})[:max(1, first_layers)]
@@ -151,11 +152,9 @@ def first_layer_modules(modules: Sequence[LoraModule],
     for m in layered:
         if m.layer not in layers or m.a is None or m.b is None:
             continue
-        a = m.a.read()
-        b = m.b.read()
-        gram_b = summarize(b, True, _NO_KURT).gram
-        scale = resolve_scale(config, m, a.rows).value
-        out.append(ModuleResponse(m.name, a, gram_b, scale))
+        a = m.read_a()
+        gram_b = summarize(m.read_b(), True, _NO_KURT).gram
+        out.append(ModuleResponse(m.name, a, gram_b, m.scale.value))
     return out
 
 
@@ -178,19 +177,19 @@ def trigger_candidates(adapter_root: Path, headers: Mapping[str, SafetensorsHead
     no adapted module reads the residual stream.
     """
     base = base or BaseWeights.open(base_dir)
-    modules, _ = collect_modules(headers, adapter_root)
-    return candidates_for(base, base_dir, modules, config, top_k=top_k,
-                          first_layers=first_layers)
+    configs = {posixpath.join(posixpath.dirname(p), "adapter_config.json"): config
+               for p in headers} if config is not None else {}
+    modules = read_adapters(adapter_root, headers, {}, configs).modules
+    return candidates_for(base, base_dir, modules, top_k=top_k, first_layers=first_layers)
 
 
-def candidates_for(base: BaseWeights, base_dir: Path, modules: Sequence[LoraModule],
-                   config: Mapping[str, JSONValue] | None, *, top_k: int,
-                   first_layers: int) -> list[TokenCandidate]:
+def candidates_for(base: BaseWeights, base_dir: Path, modules: Sequence[AdapterModule], *,
+                   top_k: int, first_layers: int) -> list[TokenCandidate]:
     embed_name = next((n for n in EMBED_NAMES if n in base.index), None)
     if embed_name is None:
         return []
     embed = base.read(embed_name)
-    chosen = first_layer_modules(modules, config, embed.cols, first_layers)
+    chosen = first_layer_modules(modules, embed.cols, first_layers)
     if not chosen:
         return []
     names = {c.name for c in chosen}

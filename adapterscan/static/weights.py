@@ -9,6 +9,7 @@ Safe-LoRA cosine (alignment) and trigger-candidate tokens (trigger_tokens). docs
 from __future__ import annotations
 
 import json
+import posixpath
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,13 +37,16 @@ from adapterscan.static.baseline import (
     robust,
     zscores,
 )
-from adapterscan.static.lora_modules import TensorRef, collect_modules
+from adapterscan.static.formats.model import AdapterModel, Algorithm, TensorRef
+from adapterscan.static.formats.readers import read_adapters
 from adapterscan.static.lowrank import row_energies
 from adapterscan.static.model import SafetensorsHeader
 from adapterscan.static.tensor_reader import TensorReadError
 from adapterscan.static.trigger_tokens import TokenCandidate, candidates_for, load_vocab, robust_top
 from adapterscan.static.weights_copies import full_copy_rows
+from adapterscan.static.weights_coverage import fail_closed
 from adapterscan.static.weights_dora import check_magnitudes
+from adapterscan.static.weights_ia3 import ScalingResult
 from adapterscan.static.weights_stats import ModuleResult, analyze_module, summarize_adapter
 from adapterscan.static.weights_tokens import order_candidates, trainable_tokens
 
@@ -68,19 +72,33 @@ class AdapterStatistics:
     summary: dict[str, JSONValue]
     records: tuple[dict[str, JSONValue], ...]
     others: tuple[TensorRef, ...] = ()
+    scaling: tuple[ScalingResult, ...] = ()  # (IA)3 vectors: gains, not a ΔW
 
 
-def compute_statistics(root: Path, headers: Mapping[str, SafetensorsHeader],
-                       config: Mapping[str, JSONValue] | None, emit: Emitter, *,
+def describe(root: Path, headers: Mapping[str, SafetensorsHeader],
+             config: Mapping[str, JSONValue] | None) -> AdapterModel:
+    """The adapter model of safetensors files with one config beside them (tests, the bank)."""
+    configs = {} if config is None else {
+        posixpath.join(posixpath.dirname(p), "adapter_config.json"): config for p in headers}
+    return read_adapters(root, headers, {}, configs)
+
+
+def compute_statistics(model: AdapterModel, emit: Emitter, *,
                        keep_grams: bool = False) -> AdapterStatistics:
     """Per-module statistics and the adapter summary (no calibration, no base model)."""
-    modules, others = collect_modules(headers, root)
-    results = [r for m in modules
-               if (r := analyze_module(m, config, emit, keep_grams=keep_grams)) is not None]
+    results: list[ModuleResult] = []
+    scaling: list[ScalingResult] = []
+    for m in model.modules:
+        r = analyze_module(m, emit, keep_grams=keep_grams)
+        if isinstance(r, ModuleResult):
+            results.append(r)
+        elif isinstance(r, ScalingResult):
+            scaling.append(r)
     top_fraction = emit.num(C.LAYER_CONCENTRATION, "top_fraction")
     summary = summarize_adapter(results, top_fraction)
+    summary["scaling_modules"] = len(scaling)
     return AdapterStatistics(tuple(results), summary, tuple(r.record() for r in results),
-                             tuple(others))
+                             model.others, tuple(scaling))
 
 
 MAX_CONFIG_BYTES = 4 * 1024 * 1024
@@ -99,7 +117,7 @@ def adapter_sample(folder: Path, emit: Emitter) -> AdapterSample:
             raise ValueError("adapter_config.json is too large")
         loaded = json.loads(cfg_path.read_text("utf-8"))
         config = loaded if isinstance(loaded, dict) else None
-    stats = compute_statistics(folder, headers, config, emit)
+    stats = compute_statistics(describe(folder, headers, config), emit)
     if not stats.results:
         raise ValueError("no LoRA module could be analysed")
     modules = [(module_key(r.module.module_type, r.pair.out_features, r.pair.in_features),
@@ -110,37 +128,64 @@ def adapter_sample(folder: Path, emit: Emitter) -> AdapterSample:
 
 def analyze_weights(root: Path, headers: Mapping[str, SafetensorsHeader],
                     config: Mapping[str, JSONValue] | None, emit: Emitter,
-                    options: WeightOptions) -> JSONValue:
-    stats = compute_statistics(root, headers, config, emit,
-                               keep_grams=options.base_dir is not None)
+                    options: WeightOptions, model: AdapterModel | None = None) -> JSONValue:
+    """Weight analysis of `model` (by default: the safetensors files with `config` beside them).
+
+    Fails closed: a weights file whose tensors no reader recognised, or an adapter of which no
+    module could be analysed, is recorded as not analysed (the scan is then incomplete).
+    """
+    if model is None:
+        model = describe(root, headers, config)
+    stats = compute_statistics(model, emit, keep_grams=options.base_dir is not None)
+    files: JSONValue = [f.summary() for f in model.files]  # type: ignore[misc]
+    fail_closed(model, len(stats.results) + len(stats.scaling), emit)
     others: list[JSONValue] = [o.info.name for o in stats.others[:50]]
     # Without a base, DoRA magnitudes are checked here; with one, against it in _against_base.
-    dora: JSONValue = (check_magnitudes(stats.others, config, None, emit)
-                       if options.base_dir is None else [])
+    # Diffusion modules never meet a (causal LM) base.
+    lm_mags, other_mags = _magnitudes(model)
+    dora: JSONValue = check_magnitudes(
+        stats.others, config, None, emit, extra=lm_mags + other_mags) \
+        if options.base_dir is None else check_magnitudes([], config, None, emit,
+                                                          extra=other_mags)
     tokens: JSONValue = (trainable_tokens(stats.others, config, None, {}, emit)[0]
                          if options.base_dir is None else [])
+    scaling: list[JSONValue] = [r.record() for r in stats.scaling]
     if not stats.results and (options.base_dir is None or not stats.others):
-        return {"modules": [], "summary": stats.summary, "other_tensors": others, "dora": dora,
-                "trainable_tokens": tokens}
+        return {"files": files, "modules": scaling, "summary": stats.summary,
+                "other_tensors": others, "dora": dora, "trainable_tokens": tokens}
     _layer_rule(stats.summary, emit)
     _module_outliers(stats, emit)
     vocab = _vocab_rows(stats.results, emit)
     out: dict[str, JSONValue] = {"summary": stats.summary}
     out["calibration"] = _calibrate(stats, options, emit)
     if options.base_dir is not None:
-        base = _against_base(stats, config, options, emit)
+        base = _against_base(stats, config, options, emit, lm_mags)
         out["base"] = base
         # Top level too: the behavioral probe reads results.weights.trigger_candidates.
         out["trigger_candidates"] = base.get("trigger_candidates", []) \
             if isinstance(base, dict) else []
-        dora = base.get("dora", []) if isinstance(base, dict) else []
+        base_dora = base.get("dora", []) if isinstance(base, dict) else []
+        if isinstance(dora, list) and isinstance(base_dora, list):
+            dora = base_dora + dora
         tokens = base.get("trainable_tokens", []) if isinstance(base, dict) else []
+    out["files"] = files
     out["vocab_rows"] = vocab
     out["dora"] = dora
     out["trainable_tokens"] = tokens
     out["other_tensors"] = others
-    out["modules"] = list(stats.records)
+    out["modules"] = [*stats.records, *scaling]
     return out
+
+
+def _magnitudes(model: AdapterModel) -> tuple[list[tuple[str, TensorRef]],
+                                               list[tuple[str, TensorRef]]]:
+    """DoRA magnitudes carried by modules (kohya dora_scale, MLX m): (causal LM, others)."""
+    lm: list[tuple[str, TensorRef]] = []
+    other: list[tuple[str, TensorRef]] = []
+    for m in model.modules:
+        if m.magnitude is not None:
+            (other if m.component is not None else lm).append((m.target, m.magnitude))
+    return lm, other
 
 
 def _layer_rule(summary: Mapping[str, JSONValue], emit: Emitter) -> None:
@@ -184,7 +229,7 @@ def _module_outliers(stats: AdapterStatistics, emit: Emitter) -> None:
             emit.emit(C.MODULE_OUTLIER,
                       f"{r.module.name}: {worst} is {_z(hits[worst]):+.1f} robust SDs from the "
                       f"other {len(rs) - 1} {key} modules",
-                      file=r.module.a.file if r.module.a else None,
+                      file=r.module.file,
                       evidence={"module": r.module.name, "statistic": worst, "group": key,
                                 "count": len(rs), "statistics": hits})
 
@@ -205,13 +250,13 @@ def _vocab_rows(results: Sequence[ModuleResult], emit: Emitter) -> JSONValue:
     out: list[JSONValue] = []
     for res in results:
         m = res.module
-        if not res.is_vocab or m.a is None or m.b is None or res.zero_b:
+        if not res.is_vocab or not _plain_lora(res) or m.a is None or res.zero_b:
             continue
         try:
             if m.embedding:  # rows of ΔW_emb are A's columns
-                energies = row_energies(m.a.read(), res.pair.gram_b, False, res.scale.value)
+                energies = row_energies(m.read_a(), res.pair.gram_b, False, res.scale.value)
             else:  # lm_head: rows are B's rows
-                energies = row_energies(m.b.read(), res.pair.gram_a, True, res.scale.value)
+                energies = row_energies(m.read_b(), res.pair.gram_a, True, res.scale.value)
         except (OSError, TensorReadError) as exc:
             emit.skip(m.a.file, f"module {m.name}: cannot re-read for vocabulary rows: {exc}")
             continue
@@ -229,6 +274,13 @@ def _vocab_rows(results: Sequence[ModuleResult], emit: Emitter) -> JSONValue:
                       f"{m.name}: {share:.0%} of the update's energy sits in {len(top)} of "
                       f"{energies.size} vocabulary rows", file=m.a.file, evidence=entry)
     return out
+
+
+def _plain_lora(res: ModuleResult) -> bool:
+    """B·A read straight from the file (no Tucker core): row-level analyses apply."""
+    m = res.module
+    return m.algorithm is Algorithm.LORA and "mid" not in m.factors and m.a is not None \
+        and m.b is not None
 
 
 def _load_bank(options: WeightOptions, emit: Emitter) -> Bank | None:
@@ -270,7 +322,7 @@ def _calibrate(stats: AdapterStatistics, options: WeightOptions, emit: Emitter) 
                       f"{res.module.name}: {worst} is {flagged[worst]:+.1f} robust SDs from the "
                       f"calibration bank ({ref[worst].count} {key} modules of "
                       f"{ref[worst].adapters} adapters)",
-                      file=res.module.a.file if res.module.a else None, evidence={
+                      file=res.module.file, evidence={
                           "module": res.module.name, "statistic": worst,
                           "value": res.values.get(worst), "z": flagged[worst],
                           "median": ref[worst].median, "mad": ref[worst].mad,
@@ -299,7 +351,8 @@ def _float(v: JSONValue) -> float | None:
 
 
 def _against_base(stats: AdapterStatistics, config: Mapping[str, JSONValue] | None,
-                  options: WeightOptions, emit: Emitter) -> JSONValue:
+                  options: WeightOptions, emit: Emitter,
+                  magnitudes: Sequence[tuple[str, TensorRef]]) -> JSONValue:
     assert options.base_dir is not None
     try:
         base = BaseWeights.open(options.base_dir)
@@ -313,7 +366,7 @@ def _against_base(stats: AdapterStatistics, config: Mapping[str, JSONValue] | No
     cosines: list[JSONValue] = []
     for res, rec in zip(stats.results, stats.records, strict=True):
         m = res.module
-        if m.embedding or m.a is None or m.b is None:
+        if m.embedding or m.component is not None:  # diffusion modules have no LM base
             continue
         name = base.find(m.target)
         if name is None:
@@ -329,10 +382,11 @@ def _against_base(stats: AdapterStatistics, config: Mapping[str, JSONValue] | No
             rec["relative_update"] = ratio
             if ratio is not None and ratio > max_ratio:
                 emit.emit(C.RELATIVE_UPDATE, f"{m.name}: ‖ΔW‖/‖W‖ = {ratio:.3g}",
-                          file=m.a.file, evidence={"module": m.name, "ratio": ratio,
-                                                   "delta_fro": res.pair.spectrum.fro,
-                                                   "base_fro": w_norm})
-            if unaligned is None:
+                          file=m.file, evidence={"module": m.name, "ratio": ratio,
+                                                 "delta_fro": res.pair.spectrum.fro,
+                                                 "base_fro": w_norm})
+            # Safe-LoRA needs B's rows in the base's order: GGUF q/k rows are RoPE-permuted.
+            if unaligned is None or not _plain_lora(res) or m.permuted_rows:
                 continue
             uname = unaligned.find(m.target)
             if uname is None:
@@ -342,9 +396,9 @@ def _against_base(stats: AdapterStatistics, config: Mapping[str, JSONValue] | No
             if (wu.rows, wu.cols) != (w.rows, w.cols):
                 missing.append(f"unaligned:{m.target}: shape {[wu.rows, wu.cols]}")
                 continue
-            cos = safe_lora_cosine(w, wu, m.b.read().dense(), res.pair.gram_a, res.pair.gram_b)
+            cos = safe_lora_cosine(w, wu, m.read_b().dense(), res.pair.gram_a, res.pair.gram_b)
         except (OSError, TensorReadError) as exc:
-            emit.skip(m.a.file, f"module {m.name}: base comparison failed: {exc}")
+            emit.skip(m.file, f"module {m.name}: base comparison failed: {exc}")
             continue
         rec["safe_lora_cosine"] = cos
         cosines.append({"module": m.name, "layer": m.layer, "cosine": cos})
@@ -356,7 +410,7 @@ def _against_base(stats: AdapterStatistics, config: Mapping[str, JSONValue] | No
                                          load_vocab(options.base_dir), emit)
     candidates = _triggers(base, stats, config, options, emit, rewritten)
     copies = full_copy_rows(base, stats.others, emit)
-    dora = check_magnitudes(stats.others, config, base, emit)
+    dora = check_magnitudes(stats.others, config, base, emit, extra=magnitudes)
     return {"base_dir": str(options.base_dir), "full_copies": copies, "dora": dora,
             "trainable_tokens": tokens,
             "unaligned_dir": str(options.unaligned_dir) if options.unaligned_dir else None,
@@ -384,9 +438,9 @@ def _triggers(base: BaseWeights, stats: AdapterStatistics,
               config: Mapping[str, JSONValue] | None, options: WeightOptions,
               emit: Emitter, rewritten: Sequence[TokenCandidate]) -> list[TokenCandidate]:
     assert options.base_dir is not None
-    modules = [r.module for r in stats.results if not r.zero_b]
+    modules = [r.module for r in stats.results if not r.zero_b and _plain_lora(r)]
     try:
-        cands = candidates_for(base, options.base_dir, modules, config,
+        cands = candidates_for(base, options.base_dir, modules,
                                top_k=options.trigger_top_k, first_layers=options.trigger_layers)
     except (OSError, TensorReadError) as exc:
         emit.skip(str(options.base_dir), f"trigger-candidate ranking failed: {exc}")
@@ -409,9 +463,9 @@ def _vocab_candidates(stats: AdapterStatistics, options: WeightOptions) -> list[
     out: list[TokenCandidate] = []
     for res in stats.results:
         m = res.module
-        if not m.embedding or m.a is None or res.zero_b:
+        if not m.embedding or not _plain_lora(res) or res.zero_b:
             continue
-        energies = np.sqrt(row_energies(m.a.read(), res.pair.gram_b, False, res.scale.value))
+        energies = np.sqrt(row_energies(m.read_a(), res.pair.gram_b, False, res.scale.value))
         out += [TokenCandidate(i, vocab.get(i), s, z, "embedding-lora-rows")
                 for i, s, z in robust_top(energies, options.trigger_top_k)]
     return out

@@ -15,7 +15,7 @@ from adapterscan.emit import Emitter
 from adapterscan.findings import JSONValue
 from adapterscan.static import weights_checks as C
 from adapterscan.static.alignment import BASE_BLOCK_ELEMS, BaseWeights
-from adapterscan.static.lora_modules import TensorRef
+from adapterscan.static.formats.model import TensorRef
 from adapterscan.static.tensor_reader import FLOAT_DTYPES, TensorReadError
 from adapterscan.static.trigger_tokens import robust_top
 

@@ -19,7 +19,7 @@ from adapterscan.emit import Emitter
 from adapterscan.findings import JSONValue
 from adapterscan.static import weights_checks as C
 from adapterscan.static.alignment import BASE_BLOCK_ELEMS, BaseWeights
-from adapterscan.static.lora_modules import TensorRef
+from adapterscan.static.formats.model import TensorRef
 from adapterscan.static.peft_names import PREFIX, parse_lora_key
 from adapterscan.static.tensor_reader import FLOAT_DTYPES, RawTensor, TensorReadError
 
@@ -55,13 +55,15 @@ def _channels(idx: np.ndarray, values: np.ndarray) -> list[JSONValue]:
 
 
 def check_magnitudes(others: Sequence[TensorRef], config: Mapping[str, JSONValue] | None,
-                     base: BaseWeights | None, emit: Emitter) -> list[JSONValue]:
-    """One record per magnitude vector; AS513 for non-positive entries, AS514 for channel gains
-    outside [1/max_gain, max_gain] against the base."""
+                     base: BaseWeights | None, emit: Emitter, *,
+                     extra: Sequence[tuple[str, TensorRef]] = ()) -> list[JSONValue]:
+    """One record per magnitude vector (PEFT's among `others`, plus `extra` (target, tensor)
+    pairs from other formats); AS513 for non-positive entries, AS514 for channel gains outside
+    [1/max_gain, max_gain] against the base."""
     max_gain = emit.num(C.DORA_GAIN, "max_gain")
     fan_in_fan_out = bool(config.get("fan_in_fan_out")) if config else False
     out: list[JSONValue] = []
-    for target, ref in magnitude_tensors(others):
+    for target, ref in [*magnitude_tensors(others), *extra]:
         if ref.info.dtype not in FLOAT_DTYPES:
             emit.skip(ref.file, f"{ref.info.name}: DoRA magnitude of dtype {ref.info.dtype} "
                       "is not a float tensor; not analysed")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -11,18 +11,27 @@ import numpy as np
 from adapterscan.emit import Emitter
 from adapterscan.findings import JSONValue
 from adapterscan.static import weights_checks as C
-from adapterscan.static.lora_modules import LoraModule, Scale, resolve_scale
-from adapterscan.static.lowrank import PairStats, combine, plan_kurtosis, summarize
+from adapterscan.static.formats.model import AdapterModule, Algorithm, Scale
+from adapterscan.static.lowrank import PairStats
 from adapterscan.static.tensor_reader import FLOAT_DTYPES, TensorReadError
+from adapterscan.static.weights_algorithms import (
+    MAX_RANK,
+    PAIRS,
+    ModuleProblem,
+    NonFinite,
+    TooLarge,
+    lora_rank,
+)
+from adapterscan.static.weights_ia3 import ScalingResult, analyze_ia3
 
 _EMPTY = np.zeros((0, 0))
-MAX_RANK = 2048
-VOCAB_TYPES = frozenset({"lm_head", "embed_tokens", "embed_out", "output", "wte", "embeddings"})
+VOCAB_TYPES = frozenset({"lm_head", "embed_tokens", "embed_out", "output", "wte", "embeddings",
+                         "token_embd"})
 
 
 @dataclass(frozen=True)
 class ModuleResult:
-    module: LoraModule
+    module: AdapterModule
     scale: Scale
     pair: PairStats
     zero_b: bool
@@ -43,10 +52,10 @@ class ModuleResult:
     def record(self) -> dict[str, JSONValue]:
         m, p, sp = self.module, self.pair, self.pair.spectrum
         return {
-            "module": m.name, "type": m.module_type, "layer": m.layer,
-            "file": m.b.file if m.b else None, "embedding": m.embedding,
+            "module": m.name, "algorithm": m.algorithm.value, "type": m.module_type,
+            "layer": m.layer, "file": m.file, "embedding": m.embedding,
             "out_features": p.out_features, "in_features": p.in_features, "rank": p.rank,
-            "dtype": m.a.info.dtype if m.a else None, "scale": self.scale.value,
+            "dtype": m.first.info.dtype, "scale": self.scale.value,
             "scale_source": self.scale.source, "fro": sp.fro, "spectral": sp.spectral,
             "top_singular_values": list(sp.top_singular_values), "stable_rank": sp.stable_rank,
             "effective_rank": sp.effective_rank,
@@ -72,91 +81,76 @@ class ModuleResult:
         return self.module.embedding or self.module.module_type in VOCAB_TYPES
 
 
-def _shape_problem(m: LoraModule) -> str | None:
-    if m.a is None or m.b is None:
-        return "lora_A without lora_B" if m.b is None else "lora_B without lora_A"
-    sa, sb = m.a.info.shape, m.b.info.shape
-    conv = len(sa) == 4 and len(sb) == 4 and tuple(sb[2:]) == (1, 1)
-    if not conv and (len(sa) != 2 or len(sb) != 2):
-        return f"factors must be 2-D (or conv A[r,in,k,k] B[out,r,1,1]), got A{list(sa)} " \
-               f"B{list(sb)}"
-    if sa[0] != sb[1]:
-        return f"inner dimensions disagree: A{list(sa)} B{list(sb)}"
-    if min(*sa, *sb) == 0:
-        return f"empty factor: A{list(sa)} B{list(sb)}"
-    return None
+def _problem(emit: Emitter, m: AdapterModule, problem: str) -> None:
+    ref = m.a or m.b or m.first
+    emit.emit(C.SHAPE_MISMATCH, f"{m.algorithm.value} module {m.name}: {problem}",
+              file=ref.file, tensor=ref.info.name,
+              evidence={"module": m.name, "algorithm": m.algorithm.value, "problem": problem,
+                        "shapes": {k: list(v.info.shape) for k, v in m.factors.items()}})
 
 
-def analyze_module(m: LoraModule, config: Mapping[str, JSONValue] | None,
-                   emit: Emitter, *, keep_grams: bool = False) -> ModuleResult | None:
-    """Stream A then B (one tensor in memory at a time) and compute the module's statistics."""
-    problem = _shape_problem(m)
-    if problem is not None or m.a is None or m.b is None:
-        ref = m.a or m.b
-        emit.emit(C.SHAPE_MISMATCH, f"LoRA module {m.name}: {problem}",
-                  file=ref.file if ref else None, tensor=ref.info.name if ref else None,
-                  evidence={"module": m.name, "problem": problem,
-                            "shape_a": list(m.a.info.shape) if m.a else None,
-                            "shape_b": list(m.b.info.shape) if m.b else None})
+def analyze_module(m: AdapterModule, emit: Emitter, *, keep_grams: bool = False
+                   ) -> ModuleResult | ScalingResult | None:
+    """Statistics of one module's update (one stored tensor in memory at a time for LoRA)."""
+    if m.problem is not None:
+        _problem(emit, m, m.problem)
         return None
-    for ref in (m.a, m.b):
+    scale = m.scale
+    if not math.isfinite(scale.value):
+        ref = scale.tensor or m.first
+        emit.emit(C.NONFINITE, f"{m.name}: scale {scale.value} (alpha {scale.alpha}, "
+                  f"{scale.source}) is NaN or infinite: merging it poisons the base weights",
+                  file=ref.file, tensor=ref.info.name,
+                  evidence={"module": m.name, "role": "scale", "alpha": scale.alpha,
+                            "r": scale.r, "source": scale.source})
+        return None
+    for ref in m.factors.values():
         if ref.info.dtype not in FLOAT_DTYPES:
             emit.skip(ref.file, f"tensor {ref.info.name}: dtype {ref.info.dtype} is not a float "
                       "type; weight statistics not computed")
             return None
-    # Conv LoRA: A [r, in, k, k] and B [out, r, 1, 1] act as A [r, in·k·k] and B [out, r].
-    r, n = m.a.info.shape[0], math.prod(m.a.info.shape[1:])
-    out = m.b.info.shape[0]
-    if r >= min(out, n):
-        emit.emit(C.FULL_RANK, f"{m.name}: rank {r} ≥ min(out, in) = {min(out, n)}; this is a "
-                  "full-rank update, not a low-rank adapter", file=m.a.file, tensor=m.a.info.name,
-                  evidence={"module": m.name, "rank": r, "out_features": out, "in_features": n})
-    if r > MAX_RANK:  # r×r Grams and SVDs stop being cheap; never let a header size them
-        emit.skip(m.a.file, f"module {m.name}: rank {r} > {MAX_RANK}; weight statistics not "
-                  "computed")
+    if m.algorithm is Algorithm.IA3:
+        return analyze_ia3(m, emit)
+    if m.algorithm is Algorithm.LORA and not _lora_bounds(m, emit):
         return None
-    plan = plan_kurtosis(out, n, r)
     try:
         with np.errstate(all="ignore"):  # overflow is detected below, not warned about
-            side_a = summarize(m.a.read(), False, plan)
-            if not side_a.finite:
-                _nonfinite(emit, m, m.a.file, m.a.info.name)
-                return None
-            side_b = summarize(m.b.read(), True, plan)
+            pair, zero_ref = PAIRS[m.algorithm](m, scale.value)
+    except ModuleProblem as exc:
+        _problem(emit, m, str(exc))
+        return None
+    except NonFinite as exc:
+        _nonfinite(emit, m, exc.ref.file, exc.ref.info.name)
+        return None
+    except TooLarge as exc:
+        emit.skip(m.file, f"module {m.name}: {exc}; weight statistics not computed")
+        return None
     except (OSError, TensorReadError) as exc:
-        emit.skip(m.a.file, f"module {m.name}: cannot read LoRA factors: {exc}")
+        emit.skip(m.file, f"module {m.name}: cannot read its factors: {exc}")
         return None
-    if not side_b.finite:
-        _nonfinite(emit, m, m.b.file, m.b.info.name)
+    except (np.linalg.LinAlgError, ValueError) as exc:
+        emit.skip(m.file, f"module {m.name}: statistics overflow or do not converge ({exc})")
         return None
-    scale = resolve_scale(config, m, r)
-    with np.errstate(all="ignore"):
-        try:
-            pair = combine(side_b, side_a, scale.value, plan)
-        except (np.linalg.LinAlgError, ValueError) as exc:
-            pair = None
-            reason = str(exc)
-    if pair is None or not math.isfinite(pair.spectrum.fro):
-        emit.skip(m.a.file, f"module {m.name}: statistics overflow or do not converge "
-                  f"({reason if pair is None else 'non-finite norm'})")
+    if not math.isfinite(pair.spectrum.fro):
+        emit.skip(m.file, f"module {m.name}: statistics overflow or do not converge "
+                  "(non-finite norm)")
         return None
-    zero = "lora_B" if side_b.zero else "lora_A" if side_a.zero else None
     bias_norm = _bias_norm(m, scale.value, emit) if m.bias is not None else None
-    result = ModuleResult(m, scale, pair, zero is not None, bias_norm)
-    del side_a, side_b
+    result = ModuleResult(m, scale, pair, zero_ref is not None, bias_norm)
     if not (keep_grams or result.is_vocab):  # r×r Grams of every module add up on big models
         result = replace(result, pair=replace(pair, gram_a=_EMPTY, gram_b=_EMPTY))
-    if zero is not None:
-        ref = m.b if zero == "lora_B" else m.a
-        effect = ("only its lora_B.bias changes the output" if bias_norm else
+    if zero_ref is not None:
+        effect = (f"only its {_bias_role(m)} changes the output" if bias_norm else
                   "this module changes nothing")
-        emit.emit(C.ZERO_LORA_B, f"{zero} of {m.name} is all zeros: {effect}",
-                  file=ref.file, tensor=ref.info.name, evidence={"module": m.name,
-                                                                 "factor": zero})
+        role = next((k for k, v in m.factors.items() if v is zero_ref), "")
+        factor = {"A": "lora_A", "B": "lora_B"}.get(role, role)
+        emit.emit(C.ZERO_LORA_B, f"{factor or zero_ref.info.name} of {m.name} is all zeros: "
+                  f"{effect}", file=zero_ref.file, tensor=zero_ref.info.name,
+                  evidence={"module": m.name, "factor": factor, "tensor": zero_ref.info.name})
     ratio = result.bias_ratio
     if ratio is not None and bias_norm and ratio > emit.num(C.LORA_BIAS, "max_ratio"):
         assert m.bias is not None
-        emit.emit(C.LORA_BIAS, f"{m.name}: lora_B.bias adds a fixed vector of norm "
+        emit.emit(C.LORA_BIAS, f"{m.name}: {_bias_role(m)} adds a fixed vector of norm "
                   f"{bias_norm:.3g} to every output, {ratio:.3g}× the low-rank update's "
                   f"‖ΔW‖_F ({pair.spectrum.fro:.3g})", file=m.bias.file, tensor=m.bias.info.name,
                   evidence={"module": m.name, "bias_norm": bias_norm, "delta_fro":
@@ -164,21 +158,45 @@ def analyze_module(m: LoraModule, config: Mapping[str, JSONValue] | None,
     s = abs(scale.value)
     if s > emit.num(C.EXTREME_SCALE, "max_scale") or (0 < s < emit.num(C.EXTREME_SCALE,
                                                                        "min_scale")):
-        emit.emit(C.EXTREME_SCALE, f"{m.name}: LoRA scale {scale.value:.4g} "
-                  f"(alpha {scale.alpha:g}, r {scale.r}, {scale.source})", file=m.a.file,
+        ref = scale.tensor or m.first
+        emit.emit(C.EXTREME_SCALE, f"{m.name}: scale {scale.value:.4g} "
+                  f"(alpha {scale.alpha:g}, r {scale.r}, {scale.source})", file=ref.file,
+                  tensor=ref.info.name,
                   evidence={"module": m.name, "scale": scale.value, "alpha": scale.alpha,
                             "r": scale.r, "source": scale.source})
     return result
 
 
-def _bias_norm(m: LoraModule, scale: float, emit: Emitter) -> float | None:
-    """‖s·b‖ for lora_B.bias, or None (with a skip or AS501) when it cannot be used."""
+def _bias_role(m: AdapterModule) -> str:
+    return "lora_B.bias" if m.algorithm is Algorithm.LORA else "bias (diff_b)"
+
+
+def _lora_bounds(m: AdapterModule, emit: Emitter) -> bool:
+    """Rank checks from the header shapes, before anything is read."""
+    if m.a is None or m.b is None:
+        _problem(emit, m, "lora_A without lora_B" if m.b is None else "lora_B without lora_A")
+        return False
+    r, n, out = lora_rank(m)
+    if r >= min(out, n) and min(out, n) > 0:
+        emit.emit(C.FULL_RANK, f"{m.name}: rank {r} ≥ min(out, in) = {min(out, n)}; this is a "
+                  "full-rank update, not a low-rank adapter", file=m.a.file, tensor=m.a.info.name,
+                  evidence={"module": m.name, "rank": r, "out_features": out, "in_features": n})
+    if r > MAX_RANK:  # r×r Grams and SVDs stop being cheap; never let a header size them
+        emit.skip(m.a.file, f"module {m.name}: rank {r} > {MAX_RANK}; weight statistics not "
+                  "computed")
+        return False
+    return True
+
+
+def _bias_norm(m: AdapterModule, scale: float, emit: Emitter) -> float | None:
+    """‖s·b‖ for lora_B.bias (LyCORIS diff_b), or None (with a skip or AS501) when unusable."""
     ref = m.bias
-    assert ref is not None and m.b is not None
-    if ref.info.dtype not in FLOAT_DTYPES or list(ref.info.shape) != [m.b.info.shape[0]]:
-        emit.skip(ref.file, f"{ref.info.name}: lora_B.bias of dtype {ref.info.dtype} and shape "
-                  f"{list(ref.info.shape)} does not fit lora_B {list(m.b.info.shape)}; "
-                  "bias not analysed")
+    assert ref is not None
+    out = m.b_shape()[0] if m.b is not None else m.first.info.shape[0]
+    if ref.info.dtype not in FLOAT_DTYPES or list(ref.info.shape) != [out]:
+        fits = f"lora_B {list(m.b_shape())}" if m.b is not None else f"{out} outputs"
+        emit.skip(ref.file, f"{ref.info.name}: {_bias_role(m)} of dtype {ref.info.dtype} and "
+                  f"shape {list(ref.info.shape)} does not fit {fits}; bias not analysed")
         return None
     try:
         raw = ref.read()
@@ -194,7 +212,7 @@ def _bias_norm(m: LoraModule, scale: float, emit: Emitter) -> float | None:
     return norm
 
 
-def _nonfinite(emit: Emitter, m: LoraModule, file: str, tensor: str) -> None:
+def _nonfinite(emit: Emitter, m: AdapterModule, file: str, tensor: str) -> None:
     emit.emit(C.NONFINITE, f"{tensor} contains NaN or Inf: merging it poisons the base weights",
               file=file, tensor=tensor, evidence={"module": m.name})
 

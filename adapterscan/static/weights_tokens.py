@@ -17,7 +17,7 @@ import numpy as np
 from adapterscan.emit import Emitter
 from adapterscan.findings import JSONValue
 from adapterscan.static.alignment import BaseWeights
-from adapterscan.static.lora_modules import TensorRef
+from adapterscan.static.formats.model import TensorRef
 from adapterscan.static.peft_names import PREFIX
 from adapterscan.static.tensor_reader import FLOAT_DTYPES, TensorReadError
 from adapterscan.static.trigger_tokens import TokenCandidate

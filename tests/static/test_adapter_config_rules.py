@@ -307,9 +307,16 @@ def test_no_adapter_at_all_returns_none(ruleset: RuleSet, tmp_path: Path) -> Non
     assert result is None and not emit.findings
 
 
-def test_non_lora_type_is_value_checked_and_marked_incomplete(ruleset: RuleSet,
-                                                              tmp_path: Path) -> None:
-    cfg_only(peft_type="IA3", target_modules=["k_proj"], feedforward_modules=[])(tmp_path)
+def test_unanalysed_type_is_value_checked_and_marked_incomplete(ruleset: RuleSet,
+                                                               tmp_path: Path) -> None:
+    cfg_only(peft_type="OFT", target_modules=["q_proj"], r=0, oft_block_size=8)(tmp_path)
     _, emit = run(tmp_path, ruleset)
     assert "AS309" not in ids(emit)
-    assert emit.skipped  # tensor checks are LoRA-only: never silently clean
+    assert emit.skipped  # no tensor checks for OFT: never silently clean
+
+
+def test_another_tuners_tensors_are_orphans(ruleset: RuleSet, tmp_path: Path) -> None:
+    """An IA3 config beside LoRA tensors: PEFT builds IA3 layers and ignores the LoRA ones."""
+    cfg_only(peft_type="IA3", target_modules=["k_proj"], feedforward_modules=[])(tmp_path)
+    _, emit = run(tmp_path, ruleset)
+    assert "AS309" not in ids(emit) and "AS323" in ids(emit)

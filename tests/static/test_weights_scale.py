@@ -7,13 +7,20 @@ from pathlib import Path
 
 import pytest
 
-from adapterscan.static.lora_modules import LoraModule, collect_modules, resolve_scale
+from adapterscan.findings import JSONValue
+from adapterscan.static.formats.model import Scale
+from adapterscan.static.formats.scales import peft_scale
+from adapterscan.static.weights import describe
 from tests.factories import adapter_config
 from tests.static.factories_weights import headers, lora, write
 
 
-def _module(name: str = "base_model.model.model.layers.3.self_attn.q_proj") -> LoraModule:
-    return LoraModule(name=name, a=None, b=None, embedding=False)
+def _module(name: str = "base_model.model.model.layers.3.self_attn.q_proj") -> str:
+    return name.removeprefix("base_model.model.")
+
+
+def resolve_scale(cfg: dict[str, JSONValue] | None, target: str, rank: int) -> Scale:
+    return peft_scale(cfg, target, rank)
 
 
 def test_plain_and_rslora() -> None:
@@ -45,8 +52,11 @@ def test_modules_pair_across_names(tmp_path: Path) -> None:
     t = lora(layers=2, modules=("q_proj", "v_proj"))
     t["base_model.model.lm_head.weight"] = t.pop(next(iter(t)))  # one A becomes a stray tensor
     folder = write(tmp_path / "a", t)
-    modules, others = collect_modules(headers(folder), folder)
+    model = describe(folder, headers(folder), adapter_config(r=4, lora_alpha=8))
+    modules, others = model.modules, model.others
     assert [m.layer for m in modules] == [0, 0, 1, 1]
     assert sum(1 for m in modules if m.a is None) == 1
+    whole = [m for m in modules if m.problem is None]
+    assert len(whole) == 3 and whole[0].scale.value == 2.0
     assert [o.info.name for o in others] == ["base_model.model.lm_head.weight"]
     assert modules[0].target == "model.layers.0.self_attn.q_proj"
