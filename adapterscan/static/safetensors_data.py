@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import bisect
 import io
+import math
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -167,7 +168,9 @@ def scan_tensor_data(path: Path, header: SafetensorsHeader, emit: Emitter,
                      limits: StaticLimits) -> None:
     rel = header.path
     for t in header.tensors:
-        if t.dtype in INTEGER_DTYPES:
+        # LyCORIS (IA)3 stores its `on_input` flag as a one-element integer: not a payload.
+        if t.dtype in INTEGER_DTYPES and not (t.name.endswith(".on_input")
+                                              and math.prod(t.shape) == 1):
             emit.emit(C.INTEGER_TENSOR, f"{rel}: tensor {shown(t.name)!r} is {t.dtype} "
                       f"{list(t.shape)} ({t.end - t.begin} bytes); adapter weights are float",
                       file=rel, tensor=shown(t.name), offset=header.data_start + t.begin,

@@ -8,6 +8,8 @@ GLoRA...): they are reported as not analysed, never as clean.
 
 from __future__ import annotations
 
+import re
+
 from adapterscan.static.peft_names import parse_lora_key
 
 # kohya / sd-scripts / LyCORIS module prefixes (SD1.5, SDXL, SD3, FLUX, Stable Cascade).
@@ -108,6 +110,29 @@ def gguf_name(name: str) -> tuple[str, str] | None:
         if name.endswith(suffix):
             return name[:-len(suffix)].removesuffix(".weight"), role
     return None
+
+
+# llama.cpp GGUF names (gguf-py tensor_mapping) -> Hugging Face module paths, for architectures
+# whose HF models name their layers `model.layers.N.self_attn.q_proj` etc.
+GGUF_TO_HF = {
+    "attn_q": "self_attn.q_proj", "attn_k": "self_attn.k_proj", "attn_v": "self_attn.v_proj",
+    "attn_output": "self_attn.o_proj", "ffn_gate": "mlp.gate_proj", "ffn_up": "mlp.up_proj",
+    "ffn_down": "mlp.down_proj",
+}
+GGUF_HF_ARCHS = frozenset({"llama", "mistral", "qwen2", "qwen3", "gemma", "gemma2", "gemma3"})
+# convert_hf_to_gguf permutes q/k rows (LlamaModel.permute) for these architectures only.
+GGUF_ROPE_PERMUTED = frozenset({"llama", "mistral"})
+_GGUF_BLOCK = re.compile(r"^blk\.(\d+)\.(\w+)$")
+
+
+def gguf_target(name: str) -> str | None:
+    """`model.layers.3.self_attn.q_proj` for `blk.3.attn_q`; None for unmapped tensors."""
+    if name == "output":
+        return "lm_head"
+    m = _GGUF_BLOCK.match(name)
+    if m is None or m.group(2) not in GGUF_TO_HF:
+        return None
+    return f"model.layers.{m.group(1)}.{GGUF_TO_HF[m.group(2)]}"
 
 
 def kohya_component(module: str) -> str:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import posixpath
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from adapterscan.findings import JSONValue
@@ -353,8 +353,14 @@ def read_gguf(root: Path, path: str, gguf: GgufFile) -> AdapterFile:
     def scale(algo: Algorithm, rank: int | None) -> Scale:
         return gguf_scale(alpha, rank or 0)
 
-    modules = [m for name, roles in sorted(g.modules.items())
-               if (m := _module(name, roles, name, scale)) is not None]
+    arch = gguf.string("general.architecture")
+    modules: list[AdapterModule] = []
+    for name, roles in sorted(g.modules.items()):
+        hf = names.gguf_target(name) if arch in names.GGUF_HF_ARCHS else None
+        m = _module(name, roles, hf or name, scale)
+        if m is not None:
+            permuted = arch in names.GGUF_ROPE_PERMUTED and name.endswith(("attn_q", "attn_k"))
+            modules.append(replace(m, permuted_rows=permuted))
     return AdapterFile(path, Format.GGUF, Family.CAUSAL_LM, tuple(modules), (),
                        tuple(g.unrecognised + g.others), {}, base, meta, None,
                        "general.type=adapter, adapter.type=lora")

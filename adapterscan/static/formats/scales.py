@@ -90,8 +90,19 @@ class AlphaError(Exception):
     """An alpha tensor that is not one float."""
 
 
+_INTS = {"I8": "<i1", "U8": "<u1", "I16": "<i2", "I32": "<i4", "I64": "<i8", "BOOL": "<u1"}
+
+
 def read_alpha(ref: TensorRef) -> float:
-    """The value of a scalar alpha tensor (a bounded read of one element)."""
+    """The value of a scalar alpha (or flag) tensor: a bounded read of one element."""
+    if ref.info.dtype in _INTS and math.prod(ref.info.shape) == 1 \
+            and ref.info.end - ref.info.begin == np.dtype(_INTS[ref.info.dtype]).itemsize:
+        with ref.path.open("rb") as fh:
+            fh.seek(ref.header.data_start + ref.info.begin)
+            data = fh.read(ref.info.end - ref.info.begin)
+        if len(data) != ref.info.end - ref.info.begin:
+            raise AlphaError(f"alpha tensor {ref.info.name}: short read")
+        return float(np.frombuffer(data, dtype=_INTS[ref.info.dtype])[0])
     if ref.info.dtype not in FLOAT_DTYPES or ref.info.dtype == "Q8_0":
         raise AlphaError(f"alpha tensor {ref.info.name} has dtype {ref.info.dtype}")
     if math.prod(ref.info.shape) != 1:
