@@ -233,3 +233,23 @@ def test_peft_loha_lokr_ia3_from_the_peft_writer(tmp_path: Path, cli: Scan) -> N
         assert code == 0 and doc["complete"], (name, rule_ids(doc), doc["skipped"])
         algos = doc["results"]["adapters"][0]["algorithms"]
         assert algos == {name: 4}, algos
+
+
+def test_diffusers_scale_comes_from_lora_adapter_metadata(tmp_path: Path, cli: Scan) -> None:
+    meta = {"lora_adapter_metadata": json.dumps({"unet.r": 4, "unet.lora_alpha": 16,
+                                                 "text_encoder.r": 4,
+                                                 "text_encoder.lora_alpha": 4})}
+    _, doc = cli(write_st(tmp_path, "pytorch_lora_weights.safetensors", diffusers_lora(), meta))
+    scales = {m["module"].split(".")[0]: m["scale"] for m in doc["results"]["weights"]["modules"]}
+    assert scales == {"unet": 4.0, "text_encoder": 1.0}
+
+
+def test_kohya_dora_scale_is_checked(tmp_path: Path, cli: Scan) -> None:
+    t = kohya_lora(transformers=1)
+    t[f"{X60.replace('_2_', '_0_')}.dora_scale"] = np.full((32, 1), 0.5, np.float32)
+    _, clean = cli(write_st(tmp_path / "neg", "lora.safetensors", t))
+    t[f"{X60.replace('_2_', '_0_')}.dora_scale"][4] = -1.0
+    code, doc = cli(write_st(tmp_path / "pos", "lora.safetensors", t))
+    assert clean["complete"] and "AS513" not in rule_ids(clean)
+    assert len(clean["results"]["weights"]["dora"]) == 1
+    assert code == 1 and _finding(doc, "AS513")["evidence"]["count"] == 1  # type: ignore[index]

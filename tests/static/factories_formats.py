@@ -224,3 +224,42 @@ def write_st(folder: Path, name: str, tensors: Mapping[str, np.ndarray],
     folder.mkdir(parents=True, exist_ok=True)
     (folder / name).write_bytes(safetensors_bytes(tensors, metadata))
     return folder
+
+
+def sdxl_kohya_shapes(text_encoders: bool = True) -> list[tuple[str, int, int]]:
+    """(kohya module name, out, in) of every Linear an sd-scripts SDXL LoRA adapts: the UNet's
+    70 transformer blocks (attn1, attn2 with 2048-wide context, GEGLU feed-forward) with each
+    attention's proj_in/proj_out, plus CLIP-L (te1, 12 layers) and OpenCLIP-bigG (te2, 32)."""
+    out: list[tuple[str, int, int]] = []
+    blocks = [("down_blocks_1", 2, 2, 640), ("down_blocks_2", 2, 10, 1280),
+              ("mid_block", 1, 10, 1280), ("up_blocks_0", 3, 10, 1280),
+              ("up_blocks_1", 3, 2, 640)]
+    for block, attentions, depth, d in blocks:
+        for a in range(attentions):
+            p = f"lora_unet_{block}_attentions_{a}"
+            out += [(f"{p}_proj_in", d, d), (f"{p}_proj_out", d, d)]
+            for t in range(depth):
+                q = f"{p}_transformer_blocks_{t}"
+                out += [(f"{q}_attn1_{m}", d, d) for m in ("to_q", "to_k", "to_v", "to_out_0")]
+                out += [(f"{q}_attn2_to_q", d, d), (f"{q}_attn2_to_k", d, 2048),
+                        (f"{q}_attn2_to_v", d, 2048), (f"{q}_attn2_to_out_0", d, d),
+                        (f"{q}_ff_net_0_proj", 8 * d, d), (f"{q}_ff_net_2", d, 4 * d)]
+    if text_encoders:
+        for te, layers, d in (("lora_te1", 12, 768), ("lora_te2", 32, 1280)):
+            for i in range(layers):
+                p = f"{te}_text_model_encoder_layers_{i}"
+                out += [(f"{p}_self_attn_{m}", d, d)
+                        for m in ("q_proj", "k_proj", "v_proj", "out_proj")]
+                out += [(f"{p}_mlp_fc1", 4 * d, d), (f"{p}_mlp_fc2", d, 4 * d)]
+    return out
+
+
+def kohya_from_shapes(shapes: Sequence[tuple[str, int, int]], r: int, alpha: float,
+                      dtype: Any = np.float16, seed: int = 0) -> Arrays:
+    rng = _rng(seed)
+    t: Arrays = {}
+    for name, out, inp in shapes:
+        t[f"{name}.lora_down.weight"] = rng.normal(0, 0.02, (r, inp)).astype(dtype)
+        t[f"{name}.lora_up.weight"] = rng.normal(0, 0.005, (out, r)).astype(dtype)
+        t[f"{name}.alpha"] = np.array(alpha, dtype=dtype)
+    return t

@@ -8,6 +8,7 @@ scale as that format's loader does (formats/scales.py).
 
 from __future__ import annotations
 
+import json
 import posixpath
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
@@ -38,6 +39,8 @@ from adapterscan.static.model import SafetensorsHeader
 from adapterscan.static.peft_names import PREFIX
 
 Config = Mapping[str, JSONValue]
+DIFFUSERS_METADATA_KEY = "lora_adapter_metadata"
+MAX_METADATA_JSON = 1 << 20
 _LORA = frozenset({"A", "B", "mid"})
 _LOHA = frozenset({"w1a", "w1b", "w2a", "w2b", "t1", "t2"})
 _LOKR = frozenset({"k1", "k1a", "k1b", "k2", "k2a", "k2b", "kt2"})
@@ -142,6 +145,8 @@ def read_safetensors(root: Path, path: str, header: SafetensorsHeader, cfg: Conf
         cfg = None  # an MLX config beside PEFT-named tensors decides nothing for them
     if fmt is Format.MLX and cfg is not None and not is_mlx_config(cfg):
         cfg = None
+    if fmt is Format.DIFFUSERS:  # diffusers keeps each component's LoraConfig in the metadata
+        cfg = diffusers_configs(header.metadata)
     grammar = dict(_GRAMMARS)[fmt]
     g = _Grouped()
     for ref in refs:
@@ -278,13 +283,39 @@ def _kohya_module(name: str, roles: Mapping[str, TensorRef], embedding: bool,
                    component=names.kohya_component(name), ia3_offset=1.0)
 
 
+def diffusers_configs(meta: Mapping[str, str]) -> Config:
+    """component -> LoraConfig dict from `lora_adapter_metadata` (diffusers saves each
+    component's config there, keys prefixed `unet.`, `transformer.`...), bounded."""
+    raw = meta.get(DIFFUSERS_METADATA_KEY, "")
+    try:
+        packed = json.loads(raw) if 0 < len(raw) <= MAX_METADATA_JSON else None
+    except (ValueError, RecursionError):
+        packed = None
+    out: dict[str, JSONValue] = {}
+    if isinstance(packed, dict):
+        for key, value in packed.items():
+            component, _, field_name = str(key).partition(".")
+            entry = out.setdefault(component, {})
+            if field_name and isinstance(entry, dict):
+                entry[field_name] = value
+    return out
+
+
 def _diffusers_module(name: str, roles: Mapping[str, TensorRef], embedding: bool,
                       cfg: Config | None) -> AdapterModule | None:
     head, _, rest = name.partition(".")
     component = head if head in names.DIFFUSERS_COMPONENTS else "unet"
     target = (rest if head in names.DIFFUSERS_COMPONENTS else name).replace(".processor.", ".")
-    return _module(name, roles, target, _kohya_scale(roles), embedding=embedding,
-                   component=component)
+    comp_cfg = cfg.get(component) if cfg is not None else None
+    kohya = _kohya_scale(roles)
+
+    def scale(algo: Algorithm, rank: int | None) -> Scale:
+        if "alpha" in roles or not isinstance(comp_cfg, dict) or algo is not Algorithm.LORA:
+            return kohya(algo, rank)
+        found = peft_scale(comp_cfg, target, rank or 0)
+        return replace(found, source=f"{DIFFUSERS_METADATA_KEY} {found.source}")
+
+    return _module(name, roles, target, scale, embedding=embedding, component=component)
 
 
 def _mlx_module(name: str, roles: Mapping[str, TensorRef], embedding: bool,
