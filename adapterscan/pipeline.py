@@ -28,7 +28,7 @@ from adapterscan.rules.model import RuleSet
 from adapterscan.static.formats.model import AdapterFile, Family
 from adapterscan.static.interface import StaticOptions, run_static
 from adapterscan.static.model import StaticResult
-from adapterscan.static.weights import WeightOptions
+from adapterscan.static.weights.analysis import WeightOptions
 
 Progress = Callable[[str], None]
 DEFAULT_MAX_FILE_BYTES = 4 * 1024**3

@@ -24,8 +24,9 @@ from adapterscan.policy.policy import Policy
 from adapterscan.rules.catalog import known_checks
 from adapterscan.rules.loader import default_signatures_dir, load_ruleset
 from adapterscan.rules.model import RuleSet
-from adapterscan.static import safetensors_data, safetensors_header
 from adapterscan.static.limits import StaticLimits
+from adapterscan.static.safetensors import data as safetensors_data
+from adapterscan.static.safetensors import header as safetensors_header
 from benchmarks.common import BenchTable
 
 HIDDEN, RANK, LAYERS = 4096, 64, 25  # 25 layers x 8 tensors x 1 MiB = 200 MiB

@@ -14,21 +14,19 @@ from dataclasses import dataclass, field
 from adapterscan.emit import Emitter
 from adapterscan.fetch.interface import FetchedSource
 from adapterscan.findings import JSONValue
-from adapterscan.static import (
-    adapter_config,
-    inventory,
-    pickle_ops,
-    safetensors_data,
-    safetensors_header,
-    weights,
-)
+from adapterscan.static.config import adapter_config
 from adapterscan.static.formats.gguf import GgufFile
 from adapterscan.static.formats.gguf_scan import scan_gguf_file
 from adapterscan.static.formats.metadata import check_metadata
 from adapterscan.static.formats.model import AdapterModel
 from adapterscan.static.formats.readers import read_adapters
+from adapterscan.static.inventory import inventory
 from adapterscan.static.limits import StaticLimits
 from adapterscan.static.model import FileClass, SafetensorsHeader, StaticResult
+from adapterscan.static.pickle import ops as pickle_ops
+from adapterscan.static.safetensors import data as safetensors_data
+from adapterscan.static.safetensors import header as safetensors_header
+from adapterscan.static.weights import analysis as weights
 
 Progress = Callable[[str], None]
 

@@ -1,6 +1,6 @@
 """Helpers for the adapter_config analyzer tests: headers parsed by hand, inventory, one-call run.
 
-Headers are parsed here (not with adapterscan.static.safetensors_header) so these tests depend
+Headers are parsed here (not with adapterscan.static.safetensors.header) so these tests depend
 only on the analyzer under test; the files come from tests/factories.py and are well-formed.
 """
 
@@ -15,8 +15,8 @@ from typing import Any
 from adapterscan.emit import Emitter
 from adapterscan.rules.loader import load_ruleset
 from adapterscan.rules.model import RuleSet
-from adapterscan.static.adapter_config import AdapterConfigResult, analyze_adapter_config
-from adapterscan.static.adapter_config_checks import CHECKS
+from adapterscan.static.config.adapter_config import AdapterConfigResult, analyze_adapter_config
+from adapterscan.static.config.checks import CHECKS
 from adapterscan.static.limits import StaticLimits
 from adapterscan.static.model import (
     FileClass,

@@ -19,10 +19,11 @@ from adapterscan.emit import Emitter
 from adapterscan.findings import Finding
 from adapterscan.rules.loader import load_ruleset
 from adapterscan.rules.model import ParamValue, RuleSet
-from adapterscan.static import safetensors_data, safetensors_header
 from adapterscan.static.limits import StaticLimits
 from adapterscan.static.model import SafetensorsHeader
-from adapterscan.static.safetensors_checks import CHECKS
+from adapterscan.static.safetensors import data as safetensors_data
+from adapterscan.static.safetensors import header as safetensors_header
+from adapterscan.static.safetensors.checks import CHECKS
 from tests.factories import rules_subset
 
 

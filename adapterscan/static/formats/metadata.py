@@ -18,8 +18,8 @@ from typing import Any
 
 from adapterscan.emit import Emitter
 from adapterscan.findings import JSONValue
-from adapterscan.static import peft_match
-from adapterscan.static.adapter_config_fields import MAX_LISTED, Reporter, jlist, local_paths
+from adapterscan.static.config import peft_match
+from adapterscan.static.config.fields import MAX_LISTED, Reporter, jlist, local_paths
 from adapterscan.static.formats import checks as C
 from adapterscan.static.formats.model import AdapterFile, AdapterModel, Algorithm, Format
 

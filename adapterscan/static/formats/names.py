@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 
-from adapterscan.static.peft_names import parse_lora_key
+from adapterscan.static.config.peft_names import parse_lora_key
 
 # kohya / sd-scripts / LyCORIS module prefixes (SD1.5, SDXL, SD3, FLUX, Stable Cascade).
 KOHYA_PREFIXES = ("lora_unet_", "lora_te_", "lora_te1_", "lora_te2_", "lora_te3_",

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from adapterscan.findings import JSONValue
+from adapterscan.static.config.peft_names import PREFIX
 from adapterscan.static.formats import names
 from adapterscan.static.formats.gguf import GgufFile, number
 from adapterscan.static.formats.model import (
@@ -36,7 +37,6 @@ from adapterscan.static.formats.scales import (
     read_alpha,
 )
 from adapterscan.static.model import SafetensorsHeader
-from adapterscan.static.peft_names import PREFIX
 
 Config = Mapping[str, JSONValue]
 DIFFUSERS_METADATA_KEY = "lora_adapter_metadata"
@@ -156,7 +156,7 @@ def read_safetensors(root: Path, path: str, header: SafetensorsHeader, cfg: Conf
             continue
         module, role, emb = parsed
         if fmt is Format.PEFT and role == "magnitude":
-            g.others.append(ref)  # DoRA magnitudes: checked by weights_dora with the base
+            g.others.append(ref)  # DoRA magnitudes: checked by weights/dora.py with the base
             continue
         if emb:
             g.embedding.add(module)

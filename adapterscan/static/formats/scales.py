@@ -22,7 +22,7 @@ import numpy as np
 
 from adapterscan.findings import JSONValue
 from adapterscan.static.formats.model import Scale, TensorRef
-from adapterscan.static.tensor_reader import FLOAT_DTYPES, TensorReadError
+from adapterscan.static.formats.tensor_reader import FLOAT_DTYPES, TensorReadError
 
 # Regex pattern keys longer than this, or with nested quantifiers, are not evaluated (ReDoS).
 _MAX_PATTERN = 200
