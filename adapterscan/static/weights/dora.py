@@ -22,6 +22,7 @@ from adapterscan.static.formats.model import TensorRef
 from adapterscan.static.formats.tensor_reader import FLOAT_DTYPES, RawTensor, TensorReadError
 from adapterscan.static.weights import checks as C
 from adapterscan.static.weights.alignment import BASE_BLOCK_ELEMS, BaseWeights
+from adapterscan.static.weights.vectors import read_vector
 
 _SHOWN = 10  # channels listed as evidence
 # A magnitude has one entry per output channel; no real layer has more than this many.
@@ -73,13 +74,9 @@ def check_magnitudes(others: Sequence[TensorRef], config: Mapping[str, JSONValue
             emit.skip(ref.file, f"{ref.info.name}: DoRA magnitude of shape {list(ref.info.shape)}"
                       f" is not a vector of at most {MAX_CHANNELS} channels; not analysed")
             continue
-        try:
-            raw = ref.read()
-        except (OSError, TensorReadError) as exc:
-            emit.skip(ref.file, f"{ref.info.name}: cannot read DoRA magnitude: {exc}")
+        m = read_vector(ref, "DoRA magnitude", emit)
+        if m is None:
             continue
-        with np.errstate(all="ignore"):
-            m = raw.to_f64(raw.raw).ravel()
         if not bool(np.isfinite(m).all()):
             emit.emit(C.NONFINITE, f"{ref.info.name}: DoRA magnitude holds NaN/Inf",
                       file=ref.file, tensor=ref.info.name,

@@ -15,8 +15,8 @@ import numpy as np
 from adapterscan.emit import Emitter
 from adapterscan.findings import JSONValue
 from adapterscan.static.formats.model import AdapterModule
-from adapterscan.static.formats.tensor_reader import TensorReadError
 from adapterscan.static.weights import checks as C
+from adapterscan.static.weights.vectors import read_vector
 
 MAX_CHANNELS = 1 << 24
 _SHOWN = 10
@@ -50,13 +50,11 @@ def analyze_ia3(m: AdapterModule, emit: Emitter) -> ScalingResult | None:
                   f"vector of at most {MAX_CHANNELS} channels", file=ref.file,
                   tensor=ref.info.name, evidence={"module": m.name, "shape": list(shape)})
         return None
-    try:
-        raw = ref.read()
-    except (OSError, TensorReadError) as exc:
-        emit.skip(ref.file, f"module {m.name}: cannot read the (IA)3 vector: {exc}")
+    vector = read_vector(ref, "the (IA)3 vector", emit)
+    if vector is None:
         return None
     with np.errstate(all="ignore"):
-        gain = raw.dense().ravel() + m.ia3_gain_offset
+        gain = vector + m.ia3_gain_offset
     if not bool(np.isfinite(gain).all()):
         emit.emit(C.NONFINITE, f"{ref.info.name} contains NaN or Inf: merging it poisons the "
                   "base weights", file=ref.file, tensor=ref.info.name,

@@ -23,6 +23,7 @@ from adapterscan.static.weights.algorithms import (
 )
 from adapterscan.static.weights.ia3 import ScalingResult, analyze_ia3
 from adapterscan.static.weights.lowrank import PairStats
+from adapterscan.static.weights.vectors import read_vector
 
 _EMPTY = np.zeros((0, 0))
 VOCAB_TYPES = frozenset({"lm_head", "embed_tokens", "embed_out", "output", "wte", "embeddings",
@@ -198,13 +199,10 @@ def _bias_norm(m: AdapterModule, scale: float, emit: Emitter) -> float | None:
         emit.skip(ref.file, f"{ref.info.name}: {_bias_role(m)} of dtype {ref.info.dtype} and "
                   f"shape {list(ref.info.shape)} does not fit {fits}; bias not analysed")
         return None
-    try:
-        raw = ref.read()
-    except (OSError, TensorReadError) as exc:
-        emit.skip(ref.file, f"{ref.info.name}: cannot read lora_B.bias: {exc}")
+    b = read_vector(ref, _bias_role(m), emit)
+    if b is None:
         return None
     with np.errstate(all="ignore"):
-        b = raw.to_f64(raw.raw).ravel()
         norm = abs(scale) * float(np.sqrt(np.dot(b, b)))
     if not math.isfinite(norm):
         _nonfinite(emit, m, ref.file, ref.info.name)
