@@ -20,13 +20,15 @@ from adapterscan.fetch.interface import EntryType, FetchedSource, FetchLimits
 from adapterscan.fetch.source import HubOptions, make_fetcher
 from adapterscan.findings import JSONValue
 from adapterscan.hashing import hash_files_async
+from adapterscan.pipeline_checks import NOT_APPLICABLE
 from adapterscan.policy.policy import Policy
 from adapterscan.report import FileRecord, ScanReport, Subject
 from adapterscan.rules.loader import load_ruleset
 from adapterscan.rules.model import RuleSet
+from adapterscan.static.formats.model import AdapterFile, Family
 from adapterscan.static.interface import StaticOptions, run_static
 from adapterscan.static.model import StaticResult
-from adapterscan.static.weights import WeightOptions
+from adapterscan.static.weights.analysis import WeightOptions
 
 Progress = Callable[[str], None]
 DEFAULT_MAX_FILE_BYTES = 4 * 1024**3
@@ -115,14 +117,14 @@ def _set_aside_oversized(src: FetchedSource, max_bytes: int, emit: Emitter) -> F
     return dataclasses.replace(src, remote_only=src.remote_only | {e.path for e in big})
 
 
-_ADAPTER_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle")
+_ADAPTER_SUFFIXES = (".safetensors", ".gguf", ".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle")
 
 
 def _check_something_to_scan(src: FetchedSource, emit: Emitter) -> None:
     """A folder without any weights file is not an adapter: never report it clean."""
     if any(e.path.lower().endswith(_ADAPTER_SUFFIXES) for e in src.entries):
         return
-    emit.skip(".", "no adapter weights found (no .safetensors, .bin, .pt, ... file): "
+    emit.skip(".", "no adapter weights found (no .safetensors, .gguf, .bin, .pt, ... file): "
               "nothing was analysed as an adapter")
 
 
@@ -164,8 +166,24 @@ def _subject(src: FetchedSource, digests: dict[str, str], static: StaticResult) 
                    endpoint=src.endpoint, repo=src.repo)
 
 
+def _diffusion_only(static: StaticResult) -> list[AdapterFile]:
+    """The adapter files, when every one that holds modules is a diffusion-model LoRA."""
+    files = [f for f in (static.adapter.files if static.adapter else ()) if f.modules]
+    return files if files and all(f.family is Family.DIFFUSION for f in files) else []
+
+
 def _run_probe(src: FetchedSource, static: StaticResult, opts: ScanOptions, emit: Emitter,
                progress: Progress | None) -> JSONValue:
+    diffusion = _diffusion_only(static)
+    if diffusion:  # evidence that nothing was measured, never a probe pass
+        components = sorted({m.component or "?" for f in diffusion for m in f.modules})
+        reason = (f"behavioral probe does not apply: {diffusion[0].path} is a "
+                  f"{diffusion[0].format.value} LoRA for a diffusion model "
+                  f"({', '.join(components)})")
+        emit.emit(NOT_APPLICABLE, reason, file=diffusion[0].path,
+                  evidence={"files": list[JSONValue]([f.path for f in diffusion]),
+                            "components": list[JSONValue](components), "base": opts.base})
+        return {"applies": False, "reason": reason}
     # Imported here: torch, transformers and peft cost seconds and only the probe needs them.
     from adapterscan.probe.interface import run_probe
 

@@ -20,9 +20,14 @@ from adapterscan.emit import Emitter
 from adapterscan.examples import build_examples
 from adapterscan.examples.calibration import build_calibration_adapters
 from adapterscan.rules.loader import load_ruleset
-from adapterscan.static.alignment import parse_header
-from adapterscan.static.baseline import AdapterSample, build_bank
-from adapterscan.static.weights import DEFAULT_BANK, WeightOptions, adapter_sample, analyze_weights
+from adapterscan.static.weights.alignment import parse_header
+from adapterscan.static.weights.analysis import (
+    DEFAULT_BANK,
+    WeightOptions,
+    adapter_sample,
+    analyze_weights,
+)
+from adapterscan.static.weights.baseline import AdapterSample, build_bank
 from benchmarks.common import BenchTable
 
 THRESHOLDS = (4.0, 6.0, 8.0, 12.0)

@@ -20,8 +20,8 @@ import numpy as np
 
 from adapterscan.emit import Emitter
 from adapterscan.rules.loader import load_ruleset
-from adapterscan.static.alignment import parse_header
-from adapterscan.static.weights import WeightOptions, analyze_weights
+from adapterscan.static.weights.alignment import parse_header
+from adapterscan.static.weights.analysis import WeightOptions, analyze_weights
 from benchmarks.common import BenchTable
 
 HIDDEN, KV, R = 8192, 1024, 64

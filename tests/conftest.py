@@ -2,6 +2,8 @@ from __future__ import annotations
 
 import os
 
+import pytest
+
 # Tests never reach a real Hub. Anything that falls back to the default endpoint (peft looks up
 # a base model's config on save, for example) hits a closed local port and fails at once; tests
 # of the Hub client pass the address of their own server on 127.0.0.1.
@@ -10,3 +12,11 @@ os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
 os.environ["HF_HUB_DISABLE_XET"] = "1"
 os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"
 os.environ.pop("HF_TOKEN", None)
+
+
+@pytest.fixture
+def cli(monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    """`adapterscan scan FOLDER --format json` in-process: (exit code, validated report)."""
+    from tests.cli_runner import make_cli
+
+    return make_cli(monkeypatch)

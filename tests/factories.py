@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import shutil
 import struct
+import tomllib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -93,3 +95,17 @@ def write_adapter(folder: Path, *, tensors: Mapping[str, np.ndarray] | None = No
     (folder / "adapter_config.json").write_text(json.dumps(cfg, indent=2))
     (folder / "adapter_model.safetensors").write_bytes(safetensors_bytes(tensors))
     return folder
+
+
+def rules_subset(root: Path, pattern: str, checks: frozenset[str]) -> Path:
+    """A signatures folder at `root` holding the rules matching `pattern` whose check is one of
+    `checks`: one analyzer's tests do not depend on the others' rule files."""
+    from adapterscan.rules.loader import default_signatures_dir
+
+    src = default_signatures_dir()
+    shutil.copytree(src / "schema", root / "schema")
+    (root / "rules").mkdir()
+    for path in sorted((src / "rules").glob(pattern)):
+        if tomllib.loads(path.read_text("utf-8"))["check"] in checks:
+            shutil.copy(path, root / "rules" / path.name)
+    return root

@@ -17,54 +17,17 @@ import subprocess
 import sys
 import zipfile
 from collections.abc import Callable
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-import jsonschema
 import pytest
-from typer.testing import CliRunner
 
-import adapterscan.cli.scan_cmd as scan_cmd
-from adapterscan.cli.app import app
-from adapterscan.rules.loader import load_ruleset
-from adapterscan.rules.model import RuleSet
 from tests import hostile_factories as hf
+from tests.cli_runner import Report, rule_ids, schema_validator
 from tests.factories import adapter_config, raw_safetensors, write_adapter
 
 ROOT = Path(__file__).resolve().parents[1]
 HOSTILE_EXITS = {1, 3}
-Report = dict[str, Any]
-
-
-@lru_cache(maxsize=1)
-def _schema_validator() -> jsonschema.Draft202012Validator:
-    schema = json.loads((ROOT / "docs" / "report.schema.json").read_text())
-    return jsonschema.Draft202012Validator(schema)
-
-
-@lru_cache(maxsize=1)
-def _ruleset() -> RuleSet:
-    return load_ruleset()
-
-
-@pytest.fixture
-def cli(monkeypatch: pytest.MonkeyPatch) -> Callable[..., tuple[int, Report]]:
-    """Run `scan FOLDER --format json` in-process; the rule set is loaded once per session."""
-    monkeypatch.setattr(scan_cmd, "load_ruleset", _ruleset)
-    runner = CliRunner()
-
-    def run(folder: Path | str, *extra: str) -> tuple[int, Report]:
-        res = runner.invoke(app, ["scan", str(folder), "--format", "json", *extra])
-        if res.exception is not None and not isinstance(res.exception, SystemExit):
-            raise AssertionError(f"exception escaped the CLI: {res.exception!r}") from \
-                res.exception
-        assert "Traceback" not in res.output
-        doc: Report = json.loads(res.stdout)
-        _schema_validator().validate(doc)
-        return res.exit_code, doc
-
-    return run
 
 
 def run_cli(folder: Path | str, *extra: str, fmt: str = "json",
@@ -86,10 +49,6 @@ def files_with(doc: Report, prefix: str) -> set[str]:
             if f["rule_id"].startswith(prefix) and f["location"]["file"]}
 
 
-def rule_ids(doc: Report) -> set[str]:
-    return {f["rule_id"] for f in doc["findings"]}
-
-
 def skipped(doc: Report) -> set[str]:
     return {s["path"] for s in doc["skipped"]}
 
@@ -107,7 +66,7 @@ def test_benign_adapter_passes_in_every_format(tmp_path: Path) -> None:
     folder = write_adapter(tmp_path / "ok")
     proc = run_cli(folder)
     doc = json.loads(proc.stdout)
-    _schema_validator().validate(doc)
+    schema_validator().validate(doc)
     assert proc.returncode == 0 and doc["verdict"]["decision"] == "pass" and doc["complete"]
     assert all(f["sha256"] for f in doc["subject"]["files"])
     sarif = run_cli(folder, fmt="sarif")
@@ -135,7 +94,7 @@ def test_hostile_safetensors_subprocess_json_and_sarif(tmp_path: Path, case: str
     folder = hf.adapter_with(tmp_path / case, weights=_ST[case])
     proc = run_cli(folder)
     assert proc.returncode in HOSTILE_EXITS
-    _schema_validator().validate(json.loads(proc.stdout))
+    schema_validator().validate(json.loads(proc.stdout))
     sarif = json.loads(run_cli(folder, fmt="sarif").stdout)
     uris = {loc["physicalLocation"]["artifactLocation"]["uri"]
             for r in sarif["runs"][0]["results"] for loc in r["locations"]}

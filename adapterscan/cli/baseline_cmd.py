@@ -12,10 +12,10 @@ from adapterscan.cli.common import fail, stderr_console, write_output
 from adapterscan.emit import Emitter
 from adapterscan.findings import JSONValue
 from adapterscan.rules.loader import load_ruleset
-from adapterscan.static.alignment import BaseModelError
-from adapterscan.static.baseline import AdapterSample, build_bank
-from adapterscan.static.tensor_reader import TensorReadError
-from adapterscan.static.weights import adapter_sample
+from adapterscan.static.formats.tensor_reader import TensorReadError
+from adapterscan.static.weights.alignment import BaseModelError
+from adapterscan.static.weights.analysis import adapter_sample
+from adapterscan.static.weights.baseline import AdapterSample, build_bank
 
 app = typer.Typer(help="Calibration banks for weight statistics.", no_args_is_help=True)
 

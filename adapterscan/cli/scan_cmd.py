@@ -23,7 +23,7 @@ from adapterscan.report import ScanReport
 from adapterscan.rules.loader import load_ruleset
 from adapterscan.rules.model import RuleSet
 from adapterscan.static.interface import StaticOptions
-from adapterscan.static.weights import WeightOptions
+from adapterscan.static.weights.analysis import WeightOptions
 
 
 class ProbeDtype(enum.StrEnum):

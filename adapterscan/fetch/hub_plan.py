@@ -61,8 +61,9 @@ def announced_from(tree: Iterable[Any], siblings: Iterable[Any] | None,
 
 
 def needs_full_bytes(path: str) -> bool:
+    """Weights and pickles are always fetched whole (up to the file limit) to be analysed."""
     low = path.lower()
-    return low.endswith(".safetensors") or low.endswith(PICKLE_SUFFIXES)
+    return low.endswith((".safetensors", ".gguf")) or low.endswith(PICKLE_SUFFIXES)
 
 
 def manifest_path(manifests: Path, repo: str, sha: str) -> Path:

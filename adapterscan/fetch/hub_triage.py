@@ -30,7 +30,7 @@ class TriageResult:
 
 def _header_length(first8: bytes) -> int:
     try:
-        from adapterscan.static.safetensors_header import header_length
+        from adapterscan.static.safetensors.header import header_length
 
         return int(header_length(first8))
     except (ImportError, NotImplementedError):
@@ -46,7 +46,7 @@ def _parse(prefix: bytes, size: int, rel: str, emit: Emitter,
     parse is deterministic and the prefix is in memory): no finding is reported twice.
     """
     try:
-        from adapterscan.static.safetensors_header import parse_header_bytes
+        from adapterscan.static.safetensors.header import parse_header_bytes
 
         header = parse_header_bytes(prefix, size, rel, Emitter(emit.ruleset), limits)
         if isinstance(header, SafetensorsHeader):

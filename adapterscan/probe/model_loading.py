@@ -12,11 +12,15 @@ from __future__ import annotations
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from adapterscan.errors import AdapterScanError, ProbeError
+
+if TYPE_CHECKING:
+    from adapterscan.static.formats.model import AdapterModel
+    from adapterscan.static.formats.to_peft import PeftEquivalent
 
 # Files a base model needs; weights as safetensors only.
 _BASE_PATTERNS = ["*.json", "*.safetensors", "tokenizer*", "*.model", "*.txt", "*.jinja"]
@@ -112,24 +116,30 @@ def load_base(base: str, *, device: str = "auto", dtype: str = "auto",
     return LoadedModel(model=model, tokenizer=tok, device=dev, dtype=dt, name=base, folder=folder)
 
 
-def apply_adapter(loaded: LoadedModel, adapter_root: Path) -> Any:
+def apply_adapter(loaded: LoadedModel, adapter_root: Path,
+                  adapter: AdapterModel | None = None) -> Any:
     """Inject the adapter at `adapter_root` into the loaded base and merge it (reversibly).
 
+    A PEFT adapter is loaded from its folder; an MLX or GGUF LoRA (`adapter`, the static
+    stage's description) is applied through its PEFT equivalent (static/formats/to_peft.py).
     Returns the PeftModel. Raises ProbeError when the adapter does not fit the base: target
     modules missing, tensor shapes that differ, weights for modules the config does not inject.
     """
-    from peft import PeftConfig, PeftModel
+    from peft import LoraConfig, PeftConfig, PeftModel
     from peft.utils import get_peft_model_state_dict, set_peft_model_state_dict
     from safetensors.torch import load_file
 
     weights = adapter_root / "adapter_model.safetensors"
-    if not (adapter_root / "adapter_config.json").is_file():
+    converted = _converted(loaded, adapter) if not weights.is_file() else None
+    if converted is None and not (adapter_root / "adapter_config.json").is_file():
         raise ProbeError("the adapter has no adapter_config.json; nothing to apply")
-    if not weights.is_file():
+    if converted is None and not weights.is_file():
         raise ProbeError("the adapter has no adapter_model.safetensors",
                          hint="the probe never unpickles adapter_model.bin")
     try:
-        config = PeftConfig.from_pretrained(str(adapter_root))
+        kwargs: dict[str, Any] = dict(converted.config) if converted is not None else {}
+        config = (LoraConfig(**kwargs) if converted is not None
+                  else PeftConfig.from_pretrained(str(adapter_root)))
     except Exception as exc:
         raise ProbeError(f"adapter_config.json is not a valid peft config: {exc}") from exc
     config.inference_mode = True
@@ -141,7 +151,8 @@ def apply_adapter(loaded: LoadedModel, adapter_root: Path) -> Any:
         raise ProbeError(f"the adapter does not fit base {loaded.name!r}: {exc}",
                          hint="pass the base model the adapter was trained for (--base)") from exc
     try:
-        state = load_file(str(weights), device="cpu")
+        state = ({k: torch.from_numpy(v) for k, v in converted.tensors.items()}
+                 if converted is not None else load_file(str(weights), device="cpu"))
         result: Any = set_peft_model_state_dict(peft_model, state)
     except Exception as exc:
         raise ProbeError(f"the adapter's weights do not fit base {loaded.name!r}: "
@@ -163,3 +174,18 @@ def apply_adapter(loaded: LoadedModel, adapter_root: Path) -> Any:
     except Exception as exc:
         raise ProbeError(f"cannot merge the adapter: {type(exc).__name__}: {exc}") from exc
     return peft_model
+
+
+def _converted(loaded: LoadedModel, adapter: AdapterModel | None) -> PeftEquivalent | None:
+    """The PEFT equivalent of an MLX / GGUF LoRA, or None when `adapter` holds none."""
+    from adapterscan.static.formats.model import Format
+    from adapterscan.static.formats.to_peft import NotConvertible, peft_equivalent
+
+    if adapter is None or not adapter.of_format(Format.MLX, Format.GGUF):
+        return None
+    cfg = loaded.model.config
+    try:
+        return peft_equivalent(adapter, n_head=getattr(cfg, "num_attention_heads", None),
+                               n_kv_head=getattr(cfg, "num_key_value_heads", None))
+    except NotConvertible as exc:
+        raise ProbeError(f"the adapter cannot be applied with peft: {exc}") from exc

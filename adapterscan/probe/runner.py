@@ -145,7 +145,7 @@ class Runner:
         power = self._power(base, refusal_ids)
         t = time.perf_counter()
         self.say("applying and merging the adapter")
-        peft_model = apply_adapter(self.lm, self.src.root)
+        peft_model = apply_adapter(self.lm, self.src.root, self.static.adapter)
         self.timer.add("apply_merge", t)
         merged = self._measure(peft_model, "merged")
         result = self._signals(base, merged, refusal_ids)

@@ -12,11 +12,12 @@ import importlib
 
 CHECK_MODULES: tuple[str, ...] = (
     "adapterscan.pipeline_checks",
-    "adapterscan.static.safetensors_checks",
-    "adapterscan.static.adapter_config_checks",
-    "adapterscan.static.inventory_checks",
-    "adapterscan.static.pickle_checks",
-    "adapterscan.static.weights_checks",
+    "adapterscan.static.safetensors.checks",
+    "adapterscan.static.config.checks",
+    "adapterscan.static.inventory.checks",
+    "adapterscan.static.pickle.checks",
+    "adapterscan.static.weights.checks",
+    "adapterscan.static.formats.checks",
     "adapterscan.fetch.checks",
     "adapterscan.probe.checks",
     "adapterscan.provenance.checks",

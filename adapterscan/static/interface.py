@@ -14,16 +14,19 @@ from dataclasses import dataclass, field
 from adapterscan.emit import Emitter
 from adapterscan.fetch.interface import FetchedSource
 from adapterscan.findings import JSONValue
-from adapterscan.static import (
-    adapter_config,
-    inventory,
-    pickle_ops,
-    safetensors_data,
-    safetensors_header,
-    weights,
-)
+from adapterscan.static.config import adapter_config
+from adapterscan.static.formats.gguf import GgufFile
+from adapterscan.static.formats.gguf_scan import scan_gguf_file
+from adapterscan.static.formats.metadata import check_metadata
+from adapterscan.static.formats.model import AdapterModel
+from adapterscan.static.formats.readers import read_adapters
+from adapterscan.static.inventory import inventory
 from adapterscan.static.limits import StaticLimits
 from adapterscan.static.model import FileClass, SafetensorsHeader, StaticResult
+from adapterscan.static.pickle import ops as pickle_ops
+from adapterscan.static.safetensors import data as safetensors_data
+from adapterscan.static.safetensors import header as safetensors_header
+from adapterscan.static.weights import analysis as weights
 
 Progress = Callable[[str], None]
 
@@ -70,6 +73,19 @@ def run_static(src: FetchedSource, emit: Emitter, options: StaticOptions,
     timings["static.safetensors"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
+    ggufs: dict[str, GgufFile] = {}
+    for item in inv.of_class(FileClass.GGUF):
+        if item.path in src.remote_only:
+            continue
+        if progress:
+            progress(f"gguf {item.path}")
+        gguf = _guarded(emit, "gguf", item.path, scan_gguf_file, src.root / item.path,
+                        item.path, emit, limits)
+        if isinstance(gguf, GgufFile):
+            ggufs[item.path] = gguf
+    timings["static.gguf"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
     for item in inv.of_class(FileClass.PICKLE, FileClass.ZIP):
         if item.path in src.remote_only:
             continue
@@ -84,19 +100,30 @@ def run_static(src: FetchedSource, emit: Emitter, options: StaticOptions,
     config = _guarded(emit, "adapter_config", "adapter_config.json",
                       adapter_config.analyze_adapter_config, src.root, inv, headers, emit, limits)
     cfg: Mapping[str, JSONValue] | None = None
+    configs: Mapping[str, Mapping[str, JSONValue]] = {}
     results: dict[str, JSONValue] = {}
     if isinstance(config, adapter_config.AdapterConfigResult):
-        cfg = config.config
+        cfg, configs = config.config, config.configs
         results["adapter_config"] = config.summary
     timings["static.adapter_config"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
+    model = _guarded(emit, "formats", None, read_adapters, src.root, headers, ggufs, configs)
+    if isinstance(model, AdapterModel):
+        results["adapters"] = [f.summary() for f in model.files]  # type: ignore[misc]
+        _guarded(emit, "formats", None, check_metadata, model, configs, emit)
+    timings["static.formats"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
     if progress:
         progress("weight statistics")
-    stats = _guarded(emit, "weights", None, weights.analyze_weights, src.root, headers, cfg,
-                     emit, options.weights)
+    stats = None
+    if isinstance(model, AdapterModel):
+        stats = _guarded(emit, "weights", None, weights.analyze_weights, src.root, headers, cfg,
+                         emit, options.weights, model)
     if stats is not None:
         results["weights"] = stats  # type: ignore[assignment]
     timings["static.weights"] = time.perf_counter() - t0
-    return StaticResult(inventory=inv, headers=headers, adapter_config=cfg, results=results)
+    return StaticResult(inventory=inv, headers=headers, adapter_config=cfg, results=results,
+                        adapter=model if isinstance(model, AdapterModel) else None)
 

@@ -5,8 +5,12 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from adapterscan.findings import JSONValue
+
+if TYPE_CHECKING:  # formats.model imports TensorInfo from here
+    from adapterscan.static.formats.model import AdapterModel
 
 
 @dataclass(frozen=True)
@@ -44,6 +48,7 @@ class SafetensorsHeader:
 
 class FileClass(enum.Enum):
     SAFETENSORS = "safetensors"
+    GGUF = "gguf"
     ADAPTER_CONFIG = "adapter_config"
     CONFIG_JSON = "config_json"
     PICKLE = "pickle"
@@ -91,3 +96,5 @@ class StaticResult:
     adapter_config: Mapping[str, JSONValue] | None = None
     # JSON-ready summaries keyed by analyzer name (weight statistics, config summary...).
     results: Mapping[str, JSONValue] = field(default_factory=dict)
+    # Every adapter file described in one model (format, modules, scales): for the probe.
+    adapter: AdapterModel | None = None

@@ -13,8 +13,8 @@ import pytest
 from adapterscan.examples.build import SEED
 from adapterscan.examples.calibration import CALIBRATION_SEED, CALIBRATION_SPECS, calibration_key
 from adapterscan.examples.specs import ALL_LINEAR, SPECS, training_examples
-from adapterscan.static.baseline import load_bank
-from adapterscan.static.weights import DEFAULT_BANK, WeightOptions
+from adapterscan.static.weights.analysis import DEFAULT_BANK, WeightOptions
+from adapterscan.static.weights.baseline import load_bank
 from tests.static.factories_weights import rule_ids, scan
 
 

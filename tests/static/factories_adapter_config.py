@@ -1,23 +1,22 @@
 """Helpers for the adapter_config analyzer tests: headers parsed by hand, inventory, one-call run.
 
-Headers are parsed here (not with adapterscan.static.safetensors_header) so these tests depend
+Headers are parsed here (not with adapterscan.static.safetensors.header) so these tests depend
 only on the analyzer under test; the files come from tests/factories.py and are well-formed.
 """
 
 from __future__ import annotations
 
 import json
-import shutil
 import struct
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from adapterscan.emit import Emitter
-from adapterscan.rules.loader import default_signatures_dir, load_ruleset
+from adapterscan.rules.loader import load_ruleset
 from adapterscan.rules.model import RuleSet
-from adapterscan.static.adapter_config import AdapterConfigResult, analyze_adapter_config
-from adapterscan.static.adapter_config_checks import CHECKS
+from adapterscan.static.config.adapter_config import AdapterConfigResult, analyze_adapter_config
+from adapterscan.static.config.checks import CHECKS
 from adapterscan.static.limits import StaticLimits
 from adapterscan.static.model import (
     FileClass,
@@ -26,16 +25,12 @@ from adapterscan.static.model import (
     SafetensorsHeader,
     TensorInfo,
 )
+from tests.factories import rules_subset
 
 
 def adapter_config_ruleset(root: Path) -> RuleSet:
     """Only the AS3xx rules (so these tests do not depend on other analyzers' rule files)."""
-    src = default_signatures_dir()
-    shutil.copytree(src / "schema", root / "schema")
-    (root / "rules").mkdir()
-    for path in sorted((src / "rules").glob("AS3*.toml")):
-        shutil.copy(path, root / "rules" / path.name)
-    return load_ruleset(root, checks=CHECKS)
+    return load_ruleset(rules_subset(root, "AS3*.toml", CHECKS), checks=CHECKS)
 
 
 def header_of(path: Path, rel: str) -> SafetensorsHeader:

@@ -22,12 +22,12 @@ from adapterscan.fetch.local import LocalFetcher
 from adapterscan.findings import Finding
 from adapterscan.rules.loader import default_signatures_dir, load_ruleset
 from adapterscan.rules.model import RuleSet
-from adapterscan.static.inventory import build_inventory
-from adapterscan.static.inventory_checks import CHECKS as INVENTORY_CHECKS
+from adapterscan.static.inventory.checks import CHECKS as INVENTORY_CHECKS
+from adapterscan.static.inventory.inventory import build_inventory
 from adapterscan.static.limits import StaticLimits
 from adapterscan.static.model import Inventory
-from adapterscan.static.pickle_checks import CHECKS as PICKLE_CHECKS
-from adapterscan.static.pickle_ops import analyze_pickle_file
+from adapterscan.static.pickle.checks import CHECKS as PICKLE_CHECKS
+from adapterscan.static.pickle.ops import analyze_pickle_file
 
 
 @lru_cache(maxsize=1)

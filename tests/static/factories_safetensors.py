@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import functools
 import json
-import shutil
 import struct
 import tempfile
 from collections.abc import Mapping
@@ -18,23 +17,20 @@ from typing import Any
 
 from adapterscan.emit import Emitter
 from adapterscan.findings import Finding
-from adapterscan.rules.loader import default_signatures_dir, load_ruleset
+from adapterscan.rules.loader import load_ruleset
 from adapterscan.rules.model import ParamValue, RuleSet
-from adapterscan.static import safetensors_data, safetensors_header
 from adapterscan.static.limits import StaticLimits
 from adapterscan.static.model import SafetensorsHeader
-from adapterscan.static.safetensors_checks import CHECKS
+from adapterscan.static.safetensors import data as safetensors_data
+from adapterscan.static.safetensors import header as safetensors_header
+from adapterscan.static.safetensors.checks import CHECKS
+from tests.factories import rules_subset
 
 
 @functools.cache
 def safetensors_ruleset() -> RuleSet:
-    src = default_signatures_dir()
     root = Path(tempfile.mkdtemp(prefix="as2rules-"))
-    shutil.copytree(src / "schema", root / "schema")
-    (root / "rules").mkdir()
-    for path in sorted((src / "rules").glob("AS2*.toml")):
-        shutil.copy(path, root / "rules" / path.name)
-    return load_ruleset(root, checks=CHECKS)
+    return load_ruleset(rules_subset(root, "AS2*.toml", CHECKS), checks=CHECKS)
 
 
 @dataclass(frozen=True)

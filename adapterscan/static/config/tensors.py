@@ -1,0 +1,356 @@
+"""adapter_config.json against the adapter's safetensors: targets, ranks, scales, shapes, decoys.
+
+Tensor names follow PEFT's saved layout (`peft_names`). Non-LoRA tensors are full weights: PEFT
+loads its state dict with strict=False, so a full tensor whose name exists in the base model
+overwrites that weight and one that does not is silently ignored.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from adapterscan.emit import Emitter
+from adapterscan.findings import JSONValue
+from adapterscan.static.config import peft_match
+from adapterscan.static.config.fields import MAX_LISTED, Reporter, jlist
+from adapterscan.static.config.peft_names import PREFIX, parse_lora_key
+from adapterscan.static.formats.names import peft_name
+from adapterscan.static.limits import StaticLimits
+from adapterscan.static.model import SafetensorsHeader, TensorInfo
+
+# Sign-bit masks: -0.0 is zero too. Unlisted dtypes are compared bytewise.
+_ZERO_VIEW: Mapping[str, tuple[type[np.unsignedinteger], int]] = {
+    "F16": (np.uint16, 0x7FFF), "BF16": (np.uint16, 0x7FFF), "F32": (np.uint32, 0x7FFFFFFF),
+    "F64": (np.uint64, 0x7FFFFFFFFFFFFFFF), "F8_E4M3": (np.uint8, 0x7F),
+    "F8_E5M2": (np.uint8, 0x7F),
+}
+MAX_B_BYTES = 512 * 1024 * 1024  # total lora_B bytes read for the decoy check
+FIRST_READ = 4096
+CONV1D_NAMES = frozenset({"c_attn", "c_proj", "c_fc", "c_attn_q", "q_attn"})
+
+
+@dataclass(frozen=True)
+class Located:
+    file: str
+    info: TensorInfo
+
+
+@dataclass
+class Module:
+    name: str
+    prefixed: bool
+    parts: dict[str, Located] = field(default_factory=dict)
+
+
+def _strip(name: str) -> tuple[str, bool]:
+    return (name[len(PREFIX):], True) if name.startswith(PREFIX) else (name, False)
+
+
+@dataclass
+class _State:
+    cfg: Mapping[str, JSONValue]
+    reps: dict[str, Reporter]
+    m: peft_match.Matcher
+    emit: Emitter
+    modules: dict[str, Module] = field(default_factory=dict)
+    full: list[tuple[str, Located]] = field(default_factory=list)
+
+
+def check_weights(cfg: Mapping[str, JSONValue], headers: Sequence[SafetensorsHeader], root: Path,
+                  emit: Emitter, flags: list[str], m: peft_match.Matcher, limits: StaticLimits,
+                  config_file: str) -> dict[str, JSONValue]:
+    """All config-vs-tensor checks for one adapter folder; returns the summary additions."""
+    st = _State(cfg, {h.path: Reporter(emit, h.path, flags) for h in headers}, m, emit)
+    lora = cfg.get("peft_type") == "LORA"
+    for h in headers:
+        for t in h.tensors:
+            parsed = parse_lora_key(t.name) if lora else _tuner_key(t.name, cfg)
+            if parsed is None:
+                st.full.append((t.name, Located(h.path, t)))
+                continue
+            mod, kind, param = parsed
+            name, prefixed = _strip(mod)
+            if kind == "foreign":  # another tuner's tensor: PEFT ignores it, like an orphan
+                prefixed = False
+            entry = st.modules.setdefault(f"{prefixed}:{name}", Module(name, prefixed))
+            entry.parts[kind if param == "weight" else f"{kind}.{param}"] = Located(h.path, t)
+    config_rep = Reporter(emit, config_file, flags)
+    summary: dict[str, JSONValue] = {}
+    if not headers:  # nothing to compare: only the config's own scale
+        summary.update(_pairs_shapes_ranks(st, config_rep))
+        return summary
+    summary["adapted_modules"] = len(st.modules)
+    _orphans_and_targets(st, config_rep, config_file)
+    summary["full_tensors"] = _full_tensors(st)
+    _dtypes(st)
+    _fan_in_fan_out(st, config_rep)
+    if lora:  # pairing, ranks and the decoy check follow LoRA's A/B layout
+        summary.update(_pairs_shapes_ranks(st, config_rep))
+        summary["zero_lora_b"] = _zero_b(st, root, headers, limits)
+    return summary
+
+
+_TUNER_ROLES = {"LOHA": frozenset({"w1a", "w1b", "w2a", "w2b", "t1", "t2"}),
+                "LOKR": frozenset({"k1", "k1a", "k1b", "k2", "k2a", "k2b", "kt2"}),
+                "IA3": frozenset({"ia3"})}
+
+
+def _tuner_key(name: str, cfg: Mapping[str, JSONValue]) -> tuple[str, str, str] | None:
+    """(module, role, "weight") for PEFT's LoHa / LoKr / (IA)3 tensor names; the role is
+    "foreign" for another tuner's adapter tensor (its config does not load it)."""
+    parsed = peft_name(name)
+    if parsed is None:
+        return None
+    roles = _TUNER_ROLES.get(str(cfg.get("peft_type")), frozenset())
+    return parsed[0], parsed[1] if parsed[1] in roles else "foreign", "weight"
+
+
+def _orphans_and_targets(st: _State, config_rep: Reporter, config_file: str) -> None:
+    cfg = st.cfg
+    if cfg.get("target_modules") is None and cfg.get("target_parameters") is None:
+        if st.modules:
+            st.emit.skip(config_file, "target_modules is null (PEFT then picks targets by model "
+                         "type): tensors were not matched against targets")
+        return
+    orphans: dict[str, list[str]] = {}
+    try:
+        for mod in st.modules.values():
+            if not mod.prefixed or peft_match.targeting(st.m, cfg, mod.name) \
+                    is not peft_match.Targeting.TARGETED:
+                for loc in mod.parts.values():
+                    orphans.setdefault(loc.file, []).append(loc.info.name)
+    except peft_match.PatternError as exc:
+        st.emit.skip(config_file, f"target matching not completed: {exc}")
+        return
+    if cfg.get("trainable_token_indices") in (None, [], {}):
+        for name, loc in st.full:
+            if "trainable_tokens_delta" in name or ".token_adapter." in name:
+                orphans.setdefault(loc.file, []).append(name)
+    for file, names in orphans.items():
+        st.reps[file]("adapter_config.orphan_tensor",
+                      f"{len(names)} adapter tensor(s) map to no configured target: PEFT ignores "
+                      f"them on load (first: {names[0]})", tensor=names[0],
+                      evidence={"tensors": jlist(names[:MAX_LISTED]), "count": len(names)})
+    _targets_without_tensors(st, config_rep)
+
+
+def _targets_without_tensors(st: _State, config_rep: Reporter) -> None:
+    targets = st.cfg.get("target_modules")
+    names = [m.name for m in st.modules.values() if m.prefixed]
+    if isinstance(targets, list):
+        missing = [t for t in targets if isinstance(t, str)
+                   and not any(n == t or n.endswith(f".{t}") for n in names)]
+    elif isinstance(targets, str):
+        missing = [] if names else [targets]
+    else:
+        return
+    if missing:
+        config_rep("adapter_config.target_without_tensors",
+                   f"configured target(s) with no adapter tensors: {', '.join(missing[:10])}",
+                   key="target_modules", evidence={"targets": jlist(missing[:MAX_LISTED])})
+
+
+def _full_tensors(st: _State) -> JSONValue:
+    raw = st.cfg.get("modules_to_save")
+    mts = [x for x in raw if isinstance(x, str)] if isinstance(raw, list) else []
+    bias_ok = st.cfg.get("bias") in ("all", "lora_only")
+    undeclared: dict[str, list[JSONValue]] = {}
+    declared: list[JSONValue] = []
+    for name, loc in st.full:
+        if "trainable_tokens_delta" in name or ".token_adapter." in name:
+            continue
+        mod, _ = _strip(name.rsplit(".", 1)[0])
+        try:
+            is_saved = any(st.m.match(rf"(^|.*\.){x}($|\..*)", mod) for x in mts)
+        except peft_match.PatternError:
+            is_saved = False
+        row: JSONValue = {"tensor": name, "shape": list(loc.info.shape),
+                          "kind": peft_match.module_kind(mod)}
+        if is_saved or (bias_ok and name.endswith(".bias")):
+            declared.append(row)
+        else:
+            undeclared.setdefault(loc.file, []).append(row)
+    for file, rows in undeclared.items():
+        first = rows[0]["tensor"] if isinstance(rows[0], dict) else None
+        st.reps[file]("adapter_config.full_weight_tensor",
+                      f"{len(rows)} full (non-LoRA) weight tensor(s) not declared in "
+                      f"modules_to_save: they overwrite base weights of the same name "
+                      f"(first: {first})", tensor=first if isinstance(first, str) else None,
+                      evidence={"tensors": rows[:MAX_LISTED], "count": len(rows)})
+    return {"declared": len(declared), "undeclared": sum(len(v) for v in undeclared.values())}
+
+
+def _num(v: JSONValue, default: float) -> float:
+    return float(v) if isinstance(v, int | float) and not isinstance(v, bool) else default
+
+
+def _scale(alpha: float, r: float, rslora: bool) -> float:
+    """PEFT's scaling: alpha / r, or alpha / sqrt(r) with rslora (0 for a rank PEFT rejects)."""
+    if r <= 0:
+        return 0.0
+    return alpha / math.sqrt(r) if rslora else alpha / r
+
+
+def _pattern(v: JSONValue) -> dict[str, JSONValue]:
+    return v if isinstance(v, dict) else {}
+
+
+def _pairs_shapes_ranks(st: _State, config_rep: Reporter) -> dict[str, JSONValue]:
+    cfg = st.cfg
+    base_r = _num(cfg.get("r"), 8.0)
+    base_alpha = _num(cfg.get("lora_alpha"), 8.0)
+    rslora = cfg.get("use_rslora") is True
+    rank_p, alpha_p = _pattern(cfg.get("rank_pattern")), _pattern(cfg.get("alpha_pattern"))
+    incomplete: list[JSONValue] = []
+    bad_shape: list[JSONValue] = []
+    rank_off: list[JSONValue] = []
+    full_rank: list[JSONValue] = []
+    scales: list[float] = []
+    big: list[JSONValue] = []
+    limit = st.emit.num("adapter_config.extreme_scale", "max_scale")
+    for mod in st.modules.values():
+        try:
+            r_cfg = _num(peft_match.pattern_value(st.m, rank_p, mod.name), base_r)
+            alpha = _num(peft_match.pattern_value(st.m, alpha_p, mod.name), base_alpha)
+        except peft_match.PatternError:
+            r_cfg, alpha = base_r, base_alpha
+        scale = _scale(alpha, r_cfg, rslora)
+        scales.append(scale)
+        if scale >= limit:
+            big.append({"module": mod.name, "alpha": alpha, "r": r_cfg, "scale": scale})
+        a = mod.parts.get("lora_A") or mod.parts.get("lora_embedding_A")
+        b = mod.parts.get("lora_B") or mod.parts.get("lora_embedding_B")
+        if a is None or b is None:
+            incomplete.append({"module": mod.name, "has": jlist(sorted(mod.parts))})
+            continue
+        sa, sb = a.info.shape, b.info.shape
+        if len(sa) not in (2, 4) or len(sb) != len(sa) or sa[0] != sb[1]:
+            bad_shape.append({"module": mod.name, "A": list(sa), "B": list(sb)})
+            continue
+        r_t, fan_in, fan_out = sa[0], math.prod(sa[1:]), sb[0]
+        for extra in ("lora_magnitude_vector", "lora_B.bias"):
+            e = mod.parts.get(extra)
+            if e is not None and (not e.info.shape or e.info.shape[0] != fan_out):
+                bad_shape.append({"module": mod.name, extra: list(e.info.shape), "out": fan_out})
+        if r_t != r_cfg:
+            rank_off.append({"module": mod.name, "config_r": r_cfg, "tensor_r": r_t})
+        if r_t >= min(fan_in, fan_out):
+            full_rank.append({"module": mod.name, "r": r_t, "in": fan_in, "out": fan_out})
+    if not st.modules and base_r > 0:
+        scales.append(_scale(base_alpha, base_r, rslora))
+        if scales[-1] >= limit:
+            big.append({"module": "*", "alpha": base_alpha, "r": base_r, "scale": scales[-1]})
+    any_rep = next(iter(st.reps.values()), None)
+    emitted = [
+        ("adapter_config.incomplete_pair", incomplete, "module(s) lack a lora_A/lora_B partner"),
+        ("adapter_config.shape_mismatch", bad_shape, "module(s) with inconsistent tensor shapes"),
+        ("adapter_config.rank_mismatch", rank_off,
+         "module(s) whose tensor rank differs from the configured r / rank_pattern"),
+        ("adapter_config.full_rank", full_rank,
+         "module(s) with r >= min(in, out): a full-rank update disguised as LoRA"),
+        ("adapter_config.extreme_scale", big,
+         f"module(s) with LoRA scale >= {limit:g} (alpha/r{' with rslora' if rslora else ''})"),
+    ]
+    for check, rows, text in emitted:
+        # Scale is a property of the config; the others point at the weights file.
+        rep = config_rep if check == "adapter_config.extreme_scale" else any_rep
+        if rows and rep is not None:
+            first = rows[0]
+            mod_name = first.get("module") if isinstance(first, dict) else None
+            rep(check, f"{len(rows)} {text} (first: {mod_name})",
+                evidence={"modules": rows[:MAX_LISTED], "count": len(rows)})
+    return {"scale": {"min": min(scales), "max": max(scales)} if scales else None,
+            "tensor_ranks": jlist(sorted({m.parts[k].info.shape[0] for m in st.modules.values()
+                                    for k in ("lora_A", "lora_embedding_A")
+                                    if k in m.parts and m.parts[k].info.shape}))}
+
+
+def _dtypes(st: _State) -> None:
+    by_file: dict[str, dict[str, int]] = {}
+    for mod in st.modules.values():
+        for loc in mod.parts.values():
+            counts = by_file.setdefault(loc.file, {})
+            counts[loc.info.dtype] = counts.get(loc.info.dtype, 0) + 1
+    total: dict[str, int] = {}
+    for counts in by_file.values():
+        for k, v in counts.items():
+            total[k] = total.get(k, 0) + v
+    if len(total) > 1:
+        file = next(iter(by_file))
+        st.reps[file]("adapter_config.dtype_mixture",
+                      f"adapter tensors mix dtypes: {dict(sorted(total.items()))}",
+                      evidence={"dtypes": dict(sorted(total.items()))})
+
+
+def _fan_in_fan_out(st: _State, config_rep: Reporter) -> None:
+    if st.cfg.get("fan_in_fan_out") is not True:
+        return
+    targets = st.cfg.get("target_modules")
+    names = [t for t in targets if isinstance(t, str)] if isinstance(targets, list) else (
+        [targets] if isinstance(targets, str) else [])
+    names += [m.name for m in st.modules.values()]
+    if not any(n.rsplit(".", 1)[-1] in CONV1D_NAMES or any(c in n for c in CONV1D_NAMES)
+               for n in names):
+        config_rep("adapter_config.fan_in_fan_out",
+                   "fan_in_fan_out is true but no target is a Conv1D (GPT-2 style) layer: the "
+                   "update would be applied transposed", key="fan_in_fan_out",
+                   evidence={"targets": jlist(names[:MAX_LISTED])})
+
+
+def _all_zero(path: Path, header: SafetensorsHeader, info: TensorInfo, chunk: int) -> bool:
+    view = _ZERO_VIEW.get(info.dtype)
+    item = np.dtype(view[0]).itemsize if view else 1
+    step = max(item, chunk - chunk % item)
+    with path.open("rb") as fh:
+        fh.seek(header.data_start + info.begin)
+        left = info.end - info.begin
+        size = min(FIRST_READ, step)  # a trained B is non-zero in its first bytes: stop early
+        while left > 0:
+            buf = fh.read(min(size, left))
+            size = step
+            if not buf:
+                raise OSError("file shorter than its validated header")
+            left -= len(buf)
+            usable = len(buf) - len(buf) % item
+            if view:
+                arr = np.frombuffer(buf[:usable], dtype=view[0])
+                if np.any(arr & view[0](view[1])):
+                    return False
+                if any(buf[usable:]):
+                    return False
+            elif any(buf):
+                return False
+    return True
+
+
+def _zero_b(st: _State, root: Path, headers: Sequence[SafetensorsHeader],
+            limits: StaticLimits) -> JSONValue:
+    by_path = {h.path: h for h in headers}
+    b_parts = [(mod.name, loc) for mod in st.modules.values() for k, loc in mod.parts.items()
+               if k in ("lora_B", "lora_embedding_B")]
+    if not b_parts:
+        return None
+    if sum(loc.info.end - loc.info.begin for _, loc in b_parts) > MAX_B_BYTES:
+        st.emit.skip(b_parts[0][1].file, f"lora_B tensors exceed {MAX_B_BYTES} bytes: the "
+                     "all-zero decoy check was not run")
+        return None
+    zero: list[str] = []
+    for name, loc in b_parts:
+        try:
+            if _all_zero(root / loc.file, by_path[loc.file], loc.info, limits.chunk_bytes):
+                zero.append(name)
+        except OSError as exc:
+            st.emit.skip(loc.file, f"could not read {loc.info.name} for the zero check: {exc}")
+            return None
+    if zero and len(zero) == len(b_parts):
+        file = b_parts[0][1].file
+        st.reps[file]("adapter_config.zero_lora_b",
+                      f"every lora_B tensor ({len(zero)}) is all zeros: the adapter changes "
+                      "nothing in its declared targets", tensor=b_parts[0][1].info.name,
+                      evidence={"modules": jlist(zero[:MAX_LISTED]), "count": len(zero)})
+    return {"zero": len(zero), "total": len(b_parts)}

@@ -1,0 +1,1 @@
+"""Adapter formats: readers that turn each weights file into one AdapterFile description."""

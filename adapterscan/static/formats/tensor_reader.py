@@ -1,0 +1,185 @@
+"""Bounded reads of one tensor from a validated safetensors header.
+
+The reader reads exactly the bytes [data_start + begin, data_start + end) of the file and keeps
+them in their stored dtype; conversion to float64 happens in row blocks so that peak memory stays
+close to the stored size of the tensor (bf16 has no numpy dtype: it is widened bit-wise).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import struct
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+from adapterscan.static.model import SafetensorsHeader, TensorInfo
+
+F64 = npt.NDArray[np.float64]
+
+# Stored dtype -> (numpy dtype of the raw bytes, bytes per element).
+_RAW: dict[str, tuple[type[np.generic], int]] = {
+    "F64": (np.float64, 8), "F32": (np.float32, 4), "F16": (np.float16, 2),
+    "BF16": (np.uint16, 2),
+}
+# GGUF Q8_0 (llama.cpp `--outtype q8_0` adapters): blocks of an f16 scale and 32 int8 values.
+Q8_0_BLOCK, Q8_0_BYTES = 32, 34
+FLOAT_DTYPES = frozenset({*_RAW, "Q8_0"})
+# Rows converted to float64 at a time (bounded temporary memory: block x columns x 8 bytes).
+BLOCK_ELEMS = 1 << 15
+
+
+class DataLayout(Protocol):
+    """Where a validated container's tensor data starts and how long the file is."""
+
+    @property
+    def data_start(self) -> int: ...
+
+    @property
+    def file_size(self) -> int: ...
+
+
+class TensorReadError(Exception):
+    """A tensor that cannot be read as floats (unsupported dtype, short file, inconsistent span)."""
+
+
+@dataclass(frozen=True)
+class RawTensor:
+    """One tensor's bytes in its stored dtype, viewed as a 2-D (rows, cols) array."""
+
+    name: str
+    dtype: str
+    shape: tuple[int, ...]
+    raw: npt.NDArray[np.generic]
+
+    @property
+    def rows(self) -> int:
+        return int(self.raw.shape[0])
+
+    @property
+    def cols(self) -> int:
+        return int(self.raw.shape[1])
+
+    @property
+    def nbytes(self) -> int:
+        return int(self.raw.nbytes)
+
+    def to_f64(self, part: npt.NDArray[np.generic]) -> F64:
+        if self.dtype == "BF16":
+            # bf16 is the top half of an IEEE float32.
+            widened = part.astype(np.uint32) << np.uint32(16)
+            return widened.view(np.float32).astype(np.float64)
+        return np.asarray(part, dtype=np.float64)
+
+    def block_rows(self, elems: int = BLOCK_ELEMS) -> int:
+        return max(1, elems // max(1, self.cols))
+
+    def blocks(self, elems: int = BLOCK_ELEMS) -> Iterator[tuple[int, F64]]:
+        """(first row, float64 block) pairs covering the tensor."""
+        step = self.block_rows(elems)
+        for start in range(0, self.rows, step):
+            yield start, self.to_f64(self.raw[start:start + step])
+
+    def take_rows(self, index: npt.NDArray[np.intp]) -> F64:
+        return self.to_f64(self.raw[index])
+
+    def take_cols(self, index: npt.NDArray[np.intp]) -> F64:
+        return self.to_f64(self.raw[:, index])
+
+    def transposed(self) -> RawTensor:
+        """The same bytes viewed as the transpose (MLX stores LoRA factors transposed)."""
+        return RawTensor(self.name, self.dtype, tuple(reversed(self.shape)), self.raw.T)
+
+    def dense(self) -> F64:
+        return self.to_f64(self.raw)
+
+    def all_finite(self) -> bool:
+        return all(bool(np.isfinite(b).all()) for _, b in self.blocks())
+
+    def all_zero(self) -> bool:
+        if self.dtype == "BF16":  # +0 and -0 only
+            return not bool((self.raw.view(np.uint16) & np.uint16(0x7FFF)).any())
+        return not bool(np.asarray(self.raw).any())
+
+
+def read_tensor(path: Path, header: DataLayout, info: TensorInfo) -> RawTensor:
+    """Read one tensor (1-D or 2-D; higher ranks are flattened to (shape[0], rest))."""
+    if info.dtype not in FLOAT_DTYPES:
+        raise TensorReadError(f"dtype {info.dtype} is not a float type this analyzer reads")
+    count = math.prod(info.shape) if info.shape else 1
+    span = info.end - info.begin
+    if info.dtype == "Q8_0":
+        expected = count // Q8_0_BLOCK * Q8_0_BYTES if count % Q8_0_BLOCK == 0 else -1
+    else:
+        expected = count * _RAW[info.dtype][1]
+    if span != expected or info.begin < 0:
+        raise TensorReadError(f"byte span {span} does not match shape {list(info.shape)}")
+    start = header.data_start + info.begin
+    if start + span > header.file_size:
+        raise TensorReadError("tensor extends past the end of the file")
+    with path.open("rb") as fh:
+        fh.seek(start)
+        buf = fh.read(span)
+    if len(buf) != span:
+        raise TensorReadError(f"short read: {len(buf)} of {span} bytes (file changed?)")
+    dtype = info.dtype
+    if dtype == "Q8_0":
+        arr: npt.NDArray[np.generic] = _dequant_q8_0(buf, count)
+        dtype = "F32"
+    else:
+        np_dtype = _RAW[dtype][0]
+        arr = np.frombuffer(buf, dtype=np.dtype(np_dtype).newbyteorder("<"), count=count)
+    if len(info.shape) <= 1:
+        arr2 = arr.reshape(1, count)
+    else:
+        arr2 = arr.reshape(info.shape[0], count // max(1, info.shape[0]))
+    return RawTensor(name=info.name, dtype=dtype, shape=info.shape, raw=arr2)
+
+
+def _dequant_q8_0(buf: bytes, count: int) -> npt.NDArray[np.float32]:
+    """Q8_0 blocks (f16 scale d, 32 x int8 q) to float32 d·q: 4 bytes per value in memory."""
+    blocks = np.frombuffer(buf, dtype=np.uint8).reshape(-1, Q8_0_BYTES)
+    d = blocks[:, :2].copy().view("<f2").astype(np.float32)
+    q = blocks[:, 2:].view(np.int8).astype(np.float32)
+    return np.asarray((q * d).reshape(count), dtype=np.float32)
+
+
+MAX_TRUSTED_HEADER = 100_000_000
+
+
+def trusted_header(path: Path, rel: str) -> SafetensorsHeader:
+    """Parse the header of a TRUSTED file (a base model the user named) with basic bounds checks.
+
+    Used only for base-model weights, and only while the hardened parser is unavailable; adapter
+    files are never read through this.
+    """
+    size = path.stat().st_size
+    with path.open("rb") as fh:
+        head = fh.read(8)
+        if len(head) != 8:
+            raise TensorReadError(f"{rel}: shorter than 8 bytes")
+        (n,) = struct.unpack("<Q", head)
+        if n > MAX_TRUSTED_HEADER or 8 + n > size:
+            raise TensorReadError(f"{rel}: header length {n} out of bounds")
+        table = json.loads(fh.read(n).decode("utf-8"))
+    if not isinstance(table, dict):
+        raise TensorReadError(f"{rel}: header is not a JSON object")
+    tensors: list[TensorInfo] = []
+    for name, spec in table.items():
+        if name == "__metadata__":
+            continue
+        begin, end = (int(x) for x in spec["data_offsets"])
+        if not 0 <= begin <= end <= size - 8 - n:
+            raise TensorReadError(f"{rel}: tensor {name} offsets out of bounds")
+        tensors.append(TensorInfo(name=str(name), dtype=str(spec["dtype"]),
+                                  shape=tuple(int(x) for x in spec["shape"]), begin=begin,
+                                  end=end))
+    meta = table.get("__metadata__") or {}
+    return SafetensorsHeader(path=rel, file_size=size, header_len=n,
+                             metadata={str(k): str(v) for k, v in meta.items()},
+                             tensors=tuple(sorted(tensors, key=lambda t: t.begin)))

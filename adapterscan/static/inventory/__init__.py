@@ -1,0 +1,1 @@
+"""The inventory: every entry classified by name and content (AS40x-AS41x)."""

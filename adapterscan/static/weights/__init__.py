@@ -1,0 +1,1 @@
+"""Weight-delta statistics of every adapter module, calibration and base comparisons (AS5xx)."""
