@@ -68,6 +68,11 @@ def serve_command(
     from adapterscan.integrations.server.worker import WorkerConfig
     from adapterscan.policy.policy import Policy, load_policy
 
+    from adapterscan.integrations.server.queue import missing_driver
+
+    missing = missing_driver(db)
+    if missing:
+        fail(missing)
     secret = webhook_secret or os.environ.get("ADAPTERSCAN_WEBHOOK_SECRET")
     if not secret:
         fail("no webhook secret: pass --webhook-secret or set ADAPTERSCAN_WEBHOOK_SECRET "

@@ -50,6 +50,13 @@ class PostgresQueue(JobQueue):
                  pool_size: int = 10, connect_timeout_s: float = 15.0) -> None:
         super().__init__(max_pending=max_pending, max_attempts=max_attempts)
         self.where = describe(url)
+        try:  # one plain connection first: a refused one or a bad login fails now, with why
+            psycopg.connect(url, connect_timeout=max(1, round(connect_timeout_s))).close()
+        except psycopg.Error as exc:
+            # libpq's message names host and port, never the password; one line of it.
+            reason = " ".join(str(exc).split()) or type(exc).__name__
+            raise UsageError(f"cannot connect to the PostgreSQL queue at {self.where}: "
+                             f"{reason}") from exc
         self._pool: ConnectionPool[psycopg.Connection[Any]] = ConnectionPool(
             url, min_size=1, max_size=max(2, pool_size), kwargs={"autocommit": True},
             open=False, name="adapterscan-queue")
@@ -59,8 +66,7 @@ class PostgresQueue(JobQueue):
         except PoolTimeout as exc:
             self._pool.close()
             raise UsageError(f"cannot connect to the PostgreSQL queue at {self.where} within "
-                             f"{connect_timeout_s:g} s", hint="is the server up, and do the "
-                             "URL's user, password and database exist?") from exc
+                             f"{connect_timeout_s:g} s") from exc
         except psycopg.Error as exc:
             self._pool.close()
             raise UsageError(f"the PostgreSQL queue at {self.where} cannot be used: "

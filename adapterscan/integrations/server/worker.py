@@ -135,10 +135,7 @@ class WorkerPool:
                 done.set()
                 self.queue.release(job)
                 return None
-            reason = "timeout" if lost.timed_out else "died"
-            self.metrics.scan_lost(reason)
-            log.warning("scan of %s@%s: %s", job.repo, job.revision,
-                        _lost(lost, self.config.scan_timeout_s))
+            self.metrics.scan_lost("timeout" if lost.timed_out else "died")
             outcome = ScanOutcome.failed(_lost(lost, self.config.scan_timeout_s))
         finally:
             done.set()
