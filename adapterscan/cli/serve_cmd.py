@@ -64,11 +64,10 @@ def serve_command(
 
     from adapterscan.integrations.server.access import AccessConfig, ReadMode
     from adapterscan.integrations.server.app import ServerConfig, create_app
+    from adapterscan.integrations.server.queue import missing_driver
     from adapterscan.integrations.server.runtime import make_notifier, make_setup
     from adapterscan.integrations.server.worker import WorkerConfig
     from adapterscan.policy.policy import Policy, load_policy
-
-    from adapterscan.integrations.server.queue import missing_driver
 
     missing = missing_driver(db)
     if missing:
