@@ -149,7 +149,7 @@ def run_local(sources: Iterable[str], options: BatchOptions) -> Iterator[ItemRes
     def drive() -> None:
         worker: WorkerProcess | None = None
         while (source := todo.get()) is not None:
-            worker = worker or WorkerProcess(_handler, options)
+            worker = worker or WorkerProcess.started(_handler, options)
             t0 = time.perf_counter()
             try:
                 result = ItemResult.from_json(worker.run(source, options.timeout_s))

@@ -60,14 +60,25 @@ def _serve(conn: Any, factory: Factory, setup: Any) -> None:
 class WorkerProcess:
     """A spawned child serving `factory(setup)`; replaced by the caller once it is lost."""
 
-    def __init__(self, factory: Factory, setup: Any, *, start_timeout_s: float = 120.0) -> None:
+    def __init__(self, factory: Factory, setup: Any) -> None:
+        """Start the process; wait_ready() waits for its set-up (kill() may interrupt it)."""
         ctx = mp.get_context("spawn")  # no inherited threads, locks or database connections
         self.conn, child = ctx.Pipe()
         self.proc = ctx.Process(target=_serve, args=(child, factory, setup), daemon=True)
         self.proc.start()
         child.close()
+
+    @classmethod
+    def started(cls, factory: Factory, setup: Any) -> WorkerProcess:
+        worker = cls(factory, setup)
+        worker.wait_ready()
+        return worker
+
+    def wait_ready(self, timeout_s: float = 120.0) -> None:
+        """Raises RuntimeError (and closes this worker) when set-up failed, timed out or the
+        process was killed meanwhile."""
         try:
-            ready = self.conn.poll(start_timeout_s) and self.conn.recv() == "ready"
+            ready = self.conn.poll(timeout_s) and self.conn.recv() == "ready"
         except (EOFError, OSError):
             ready = False
         if not ready:

@@ -78,17 +78,19 @@ class WorkerPool:
             t.join(timeout)
 
     def _spawn(self, slot: int) -> WorkerProcess | None:
-        try:
-            proc = WorkerProcess(scan_handler, self.setup)
-        except RuntimeError as exc:
-            log.error("scan worker %d: %s; retrying in %g s", slot, exc,
-                      self.config.restart_backoff_s)
-            self._stop.wait(self.config.restart_backoff_s)
-            return None
-        with self._lock:
+        proc = WorkerProcess(scan_handler, self.setup)
+        with self._lock:  # registered before its set-up, so that stop() can cut that short
             self._procs[slot] = proc
             if self._stop.is_set():
                 proc.kill()
+        try:
+            proc.wait_ready()
+        except RuntimeError as exc:
+            if not self._stop.is_set():
+                log.error("scan worker %d: %s; retrying in %g s", slot, exc,
+                          self.config.restart_backoff_s)
+                self._stop.wait(self.config.restart_backoff_s)
+            return None
         return proc
 
     def _loop(self, slot: int) -> None:

@@ -1,5 +1,5 @@
-"""Fixtures shared by the service's tests: one throwaway PostgreSQL cluster per session (started
-only when a test asks for it), a fresh database per test."""
+"""Fixtures shared by the service's tests: the local Hub, one throwaway PostgreSQL cluster per
+session (started only when a test asks for it), a fresh database per test."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.hubserver import HubServer
 from tests.pgserver import PostgresServer
 
 _names = itertools.count()
@@ -23,3 +24,9 @@ def pg_server() -> Iterator[PostgresServer]:
 def pg_url(pg_server: PostgresServer) -> str:
     """An empty database of its own for each test."""
     return pg_server.database(f"t{next(_names)}")
+
+
+@pytest.fixture
+def hub() -> Iterator[HubServer]:
+    with HubServer() as h:
+        yield h

@@ -36,6 +36,18 @@ def adapter_files(seed: int) -> dict[str, bytes]:
             "adapter_model.safetensors": safetensors_bytes(lora_tensors(seed=seed))}
 
 
+def slow_scans(hub: HubServer, seconds: float = 0.05) -> None:
+    """Make every commit look-up of `hub` wait a little, so that scans take long enough for a
+    kill to land while some are in flight."""
+    real_resolve = hub.resolve
+
+    def slow_resolve(*a: Any, **kw: Any) -> Any:
+        time.sleep(seconds)
+        return real_resolve(*a, **kw)
+
+    hub.resolve = slow_resolve  # type: ignore[method-assign]
+
+
 def delivery(repo: str, sha: str, ref: str = "refs/heads/main", *,
              private: bool | None = None) -> dict[str, Any]:
     """A Hub webhook payload; `private` omitted (None) like a payload that does not say."""

@@ -10,26 +10,25 @@ from __future__ import annotations
 import random
 import socket
 import time
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
 
 import httpx
 import psycopg
 import pytest
 
 from tests.hubserver import HubServer
-from tests.integrations.server.service import SECRET, Service, adapter_files, delivery, wait_done
+from tests.integrations.server.service import (
+    SECRET,
+    Service,
+    adapter_files,
+    delivery,
+    slow_scans,
+    wait_done,
+)
 
 N_REPOS = 60
 DELIVERIES_PER_REPO = 5  # 300 deliveries: each repo's push reaches the replicas five times
-
-
-@pytest.fixture
-def hub() -> Iterator[HubServer]:
-    with HubServer() as h:
-        yield h
 
 
 def _replica(svc: Service) -> str:
@@ -49,13 +48,7 @@ def test_three_replicas_one_killed_mid_scan_every_job_one_verdict(
         tmp_path: Path, hub: HubServer, pg_url: str) -> None:
     shas = {f"acme/lora-{i}": hub.add_repo(f"acme/lora-{i}", adapter_files(i))
             for i in range(N_REPOS)}
-    real_resolve = hub.resolve
-
-    def slow_resolve(*a: Any, **kw: Any) -> Any:
-        time.sleep(0.05)  # scans take long enough that the kill lands mid-scan
-        return real_resolve(*a, **kw)
-
-    hub.resolve = slow_resolve  # type: ignore[method-assign]
+    slow_scans(hub)  # scans take long enough that the kill lands while some are in flight
     replicas = [Service(tmp_path, hub, db=pg_url, args=("--lease", "3")) for _ in range(3)]
     for svc in replicas:  # all three start at once: they migrate the empty database together
         svc.launch()

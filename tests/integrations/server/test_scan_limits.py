@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import signal
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -29,12 +28,6 @@ from tests.integrations.server.service import (
 )
 
 LIMIT_S = 4
-
-
-@pytest.fixture
-def hub() -> Iterator[HubServer]:
-    with HubServer() as h:
-        yield h
 
 
 def _deliver(svc: Service, repo: str, sha: str) -> str:
