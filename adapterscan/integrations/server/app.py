@@ -30,6 +30,7 @@ from adapterscan.integrations.server.guard import Access, Guard
 from adapterscan.integrations.server.metrics import Metrics
 from adapterscan.integrations.server.pages import add_pages
 from adapterscan.integrations.server.queue import Job, QueueFull, VerdictRow, open_queue
+from adapterscan.integrations.server.ratelimit import FailureLimiter
 from adapterscan.integrations.server.scanproc import ScanSetup
 from adapterscan.integrations.server.webhook import (
     REPO_RE,
@@ -85,7 +86,8 @@ def create_app(config: ServerConfig, setup: ScanSetup, *,
         queue.close()
         raise
     metrics = Metrics()
-    guard = Guard(config.access, metrics)
+    guard = Guard(config.access, metrics, FailureLimiter(
+        queue, config.access.max_failures, config.access.failure_window_s))
     pool = WorkerPool(queue, setup, workers=config.workers, config=config.worker,
                       metrics=metrics, notifier=notifier)
 
@@ -154,8 +156,10 @@ def create_app(config: ServerConfig, setup: ScanSetup, *,
 
     @app.post("/hooks/huggingface")
     async def hook(request: Request) -> JSONResponse:
-        access = guard.secret(request, "hook", request.headers.get("x-webhook-secret"),
-                              (config.webhook_secret,))
+        # Threads for the guard too: the failure counts are a database read.
+        access = await run_in_threadpool(guard.secret, request, "hook",
+                                         request.headers.get("x-webhook-secret"),
+                                         (config.webhook_secret,))
         if not access.allowed:
             return denied("hook", access)
         return await enqueue_from(request, "hook", "webhook", parse_delivery)
@@ -164,8 +168,9 @@ def create_app(config: ServerConfig, setup: ScanSetup, *,
     async def admissions(request: Request) -> JSONResponse:
         if config.api_token is None:
             return answer("admissions", 403, {"error": "API disabled: no --api-token set"})
-        access = guard.secret(request, "admissions", bearer(request.headers.get("authorization")),
-                              (config.api_token,))
+        access = await run_in_threadpool(guard.secret, request, "admissions",
+                                         bearer(request.headers.get("authorization")),
+                                         (config.api_token,))
         if not access.allowed:
             return denied("admissions", access)
         return await enqueue_from(request, "admissions", "api", _admission_request)

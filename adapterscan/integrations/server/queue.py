@@ -242,6 +242,27 @@ class JobQueue(abc.ABC):
                        (job.id, decision, exit_code, report_json, attestation_json, error))
         return True
 
+    # -- failed credentials (ratelimit.py) ---------------------------------------------------
+
+    def add_failure(self, client: str, window_s: float) -> None:
+        """Count a failed credential of `client`, and forget everyone's expired ones."""
+        with self._tx() as db:
+            db.execute(f"DELETE FROM auth_failures WHERE at <= {self.NOW} - ?", (window_s,))
+            db.execute(f"INSERT INTO auth_failures (client, at) VALUES (?, {self.NOW})",
+                       (client,))
+
+    def failure_wait(self, client: str, max_failures: int, window_s: float) -> float:
+        """Seconds until the oldest of `client`'s last `max_failures` failures leaves the
+        window; 0 when it has fewer than that in the window."""
+        with self._read() as db:
+            n, oldest, now = db.execute(
+                f"SELECT COUNT(*), MIN(at), {self.NOW} FROM (SELECT at FROM auth_failures "
+                f"WHERE client=? AND at > {self.NOW} - ? ORDER BY at DESC LIMIT ?) recent",
+                (client, window_s, max_failures)).fetchone()
+        if n < max_failures:
+            return 0.0
+        return max(float(oldest) + window_s - float(now), 0.001)
+
     # -- reads -------------------------------------------------------------------------------
 
     def _pairs(self, where: str, params: Sequence[object], tail: str = ""

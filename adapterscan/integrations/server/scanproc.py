@@ -8,10 +8,13 @@ service process. A scan that hangs or crashes kills only its process.
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import asdict, dataclass, field
 
 from adapterscan.integrations.procworker import Handler
 from adapterscan.policy.policy import Policy
+
+SCAN_NICENESS = 5
 
 
 @dataclass(frozen=True)
@@ -62,6 +65,9 @@ def scan_handler(setup: ScanSetup) -> Handler:
     from adapterscan.provenance.api import attest
     from adapterscan.rules.loader import load_ruleset
 
+    # Scans are batch work: below the service's own threads, so that deliveries get their 202,
+    # reads their answer and leases their renewal on time while every core is scanning.
+    os.nice(SCAN_NICENESS)
     ruleset = load_ruleset()
     options = ScanOptions(hub=HubOptions(endpoint=setup.endpoint, token=setup.hub_token))
     key = None

@@ -39,6 +39,12 @@ MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = (
     (2, ("ALTER TABLE jobs ADD COLUMN private INTEGER",)),
     # Which replica (host:pid) holds a job's lease: operators see who is scanning what.
     (3, ("ALTER TABLE jobs ADD COLUMN claimed_by TEXT",)),
+    # Failed credentials per client address (ratelimit.py), in the database so that every
+    # replica on it counts every failure; rows older than the window are deleted as new come.
+    (4, ("CREATE TABLE IF NOT EXISTS auth_failures (client TEXT NOT NULL, "
+         "at DOUBLE PRECISION NOT NULL)",
+         "CREATE INDEX IF NOT EXISTS auth_failures_client ON auth_failures (client, at)",
+         "CREATE INDEX IF NOT EXISTS auth_failures_at ON auth_failures (at)")),
 )
 
 LATEST = MIGRATIONS[-1][0]

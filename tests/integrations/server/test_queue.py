@@ -14,6 +14,7 @@ import pytest
 
 from adapterscan.errors import UsageError
 from adapterscan.integrations.server.queue import JobQueue, QueueFull, open_queue
+from adapterscan.integrations.server.ratelimit import FailureLimiter
 from adapterscan.integrations.server.schema import LATEST
 
 SHA = "a" * 40
@@ -202,3 +203,19 @@ def test_postgresql_without_psycopg_is_a_usage_error_naming_the_extra(
     monkeypatch.delitem(sys.modules, "adapterscan.integrations.server.pg_queue", raising=False)
     with pytest.raises(UsageError, match=r"adapterscan\[postgres\]"):
         open_queue("postgresql://u:pw@127.0.0.1:1/db")
+
+
+def test_failure_limits_count_per_address_in_a_window_shared_by_replicas(opener: Opener) -> None:
+    one, two = opener(), opener()  # two replicas on one database
+    first, second = FailureLimiter(one, 3, 1.0), FailureLimiter(two, 3, 1.0)
+    for _ in range(2):
+        first.fail("a")
+    assert first.retry_after("a") == 0 and second.retry_after("a") == 0
+    second.fail("a")  # the third failure, at another replica
+    assert 0 < first.retry_after("a") <= 1.0 and 0 < second.retry_after("a") <= 1.0
+    assert first.retry_after("b") == 0  # per address
+    time.sleep(1.2)  # every failure left the window
+    assert first.retry_after("a") == 0 and second.retry_after("a") == 0
+    first.fail("b")  # a new failure also deletes the expired ones: the table stays small
+    with one._read() as db:
+        assert db.execute("SELECT client FROM auth_failures").fetchall() == [("b",)]

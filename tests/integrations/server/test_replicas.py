@@ -19,10 +19,12 @@ import pytest
 
 from tests.hubserver import HubServer
 from tests.integrations.server.service import (
+    READ,
     SECRET,
     Service,
     adapter_files,
     delivery,
+    from_address,
     slow_scans,
     wait_done,
 )
@@ -137,3 +139,28 @@ def test_replica_killed_before_it_answers_never_loses_a_202(tmp_path: Path, hub:
         first.stop()
         second.stop()
     assert {r["verdict"]["decision"] for r in results.values()} <= {"pass", "warn"}
+
+
+def test_failed_credentials_count_at_every_replica(tmp_path: Path, hub: HubServer,
+                                                  pg_url: str) -> None:
+    """A guesser gets ten tries in all, not ten per replica it reaches."""
+    first = Service(tmp_path, hub, db=pg_url, args=("--workers", "1"))
+    second = Service(tmp_path, hub, db=pg_url, args=("--workers", "1"))
+    for svc in (first, second):
+        svc.launch()
+    try:
+        for svc in (first, second):
+            svc.wait_ready()
+        wrong = {"Authorization": "Bearer wrong-token-0123456789abcdef"}
+        with from_address("127.0.0.21") as guesser, from_address("127.0.0.22") as other:
+            statuses = [guesser.get(f"{svc.url}/v1/admissions/{'0' * 32}", headers=wrong)
+                        .status_code for svc in (first, second) * 5]
+            assert statuses == [401] * 10
+            for svc in (first, second):  # now limited everywhere, the right token included
+                limited = guesser.get(f"{svc.url}/v1/admissions/{'0' * 32}", headers=READ)
+                assert limited.status_code == 429 and int(limited.headers["Retry-After"]) > 0
+            assert other.get(f"{second.url}/v1/admissions/{'0' * 32}",
+                             headers=READ).status_code == 404  # another address is not
+    finally:
+        first.stop()
+        second.stop()
