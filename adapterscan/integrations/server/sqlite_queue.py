@@ -22,6 +22,7 @@ class SqliteQueue(JobQueue):
         super().__init__(max_pending=max_pending, max_attempts=max_attempts)
         self.path = path
         self._local = threading.local()  # sqlite3 connections stay in the thread that made them
+        self._write_lock = threading.Lock()
         self._migrate()
 
     def _conn(self) -> sqlite3.Connection:
@@ -38,13 +39,16 @@ class SqliteQueue(JobQueue):
     @contextmanager
     def _tx(self) -> Iterator[Db]:
         db = self._conn()
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            yield db
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
-        db.execute("COMMIT")
+        # Writers of this process queue on a lock: SQLite's own busy handler would make them
+        # sleep and retry, which under concurrent deliveries costs more than the writes.
+        with self._write_lock:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                yield db
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
 
     @contextmanager
     def _read(self) -> Iterator[Db]:
