@@ -18,7 +18,6 @@ from tests.hubserver import HubServer
 from tests.integrations.server.service import SECRET, Service, adapter_files, delivery
 
 N = 150
-WORKERS = 2  # scan processes per replica
 ROUNDS = 3
 _LATENCY = ("SELECT j.created_at, v.recorded_at FROM jobs j JOIN verdicts v "
             "ON v.job_id = j.id")
@@ -43,15 +42,16 @@ Result = tuple[float, float, float, float]  # accepted/s, admissions/s, p50 s, p
 
 
 def _measure(tmp: Path, hub: HubServer, shas: dict[str, str], db: str | Path,
-             replicas: int) -> Result:
-    services = [Service(tmp, hub, db=db, args=("--workers", str(WORKERS), "--lease", "30"))
+             replicas: int, workers: int) -> Result:
+    services = [Service(tmp, hub, db=db, args=("--workers", str(workers), "--lease", "30"))
                 for _ in range(replicas)]
     for svc in services:
         svc.launch()
     try:
-        for svc in services:
+        for svc in services:  # every scan process started before the clock starts
             svc.wait_ready()
-        time.sleep(2 + 2 * replicas)  # scan processes finish starting before the clock starts
+            while httpx.get(f"{svc.url}/healthz").json()["scan_processes"]["ready"] < workers:
+                time.sleep(0.1)
         items = list(shas.items())
         t0 = time.perf_counter()
         # One keep-alive client, as a sender of webhooks is: a new client per request would
@@ -76,13 +76,16 @@ def _measure(tmp: Path, hub: HubServer, shas: dict[str, str], db: str | Path,
     return len(items) / accept, len(items) / wall, p[49], p[98]
 
 
-CONFIGS = (("sqlite", 1), ("postgres", 1), ("sqlite", 3), ("postgres", 3))
+# (queue, replicas, scan processes per replica): one replica with six processes as well, to
+# tell what three replicas add from what more scan processes add.
+CONFIGS = (("sqlite", 1, 2), ("postgres", 1, 2), ("sqlite", 1, 6), ("postgres", 1, 6),
+           ("sqlite", 3, 2), ("postgres", 3, 2))
 
 
 def run() -> BenchTable:
     from tests.pgserver import PostgresServer
 
-    results: dict[tuple[str, int], list[Result]] = {c: [] for c in CONFIGS}
+    results: dict[tuple[str, int, int], list[Result]] = {c: [] for c in CONFIGS}
     load = [os.getloadavg()[0]]
     with ExitStack() as stack:
         tmp = Path(stack.enter_context(tempfile.TemporaryDirectory()))
@@ -91,8 +94,8 @@ def run() -> BenchTable:
         # Rounds interleave the configurations, so that other load on the machine falls on
         # each of them alike; the table shows each one's median round.
         for r in range(ROUNDS):
-            for backend, replicas in CONFIGS:
-                name = f"{backend}-{replicas}-{r}"
+            for backend, replicas, workers in CONFIGS:
+                name = f"{backend}-{replicas}x{workers}-{r}"
                 # Fresh repos for each run: no run finds another's scans in the Hub cache.
                 shas = {f"bench/{name}-{i}": hub.add_repo(f"bench/{name}-{i}", adapter_files(i))
                         for i in range(N)}
@@ -100,13 +103,14 @@ def run() -> BenchTable:
                 run_dir.mkdir()
                 db: str | Path = (run_dir / "admissions.db" if backend == "sqlite"
                                   else pg.database(name.replace("-", "_")))
-                results[(backend, replicas)].append(_measure(run_dir, hub, shas, db, replicas))
+                results[(backend, replicas, workers)].append(
+                    _measure(run_dir, hub, shas, db, replicas, workers))
     load.append(os.getloadavg()[0])
     rows = []
-    for (backend, replicas), runs in results.items():
+    for (backend, replicas, workers), runs in results.items():
         med = [statistics.median(col) for col in zip(*runs, strict=True)]
         rows.append(("SQLite" if backend == "sqlite" else "PostgreSQL", str(replicas),
-                     str(replicas * WORKERS), f"{med[0]:.0f}", f"{med[1]:.1f}", f"{med[2]:.2f}",
+                     str(replicas * workers), f"{med[0]:.0f}", f"{med[1]:.1f}", f"{med[2]:.2f}",
                      f"{med[3]:.2f}"))
     return BenchTable(
         title=f"Admission service: {N} webhook deliveries, static scans, SQLite and PostgreSQL",
@@ -115,7 +119,7 @@ def run() -> BenchTable:
         rows=tuple(rows),
         notes=f"{N} deliveries of distinct commits, sent all at once by 8 client threads over "
               "keep-alive connections, spread "
-              f"round-robin over the replicas (each with {WORKERS} scan processes), on one "
+              "round-robin over the replicas, on one "
               "machine together with the local Hub server and the PostgreSQL server (default "
               "settings: fsync on, synchronous commit; SQLite in WAL with synchronous=FULL). "
               "*Deliveries accepted/s*: deliveries over the time until the last 202, while scans "

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import multiprocessing as mp
+import os
 import signal
 import sys
 from collections.abc import Callable
@@ -41,6 +42,9 @@ def _die_with_parent() -> None:
         # Not fatal when unavailable: the process then exits at the pipe's EOF.
         with contextlib.suppress(OSError, AttributeError):
             ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    parent = mp.parent_process()
+    if parent is not None and os.getppid() != parent.pid:  # it died before the line above
+        os._exit(0)
 
 
 def _serve(conn: Any, factory: Factory, setup: Any) -> None:
@@ -67,6 +71,7 @@ class WorkerProcess:
         self.proc = ctx.Process(target=_serve, args=(child, factory, setup), daemon=True)
         self.proc.start()
         child.close()
+        self.ready = False
 
     @classmethod
     def started(cls, factory: Factory, setup: Any) -> WorkerProcess:
@@ -84,6 +89,7 @@ class WorkerProcess:
         if not ready:
             self.close(kill=True)
             raise RuntimeError(f"a worker process failed to start (exit {self.proc.exitcode})")
+        self.ready = True
 
     @property
     def pid(self) -> int | None:

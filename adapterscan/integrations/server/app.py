@@ -219,7 +219,9 @@ def create_app(config: ServerConfig, setup: ScanSetup, *,
 
     @app.get("/healthz")
     def healthz() -> JSONResponse:
-        return answer("healthz", 200, {"ok": True, "jobs": queue.counts()})
+        return answer("healthz", 200, {"ok": True, "jobs": queue.counts(),
+                                       "scan_processes": {"ready": pool.ready(),
+                                                          "of": config.workers}})
 
     @app.get("/metrics", response_model=None)
     def metrics_route(request: Request) -> Response:

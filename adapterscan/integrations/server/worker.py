@@ -77,6 +77,12 @@ class WorkerPool:
         for t in self._threads:
             t.join(timeout)
 
+    def ready(self) -> int:
+        """Scan processes started and alive (for /healthz): below `workers` while they start,
+        or when they cannot."""
+        with self._lock:
+            return sum(p.ready and p.alive() for p in self._procs.values())
+
     def _spawn(self, slot: int) -> WorkerProcess | None:
         proc = WorkerProcess(scan_handler, self.setup)
         with self._lock:  # registered before its set-up, so that stop() can cut that short

@@ -91,6 +91,8 @@ def test_hung_and_crashed_scans_become_errors_and_free_their_slot(
         assert done["report"]["subject"]["revision"] == shas["acme/fine"]
         fresh = svc.scan_processes()
         assert fresh and fresh != procs  # a fresh process took the slot
+        health = httpx.get(f"{svc.url}/healthz", timeout=5).json()
+        assert health["scan_processes"] == {"ready": 1, "of": 1}
         assert _lost(svc) == {"died": 1, "timeout": 1}
     finally:
         svc.stop()
