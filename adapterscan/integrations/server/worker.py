@@ -84,14 +84,14 @@ class WorkerPool:
             return sum(p.ready and p.alive() for p in self._procs.values())
 
     def _spawn(self, slot: int) -> WorkerProcess | None:
-        proc = WorkerProcess(scan_handler, self.setup)
-        with self._lock:  # registered before its set-up, so that stop() can cut that short
-            self._procs[slot] = proc
-            if self._stop.is_set():
-                proc.kill()
         try:
+            proc = WorkerProcess(scan_handler, self.setup)
+            with self._lock:  # registered before its set-up, so that stop() can cut that short
+                self._procs[slot] = proc
+                if self._stop.is_set():
+                    proc.kill()
             proc.wait_ready()
-        except RuntimeError as exc:
+        except (RuntimeError, OSError) as exc:  # OSError: no process could be made at all
             if not self._stop.is_set():
                 log.error("scan worker %d: %s; retrying in %g s", slot, exc,
                           self.config.restart_backoff_s)
