@@ -9,6 +9,7 @@ from typing import NoReturn, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from adapterscan.cli.exit_codes import ExitCode
 from adapterscan.errors import AdapterScanError, FetchError
@@ -21,7 +22,9 @@ def stderr_console() -> Console:
 
 
 def fail(message: str, code: ExitCode = ExitCode.ERROR) -> NoReturn:
-    stderr_console().print(f"[red]error[/]: {message}", markup=True)
+    # soft_wrap: one message stays one line whatever the terminal's width (logs, grep).
+    # escape: a message naming `adapterscan[postgres]` is text, not markup.
+    stderr_console().print(f"[red]error[/]: {escape(message)}", markup=True, soft_wrap=True)
     raise typer.Exit(int(code))
 
 

@@ -19,8 +19,11 @@ class PublicReads(enum.Enum):
 
 
 def serve_command(
-    db: Annotated[Path, typer.Option(help="SQLite database of the durable queue")]
-    = Path("adapterscan-admissions.db"),
+    db: Annotated[str, typer.Option(
+        envvar="ADAPTERSCAN_DB",
+        help="the durable queue: a SQLite file (one host), or a postgresql://user@host/dbname "
+             "URL shared by several replicas (needs adapterscan[postgres]; give the password "
+             "in PGPASSWORD or ~/.pgpass, not the URL)")] = "adapterscan-admissions.db",
     host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="port")] = 8080,
     workers: Annotated[int, typer.Option(help="concurrent scans")] = 2,
@@ -52,20 +55,29 @@ def serve_command(
     = 1024 * 1024,
     lease: Annotated[float, typer.Option(help="seconds a worker holds a job between renewals "
                                          "before another may take it")] = 60.0,
+    scan_timeout: Annotated[float, typer.Option(
+        help="seconds a scan may run; then its process is killed and the verdict is an "
+             "error")] = 600.0,
 ) -> None:
     """Run the admission service: Hub webhooks in, durable queue, signed verdicts out."""
     import uvicorn
 
     from adapterscan.integrations.server.access import AccessConfig, ReadMode
     from adapterscan.integrations.server.app import ServerConfig, create_app
-    from adapterscan.integrations.server.runtime import make_notifier, make_scanner, make_signer
+    from adapterscan.integrations.server.queue import missing_driver
+    from adapterscan.integrations.server.runtime import make_notifier, make_setup
     from adapterscan.integrations.server.worker import WorkerConfig
     from adapterscan.policy.policy import Policy, load_policy
 
+    missing = missing_driver(db)
+    if missing:
+        fail(missing)
     secret = webhook_secret or os.environ.get("ADAPTERSCAN_WEBHOOK_SECRET")
     if not secret:
         fail("no webhook secret: pass --webhook-secret or set ADAPTERSCAN_WEBHOOK_SECRET "
              "(the service refuses to run an open endpoint)")
+    if workers < 1 or scan_timeout <= 0 or lease <= 0:
+        fail("--workers must be at least 1, --scan-timeout and --lease positive")
     policy = run_or_exit(lambda: load_policy(policy_file)) if policy_file else Policy()
     hub_endpoint = endpoint or os.environ.get("HF_ENDPOINT")
     api = api_token or os.environ.get("ADAPTERSCAN_API_TOKEN")
@@ -81,10 +93,11 @@ def serve_command(
     config = ServerConfig(db=db, webhook_secret=secret, api_token=api, workers=workers,
                           max_body_bytes=max_body, max_pending=max_pending,
                           policy_digest=policy.source_digest or "default",
-                          worker=WorkerConfig(lease_s=lease), access=access)
-    signer = run_or_exit(lambda: make_signer(sign_key, policy)) if sign_key else None
+                          worker=WorkerConfig(lease_s=lease, scan_timeout_s=scan_timeout),
+                          access=access)
+    setup = run_or_exit(lambda: make_setup(policy, hub_endpoint, os.environ.get("HF_TOKEN"),
+                                           sign_key))
     app = run_or_exit(lambda: create_app(
-        config, make_scanner(policy, hub_endpoint, os.environ.get("HF_TOKEN")), signer=signer,
-        notifier=make_notifier(notify_url) if notify_url else None))
+        config, setup, notifier=make_notifier(notify_url) if notify_url else None))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     uvicorn.run(app, host=host, port=port, log_level="warning")

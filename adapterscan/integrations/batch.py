@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-import multiprocessing as mp
 import os
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -18,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from adapterscan.errors import UsageError
+from adapterscan.integrations.procworker import WorkerLost, WorkerProcess
 from adapterscan.rules.model import RuleSet
 
 Progress = Callable[["ItemResult"], None]
@@ -123,54 +123,13 @@ def scan_item(source: str, options: BatchOptions, ruleset: RuleSet | None = None
         seconds=time.perf_counter() - t0)
 
 
-def _serve(conn: Any, options: BatchOptions) -> None:
-    """A long-lived worker process: scan each source sent to it until it receives None."""
+def _handler(options: BatchOptions) -> Callable[[str], str]:
+    """Runs in a worker process: scan each source sent to it, answer its result as JSON."""
     from adapterscan.rules.loader import load_ruleset
 
     # Imports and the rule set are paid once per worker, before the first item's clock starts.
     ruleset = load_ruleset()
-    conn.send("ready")
-    while True:
-        source = conn.recv()
-        if source is None:
-            return
-        conn.send(scan_item(source, options, ruleset).to_json())
-
-
-class _Worker:
-    """One worker process; killed and replaced when an item overruns its timeout or dies."""
-
-    def __init__(self, options: BatchOptions) -> None:
-        ctx = mp.get_context("spawn")  # no inherited threads or locks from the parent
-        self.conn, child = ctx.Pipe()
-        self.proc = ctx.Process(target=_serve, args=(child, options), daemon=True)
-        self.proc.start()
-        child.close()
-        if not self.conn.poll(120) or self.conn.recv() != "ready":
-            raise RuntimeError("a batch worker process failed to start")
-
-    def run(self, source: str, timeout_s: float) -> ItemResult | None:
-        """The item's result, or None when the worker timed out or died (then it is dead)."""
-        try:
-            self.conn.send(source)
-            if self.conn.poll(timeout_s):
-                return ItemResult.from_json(self.conn.recv())
-        except (EOFError, OSError):
-            pass
-        self.close(kill=True)
-        return None
-
-    def close(self, *, kill: bool = False) -> None:
-        if not kill:
-            try:
-                self.conn.send(None)
-                self.proc.join(5)
-            except OSError:
-                pass
-        if self.proc.is_alive():
-            self.proc.kill()
-        self.proc.join(5)
-        self.conn.close()
+    return lambda source: scan_item(source, options, ruleset).to_json()
 
 
 def run_local(sources: Iterable[str], options: BatchOptions) -> Iterator[ItemResult]:
@@ -188,18 +147,19 @@ def run_local(sources: Iterable[str], options: BatchOptions) -> Iterator[ItemRes
         todo.put(None)
 
     def drive() -> None:
-        worker: _Worker | None = None
+        worker: WorkerProcess | None = None
         while (source := todo.get()) is not None:
-            worker = worker or _Worker(options)
+            worker = worker or WorkerProcess.started(_handler, options)
             t0 = time.perf_counter()
-            result = worker.run(source, options.timeout_s)
-            if result is None:
-                died = worker.proc.exitcode not in (None, -9)
+            try:
+                result = ItemResult.from_json(worker.run(source, options.timeout_s))
+            except WorkerLost as lost:
                 worker = None
                 result = ItemResult(
-                    source, "error" if died else "timeout", 3, seconds=time.perf_counter() - t0,
-                    error="the scan process died" if died else
-                    f"no result within {options.timeout_s:g} s; the scan was killed")
+                    source, "timeout" if lost.timed_out else "error", 3,
+                    seconds=time.perf_counter() - t0,
+                    error=f"no result within {options.timeout_s:g} s; the scan was killed"
+                    if lost.timed_out else "the scan process died")
             done.put(result)
         if worker is not None:
             worker.close()

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -32,3 +35,42 @@ def test_public_reads_takes_public_or_all(tmp_path: Path) -> None:
     assert res.exit_code == 2 and "public" in res.output
     res = CliRunner().invoke(app, ["serve", "--db", str(tmp_path / "q.db"), "--public-reads"])
     assert res.exit_code == 2  # a bare flag is refused, never taken as "open everything"
+
+
+def _serve(tmp_path: Path, *args: str, shadow_psycopg: bool = False
+           ) -> subprocess.CompletedProcess[str]:
+    """`adapterscan serve` as a real process; `shadow_psycopg` makes `import psycopg` fail there
+    the way it does where the [postgres] extra is not installed."""
+    path = [str(Path(__file__).resolve().parents[2])]
+    if shadow_psycopg:
+        (tmp_path / "psycopg.py").write_text("raise ImportError(\"No module named 'psycopg'\")\n")
+        path.insert(0, str(tmp_path))
+    env = dict(os.environ, ADAPTERSCAN_WEBHOOK_SECRET="s3cret-webhook",
+               PYTHONPATH=os.pathsep.join(path))
+    return subprocess.run([sys.executable, "-m", "adapterscan", "serve", *args], env=env,
+                          capture_output=True, text=True, timeout=60)
+
+
+def test_postgresql_queue_without_psycopg_is_one_line_naming_the_extra(tmp_path: Path) -> None:
+    res = _serve(tmp_path, "--db", "postgresql://bob:hunter2@127.0.0.1:1/queue",
+                 shadow_psycopg=True)
+    assert res.returncode == 2
+    lines = [line for line in res.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "adapterscan[postgres]" in lines[0], res.stderr
+    assert "hunter2" not in res.stderr + res.stdout
+
+
+def test_unreachable_postgresql_queue_stops_the_service_without_showing_the_password(
+        tmp_path: Path) -> None:
+    res = _serve(tmp_path, "--db", "postgresql://bob:hunter2@127.0.0.1:1/queue")
+    assert res.returncode == 2
+    assert "cannot connect to the PostgreSQL queue at bob@127.0.0.1:1/queue" in res.stderr
+    assert "hunter2" not in res.stderr + res.stdout
+
+
+@pytest.mark.usefixtures("env")
+@pytest.mark.parametrize("flags", [["--scan-timeout", "0"], ["--workers", "0"],
+                                   ["--lease", "-1"]])
+def test_nonsense_limits_stop_the_service(tmp_path: Path, flags: list[str]) -> None:
+    res = CliRunner().invoke(app, ["serve", "--db", str(tmp_path / "q.db"), *flags])
+    assert res.exit_code == 2 and "--scan-timeout" in res.output

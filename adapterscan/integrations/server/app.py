@@ -11,11 +11,11 @@ import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from starlette.concurrency import run_in_threadpool
 
 from adapterscan.errors import UsageError
 from adapterscan.integrations.server.access import (
@@ -29,7 +29,9 @@ from adapterscan.integrations.server.body import BodyTooLarge, read_body
 from adapterscan.integrations.server.guard import Access, Guard
 from adapterscan.integrations.server.metrics import Metrics
 from adapterscan.integrations.server.pages import add_pages
-from adapterscan.integrations.server.queue import Job, JobQueue, QueueFull, VerdictRow
+from adapterscan.integrations.server.queue import Job, QueueFull, VerdictRow, open_queue
+from adapterscan.integrations.server.ratelimit import FailureLimiter
+from adapterscan.integrations.server.scanproc import ScanSetup
 from adapterscan.integrations.server.webhook import (
     REPO_RE,
     SHA_RE,
@@ -38,20 +40,14 @@ from adapterscan.integrations.server.webhook import (
     Revision,
     parse_delivery,
 )
-from adapterscan.integrations.server.worker import (
-    Notifier,
-    Scanner,
-    Signer,
-    WorkerConfig,
-    WorkerPool,
-)
+from adapterscan.integrations.server.worker import Notifier, WorkerConfig, WorkerPool
 
 log = logging.getLogger("adapterscan.server")
 
 
 @dataclass(frozen=True)
 class ServerConfig:
-    db: Path
+    db: str  # a SQLite file's path, or a postgresql:// URL
     webhook_secret: str
     api_token: str | None = None
     workers: int = 2
@@ -76,23 +72,31 @@ def _job_json(job: Job, verdict: VerdictRow | None, *, full: bool) -> dict[str, 
     return out
 
 
-def create_app(config: ServerConfig, scanner: Scanner, *, signer: Signer | None = None,
+def create_app(config: ServerConfig, setup: ScanSetup, *,
                notifier: Notifier | None = None) -> FastAPI:
     if not config.webhook_secret:
         raise UsageError("no webhook secret configured: refusing to run an open endpoint",
                          hint="pass --webhook-secret or set ADAPTERSCAN_WEBHOOK_SECRET")
-    queue = JobQueue(config.db, max_pending=config.max_pending)
-    check_start(config.access.mode, queue.count_private())
+    # Connections: one per worker thread at most, and some for requests served in threads.
+    queue = open_queue(config.db, max_pending=config.max_pending,
+                       pool_size=config.workers + 8)
+    try:
+        check_start(config.access.mode, queue.count_private())
+    except UsageError:
+        queue.close()
+        raise
     metrics = Metrics()
-    guard = Guard(config.access, metrics)
-    pool = WorkerPool(queue, scanner, workers=config.workers, config=config.worker,
-                      metrics=metrics, signer=signer, notifier=notifier)
+    guard = Guard(config.access, metrics, FailureLimiter(
+        queue, config.access.max_failures, config.access.failure_window_s))
+    pool = WorkerPool(queue, setup, workers=config.workers, config=config.worker,
+                      metrics=metrics, notifier=notifier)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         pool.start()
         yield
         pool.stop()
+        queue.close()
 
     app = FastAPI(title="adapterscan admission service", lifespan=lifespan, docs_url=None,
                   redoc_url=None, openapi_url=None)
@@ -126,6 +130,10 @@ def create_app(config: ServerConfig, scanner: Scanner, *, signer: Signer | None 
             delivery = parse(json.loads(raw))
         except (ValueError, PayloadError) as exc:
             return answer(route, 422, {"error": f"malformed payload: {exc}"})
+        # The database work runs in a thread: a PostgreSQL round trip must not stall the loop.
+        return await run_in_threadpool(store, delivery, route, origin)
+
+    def store(delivery: Delivery, route: str, origin: str) -> JSONResponse:
         if delivery.private:
             queue.mark_private(delivery.repo)  # hide its earlier jobs too, in every read mode
         if not all(accepts_job(r.private, config.access.mode) for r in delivery.revisions):
@@ -148,8 +156,10 @@ def create_app(config: ServerConfig, scanner: Scanner, *, signer: Signer | None 
 
     @app.post("/hooks/huggingface")
     async def hook(request: Request) -> JSONResponse:
-        access = guard.secret(request, "hook", request.headers.get("x-webhook-secret"),
-                              (config.webhook_secret,))
+        # Threads for the guard too: the failure counts are a database read.
+        access = await run_in_threadpool(guard.secret, request, "hook",
+                                         request.headers.get("x-webhook-secret"),
+                                         (config.webhook_secret,))
         if not access.allowed:
             return denied("hook", access)
         return await enqueue_from(request, "hook", "webhook", parse_delivery)
@@ -158,8 +168,9 @@ def create_app(config: ServerConfig, scanner: Scanner, *, signer: Signer | None 
     async def admissions(request: Request) -> JSONResponse:
         if config.api_token is None:
             return answer("admissions", 403, {"error": "API disabled: no --api-token set"})
-        access = guard.secret(request, "admissions", bearer(request.headers.get("authorization")),
-                              (config.api_token,))
+        access = await run_in_threadpool(guard.secret, request, "admissions",
+                                         bearer(request.headers.get("authorization")),
+                                         (config.api_token,))
         if not access.allowed:
             return denied("admissions", access)
         return await enqueue_from(request, "admissions", "api", _admission_request)
@@ -208,7 +219,9 @@ def create_app(config: ServerConfig, scanner: Scanner, *, signer: Signer | None 
 
     @app.get("/healthz")
     def healthz() -> JSONResponse:
-        return answer("healthz", 200, {"ok": True, "jobs": queue.counts()})
+        return answer("healthz", 200, {"ok": True, "jobs": queue.counts(),
+                                       "scan_processes": {"ready": pool.ready(),
+                                                          "of": config.workers}})
 
     @app.get("/metrics", response_model=None)
     def metrics_route(request: Request) -> Response:

@@ -37,10 +37,10 @@ def client_of(request: Request) -> str:
 
 
 class Guard:
-    def __init__(self, config: AccessConfig, metrics: Metrics) -> None:
+    def __init__(self, config: AccessConfig, metrics: Metrics, limiter: FailureLimiter) -> None:
         self.config = config
         self.metrics = metrics
-        self.limiter = FailureLimiter(config.max_failures, config.failure_window_s)
+        self.limiter = limiter
         self.sessions = Sessions(config.read_tokens, config.session_s)
 
     def read(self, request: Request, route: str, *, anonymous_ok: bool | None = None,

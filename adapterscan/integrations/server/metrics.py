@@ -16,6 +16,7 @@ class Metrics:
         self.requests: Counter[tuple[str, int]] = Counter()
         self.verdicts: Counter[str] = Counter()
         self.denials: Counter[tuple[str, str]] = Counter()
+        self.lost: Counter[str] = Counter()
         self._hist = [0] * (len(BUCKETS) + 1)
         self._sum = 0.0
 
@@ -26,6 +27,11 @@ class Metrics:
     def denied(self, route: str, reason: str) -> None:
         with self._lock:
             self.denials[(route, reason)] += 1
+
+    def scan_lost(self, reason: str) -> None:
+        """A scan process killed at its time limit ("timeout") or dead ("died")."""
+        with self._lock:
+            self.lost[reason] += 1
 
     def scan_done(self, decision: str, seconds: float) -> None:
         with self._lock:
@@ -53,6 +59,11 @@ class Metrics:
                       "# TYPE adapterscan_scans_total counter"]
             lines += [f'adapterscan_scans_total{{decision="{d}"}} {n}'
                       for d, n in sorted(self.verdicts.items())]
+            lines += ["# HELP adapterscan_scan_processes_lost_total scans whose process was "
+                      "killed at the time limit or died (each recorded as an error verdict)",
+                      "# TYPE adapterscan_scan_processes_lost_total counter"]
+            lines += [f'adapterscan_scan_processes_lost_total{{reason="{r}"}} {n}'
+                      for r, n in sorted(self.lost.items())]
             lines += ["# HELP adapterscan_scan_seconds scan duration",
                       "# TYPE adapterscan_scan_seconds histogram"]
             cum = 0

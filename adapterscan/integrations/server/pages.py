@@ -12,6 +12,7 @@ from urllib.parse import parse_qs, quote
 
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from starlette.concurrency import run_in_threadpool
 
 from adapterscan.integrations.server.access import ReadMode
 from adapterscan.integrations.server.body import BodyTooLarge, read_body
@@ -128,7 +129,8 @@ def add_pages(app: FastAPI, queue: JobQueue, guard: Guard) -> None:
             return login_form(request, 403, next_path,
                               "The form expired or was sent from another site; try again.")
         token = field("token")
-        access = guard.secret(request, "login", token, config.read_tokens)
+        access = await run_in_threadpool(guard.secret, request, "login", token,
+                                         config.read_tokens)  # a database read
         if access.status == 429:
             resp = login_form(request, 429, next_path,
                               "Too many failed attempts from this address; wait a minute.")

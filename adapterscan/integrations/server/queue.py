@@ -1,4 +1,4 @@
-"""A durable job queue in SQLite (WAL): committed before 202, leased, idempotent, exactly-once.
+"""The durable job queue: committed before 202, leased, idempotent, exactly-once.
 
 Jobs are unique on (repo, revision, policy digest): a duplicate delivery returns the existing
 job. A worker claims a job with a lease; a worker that dies (kill -9) stops renewing, the lease
@@ -8,47 +8,31 @@ resurrected stale worker cannot record a second verdict.
 
 Each job records whether its repo is private (1), public (0) or unknown (NULL: treated as private
 by the access rules in access.py; databases from before the column get it with NULL everywhere).
+
+`JobQueue` holds every statement, written once for both back ends (`?` placeholders, the clock
+and the claim's row lock as fragments); `SqliteQueue` (one host, the embedded default) and
+`PostgresQueue` (several replicas on one database) supply connections and transactions.
+`open_queue` picks one from `--db`.
 """
 
 from __future__ import annotations
 
-import sqlite3
-import threading
-import time
+import abc
+import os
+import socket
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from pathlib import Path
+from typing import Any, Protocol
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS jobs (
-  id TEXT PRIMARY KEY,
-  repo TEXT NOT NULL,
-  revision TEXT NOT NULL,
-  policy_digest TEXT NOT NULL,
-  ref TEXT,
-  origin TEXT NOT NULL,
-  status TEXT NOT NULL CHECK (status IN ('queued', 'running', 'done')),
-  attempts INTEGER NOT NULL DEFAULT 0,
-  lease_token TEXT,
-  lease_until REAL,
-  created_at REAL NOT NULL,
-  updated_at REAL NOT NULL,
-  private INTEGER,  -- access control: 1 private, 0 public, NULL unknown (treated as private)
-  UNIQUE (repo, revision, policy_digest)
-);
-CREATE INDEX IF NOT EXISTS jobs_status ON jobs (status, created_at);
-CREATE TABLE IF NOT EXISTS verdicts (
-  job_id TEXT PRIMARY KEY REFERENCES jobs(id),
-  decision TEXT NOT NULL,
-  exit_code INTEGER NOT NULL,
-  report_json TEXT,
-  attestation_json TEXT,
-  error TEXT,
-  recorded_at REAL NOT NULL
-);
-"""
+from adapterscan.errors import UsageError
+from adapterscan.integrations.server.schema import (
+    LATEST,
+    MIGRATIONS,
+    VERSION_TABLE,
+    legacy_version,
+)
 
 
 class QueueFull(Exception):
@@ -69,6 +53,7 @@ class Job:
     created_at: float
     updated_at: float
     private: bool | None = None  # None: unknown, which access.py treats as private
+    claimed_by: str | None = None  # host:pid of the replica that holds (or last held) the lease
 
 
 @dataclass(frozen=True)
@@ -82,129 +67,222 @@ class VerdictRow:
     recorded_at: float
 
 
-_JOB_COLS = ("id, repo, revision, policy_digest, ref, origin, status, attempts, lease_token, "
-             "created_at, updated_at, private")
+class Cursor(Protocol):
+    @property
+    def rowcount(self) -> int: ...
+    def fetchone(self) -> Any: ...
+    def fetchall(self) -> list[Any]: ...
 
 
-def _job(row: tuple[object, ...]) -> Job:
-    *cols, private = row
-    return Job(*cols, private=None if private is None else bool(private))  # type: ignore[arg-type,misc]
+class Db(Protocol):
+    """What the statements need of a connection: sqlite3's, or psycopg's behind a shim."""
+
+    def execute(self, sql: str, params: Sequence[object] = ..., /) -> Cursor: ...
 
 
-class JobQueue:
-    def __init__(self, path: Path, *, max_pending: int = 10_000, max_attempts: int = 3) -> None:
-        self.path = path
+_COLS = ("id", "repo", "revision", "policy_digest", "ref", "origin", "status", "attempts",
+         "lease_token", "created_at", "updated_at", "private", "claimed_by")
+_JOB = ", ".join(_COLS)
+_J_V = (", ".join(f"j.{c}" for c in _COLS) + ", v.job_id, v.decision, v.exit_code, "
+        "v.report_json, v.attestation_json, v.error, v.recorded_at")
+_N = len(_COLS)
+
+
+def _job(row: Sequence[Any]) -> Job:
+    cols = list(row[:_N])
+    private = cols[11]
+    cols[11] = None if private is None else bool(private)
+    return Job(*cols)
+
+
+def _pair(row: Sequence[Any]) -> tuple[Job, VerdictRow | None]:
+    """A row of jobs LEFT JOIN verdicts."""
+    verdict = row[_N:]
+    return _job(row), (VerdictRow(*verdict) if verdict[0] is not None else None)
+
+
+def replica_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+class JobQueue(abc.ABC):
+    """Every statement of the queue; subclasses give connections, transactions and dialect."""
+
+    #: SQL for "now" in epoch seconds. PostgreSQL uses the database's clock, so replicas on
+    #: hosts whose clocks disagree still agree on when a lease expires.
+    NOW: str
+    #: What the claim's sub-select adds to take a row no other claimer holds.
+    SKIP_LOCKED: str
+
+    def __init__(self, *, max_pending: int = 10_000, max_attempts: int = 3) -> None:
         self.max_pending = max_pending
         self.max_attempts = max_attempts
-        self._local = threading.local()
-        self._conn().executescript(SCHEMA)  # executescript manages its own transaction
-        self._migrate()
+        self.owner = replica_name()
+
+    # -- what a back end provides ------------------------------------------------------------
+
+    @abc.abstractmethod
+    def _tx(self) -> AbstractContextManager[Db]:
+        """A write transaction: committed on exit, rolled back on an exception."""
+
+    @abc.abstractmethod
+    def _read(self) -> AbstractContextManager[Db]:
+        """A connection for one consistent read statement."""
+
+    @abc.abstractmethod
+    def _lock_schema(self, db: Db) -> None:
+        """Serialise migrations between processes starting at once."""
+
+    @abc.abstractmethod
+    def _tables(self, db: Db) -> set[str]: ...
+
+    @abc.abstractmethod
+    def _columns(self, db: Db, table: str) -> set[str]: ...
+
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Release connections."""
+
+    # -- schema ------------------------------------------------------------------------------
 
     def _migrate(self) -> None:
-        """Access control: databases written before privacy was recorded get the column, NULL
-        (unknown, so treated as private) on every existing job."""
+        """Create the schema or bring it to LATEST; refuse a database newer than this code."""
         with self._tx() as db:
-            cols = {row[1] for row in db.execute("PRAGMA table_info(jobs)")}
-            if "private" not in cols:
-                db.execute("ALTER TABLE jobs ADD COLUMN private INTEGER")
+            self._lock_schema(db)
+            if "schema_version" in self._tables(db):
+                row = db.execute("SELECT MAX(version) FROM schema_version").fetchone()
+                current = int(row[0] or 0)
+            else:
+                current = legacy_version(self._tables(db), self._columns(db, "jobs"))
+                db.execute(VERSION_TABLE)
+            if current > LATEST:
+                raise UsageError(f"the queue's schema is version {current}, newer than this "
+                                 f"adapterscan knows ({LATEST})",
+                                 hint="run the same or a newer adapterscan on this database")
+            for version, statements in MIGRATIONS:
+                if version > current:
+                    for sql in statements:
+                        db.execute(sql)
+            if current < LATEST:
+                db.execute("DELETE FROM schema_version")
+                db.execute("INSERT INTO schema_version (version) VALUES (?)", (LATEST,))
 
-    def _conn(self) -> sqlite3.Connection:
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = sqlite3.connect(self.path, timeout=30, isolation_level=None,
-                                   check_same_thread=True)
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=FULL")  # a 202 means the job survives a crash
-            conn.execute("PRAGMA busy_timeout=30000")
-            self._local.conn = conn
-        return conn
+    def schema_version(self) -> int:
+        with self._read() as db:
+            return int(db.execute("SELECT MAX(version) FROM schema_version").fetchone()[0])
 
-    @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
-        db = self._conn()
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            yield db
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
-        db.execute("COMMIT")
+    # -- jobs --------------------------------------------------------------------------------
 
     def enqueue(self, repo: str, revision: str, policy_digest: str, *, ref: str | None,
                 origin: str, private: bool | None = None) -> tuple[Job, bool]:
         """Commit a job (or find the existing one); returns (job, created). `private` is
         stored with a new job only: an existing job becomes private through mark_private."""
-        now = time.time()
+        find = f"SELECT {_JOB} FROM jobs WHERE repo=? AND revision=? AND policy_digest=?"
+        key = (repo, revision, policy_digest)
         with self._tx() as db:
-            row = db.execute(f"SELECT {_JOB_COLS} FROM jobs WHERE repo=? AND revision=? AND "
-                             "policy_digest=?", (repo, revision, policy_digest)).fetchone()
+            row = db.execute(find, key).fetchone()
             if row:
-                return _job(row), False
-            pending = db.execute("SELECT COUNT(*) FROM jobs WHERE status != 'done'").fetchone()
-            if pending[0] >= self.max_pending:
-                raise QueueFull(f"{pending[0]} jobs pending")
-            job_id = uuid.uuid4().hex
-            db.execute("INSERT INTO jobs (id, repo, revision, policy_digest, ref, origin, "
-                       "status, created_at, updated_at, private) "
-                       "VALUES (?,?,?,?,?,?, 'queued', ?, ?, ?)",
-                       (job_id, repo, revision, policy_digest, ref, origin, now, now,
-                        None if private is None else int(private)))
-            row = db.execute(f"SELECT {_JOB_COLS} FROM jobs WHERE id=?", (job_id,)).fetchone()
-        return _job(row), True
+                return _job(row), False  # a duplicate is never refused, even when full
+            pending = db.execute("SELECT COUNT(*) FROM jobs WHERE status IN "
+                                 "('queued', 'running')").fetchone()[0]
+            if pending >= self.max_pending:
+                raise QueueFull(f"{pending} jobs pending")
+            # Another replica may insert the same key between the look-up and here: the unique
+            # constraint decides, and the loser returns the winner's job.
+            row = db.execute(
+                "INSERT INTO jobs (id, repo, revision, policy_digest, ref, origin, status, "
+                f"created_at, updated_at, private) VALUES (?,?,?,?,?,?, 'queued', {self.NOW}, "
+                f"{self.NOW}, ?) ON CONFLICT (repo, revision, policy_digest) DO NOTHING "
+                f"RETURNING {_JOB}",
+                (uuid.uuid4().hex, *key, ref, origin,
+                 None if private is None else int(private))).fetchone()
+            if row is not None:
+                return _job(row), True
+            return _job(db.execute(find, key).fetchone()), False
 
     def claim(self, lease_s: float) -> Job | None:
         """Take the oldest queued job, or one whose lease expired (its worker died)."""
-        now = time.time()
-        token = uuid.uuid4().hex
         with self._tx() as db:
             row = db.execute(
+                f"UPDATE jobs SET status='running', lease_token=?, lease_until={self.NOW} + ?, "
+                f"attempts=attempts+1, updated_at={self.NOW}, claimed_by=? WHERE id = ("
                 "SELECT id FROM jobs WHERE status='queued' OR (status='running' AND "
-                "lease_until < ?) ORDER BY created_at LIMIT 1", (now,)).fetchone()
-            if row is None:
-                return None
-            db.execute("UPDATE jobs SET status='running', lease_token=?, lease_until=?, "
-                       "attempts=attempts+1, updated_at=? WHERE id=?",
-                       (token, now + lease_s, now, row[0]))
-            job = db.execute(f"SELECT {_JOB_COLS} FROM jobs WHERE id=?", (row[0],)).fetchone()
-        return _job(job)
+                f"lease_until < {self.NOW}) ORDER BY created_at LIMIT 1 {self.SKIP_LOCKED}) "
+                f"RETURNING {_JOB}", (uuid.uuid4().hex, lease_s, self.owner)).fetchone()
+        return None if row is None else _job(row)
 
     def renew(self, job: Job, lease_s: float) -> bool:
         with self._tx() as db:
-            cur = db.execute("UPDATE jobs SET lease_until=? WHERE id=? AND lease_token=? AND "
-                             "status='running'", (time.time() + lease_s, job.id, job.lease_token))
+            cur = db.execute(f"UPDATE jobs SET lease_until={self.NOW} + ? WHERE id=? AND "
+                             "lease_token=? AND status='running'",
+                             (lease_s, job.id, job.lease_token))
+            return cur.rowcount == 1
+
+    def release(self, job: Job) -> bool:
+        """Give a job back unfinished (the service is stopping): queued again at once, and the
+        interrupted attempt does not count against it."""
+        with self._tx() as db:
+            cur = db.execute(f"UPDATE jobs SET status='queued', lease_token=NULL, "
+                             f"lease_until=NULL, attempts=attempts-1, updated_at={self.NOW} "
+                             "WHERE id=? AND lease_token=? AND status='running'",
+                             (job.id, job.lease_token))
             return cur.rowcount == 1
 
     def record(self, job: Job, *, decision: str, exit_code: int, report_json: str | None,
                attestation_json: str | None, error: str | None) -> bool:
         """Record the verdict if `job` still holds the lease; False means someone else did."""
-        now = time.time()
         with self._tx() as db:
-            cur = db.execute("UPDATE jobs SET status='done', lease_token=NULL, lease_until=NULL, "
-                             "updated_at=? WHERE id=? AND lease_token=? AND status='running'",
-                             (now, job.id, job.lease_token))
+            cur = db.execute(f"UPDATE jobs SET status='done', lease_token=NULL, "
+                             f"lease_until=NULL, updated_at={self.NOW} WHERE id=? AND "
+                             "lease_token=? AND status='running'", (job.id, job.lease_token))
             if cur.rowcount != 1:
                 return False
-            db.execute("INSERT INTO verdicts VALUES (?,?,?,?,?,?,?)",
-                       (job.id, decision, exit_code, report_json, attestation_json, error, now))
+            db.execute("INSERT INTO verdicts (job_id, decision, exit_code, report_json, "
+                       f"attestation_json, error, recorded_at) VALUES (?,?,?,?,?,?,{self.NOW})",
+                       (job.id, decision, exit_code, report_json, attestation_json, error))
         return True
 
+    # -- failed credentials (ratelimit.py) ---------------------------------------------------
+
+    def add_failure(self, client: str, window_s: float) -> None:
+        """Count a failed credential of `client`, and forget everyone's expired ones."""
+        with self._tx() as db:
+            db.execute(f"DELETE FROM auth_failures WHERE at <= {self.NOW} - ?", (window_s,))
+            db.execute(f"INSERT INTO auth_failures (client, at) VALUES (?, {self.NOW})",
+                       (client,))
+
+    def failure_wait(self, client: str, max_failures: int, window_s: float) -> float:
+        """Seconds until the oldest of `client`'s last `max_failures` failures leaves the
+        window; 0 when it has fewer than that in the window."""
+        with self._read() as db:
+            n, oldest, now = db.execute(
+                f"SELECT COUNT(*), MIN(at), {self.NOW} FROM (SELECT at FROM auth_failures "
+                f"WHERE client=? AND at > {self.NOW} - ? ORDER BY at DESC LIMIT ?) recent",
+                (client, window_s, max_failures)).fetchone()
+        if n < max_failures:
+            return 0.0
+        return max(float(oldest) + window_s - float(now), 0.001)
+
+    # -- reads -------------------------------------------------------------------------------
+
+    def _pairs(self, where: str, params: Sequence[object], tail: str = ""
+               ) -> list[tuple[Job, VerdictRow | None]]:
+        with self._read() as db:
+            rows = db.execute(f"SELECT {_J_V} FROM jobs j LEFT JOIN verdicts v ON v.job_id = "
+                              f"j.id {where} ORDER BY j.created_at DESC {tail}", params).fetchall()
+        return [_pair(r) for r in rows]
+
     def get(self, job_id: str) -> tuple[Job, VerdictRow | None] | None:
-        db = self._conn()
-        row = db.execute(f"SELECT {_JOB_COLS} FROM jobs WHERE id=?", (job_id,)).fetchone()
-        if row is None:
-            return None
-        v = db.execute("SELECT * FROM verdicts WHERE job_id=?", (job_id,)).fetchone()
-        return _job(row), (VerdictRow(*v) if v else None)
+        found = self._pairs("WHERE j.id=?", (job_id,))
+        return found[0] if found else None
 
     def find(self, repo: str, revision: str) -> list[tuple[Job, VerdictRow | None]]:
-        db = self._conn()
-        rows = db.execute(f"SELECT {_JOB_COLS} FROM jobs WHERE repo=? AND revision=? "
-                          "ORDER BY created_at DESC", (repo, revision)).fetchall()
-        out = []
-        for row in rows:
-            v = db.execute("SELECT * FROM verdicts WHERE job_id=?", (row[0],)).fetchone()
-            out.append((_job(row), VerdictRow(*v) if v else None))
-        return out
+        return self._pairs("WHERE j.repo=? AND j.revision=?", (repo, revision))
+
+    def recent(self, limit: int = 100, *, public_only: bool = False
+               ) -> list[tuple[Job, VerdictRow | None]]:
+        where = "WHERE j.private=0" if public_only else ""  # access control: anonymous readers
+        return self._pairs(where, (limit,), "LIMIT ?")
 
     def mark_private(self, repo: str) -> int:
         """Access control: the repo is private now; hide every job of it. Never the reverse: a
@@ -216,30 +294,55 @@ class JobQueue:
 
     def count_private(self) -> int:
         """Access control: jobs of private repos or of unknown privacy."""
-        row = self._conn().execute(
-            "SELECT COUNT(*) FROM jobs WHERE private IS NULL OR private != 0").fetchone()
+        with self._read() as db:
+            row = db.execute("SELECT COUNT(*) FROM jobs WHERE private IS NULL OR private != 0"
+                             ).fetchone()
         return int(row[0])
 
-    def recent(self, limit: int = 100, *, public_only: bool = False
-               ) -> list[tuple[Job, VerdictRow | None]]:
-        db = self._conn()
-        where = "WHERE private=0 " if public_only else ""  # access control: anonymous readers
-        rows = db.execute(f"SELECT {_JOB_COLS} FROM jobs {where}ORDER BY created_at DESC "
-                          "LIMIT ?", (limit,)).fetchall()
-        out = []
-        for row in rows:
-            v = db.execute("SELECT * FROM verdicts WHERE job_id=?", (row[0],)).fetchone()
-            out.append((_job(row), VerdictRow(*v) if v else None))
-        return out
-
     def counts(self) -> dict[str, int]:
-        db = self._conn()
-        rows = db.execute("SELECT status, COUNT(*) FROM jobs GROUP BY status").fetchall()
+        with self._read() as db:
+            rows = db.execute("SELECT status, COUNT(*) FROM jobs GROUP BY status").fetchall()
         out = {"queued": 0, "running": 0, "done": 0}
         out.update({str(s): int(n) for s, n in rows})
         return out
 
     def verdict_counts(self) -> dict[str, int]:
-        db = self._conn()
-        rows = db.execute("SELECT decision, COUNT(*) FROM verdicts GROUP BY decision").fetchall()
+        with self._read() as db:
+            rows = db.execute("SELECT decision, COUNT(*) FROM verdicts GROUP BY decision"
+                              ).fetchall()
         return {str(d): int(n) for d, n in rows}
+
+
+def is_postgres(db: str) -> bool:
+    return db.startswith(("postgresql://", "postgres://"))
+
+
+def missing_driver(db: str) -> str | None:
+    """Why `--db` cannot be opened here for want of an installed package, or None."""
+    if not is_postgres(db):
+        return None
+    try:
+        import psycopg  # noqa: F401
+        import psycopg_pool  # noqa: F401
+    except ImportError:
+        return (f"--db {db.split(':', 1)[0]}://... needs psycopg, which is not installed: "
+                "pip install 'adapterscan[postgres]'")
+    return None
+
+
+def open_queue(db: str, *, max_pending: int = 10_000, pool_size: int = 10) -> JobQueue:
+    """`--db`: a postgresql:// URL, or the path of a SQLite file. Creates or migrates the
+    schema; raises UsageError when the database cannot be used."""
+    missing = missing_driver(db)
+    if missing:
+        raise UsageError(missing)
+    if is_postgres(db):
+        from adapterscan.integrations.server.pg_queue import PostgresQueue
+
+        return PostgresQueue(db, max_pending=max_pending, pool_size=pool_size)
+    from pathlib import Path
+
+    from adapterscan.integrations.server.sqlite_queue import SqliteQueue
+
+    return SqliteQueue(Path(db), max_pending=max_pending)
+

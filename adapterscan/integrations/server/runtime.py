@@ -1,40 +1,28 @@
-"""The real scanner, signer and notifier the service runs with (tests inject their own)."""
+"""What the service runs with: the scan processes' set-up and the notifier."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from adapterscan.integrations.server.queue import Job
-from adapterscan.integrations.server.worker import Notifier, Scanner, Signer
+from adapterscan.integrations.server.scanproc import ScanSetup
+from adapterscan.integrations.server.worker import Notifier
 from adapterscan.policy.policy import Policy
-from adapterscan.report import ScanReport
 
 
-def make_scanner(policy: Policy, endpoint: str | None, token: str | None) -> Scanner:
-    from adapterscan.fetch.source import HubOptions
-    from adapterscan.pipeline import ScanOptions, scan
+def make_setup(policy: Policy, endpoint: str | None, hub_token: str | None,
+               sign_key: Path | None) -> ScanSetup:
+    """Load the signing key once, at start-up: a bad key (or passphrase) stops the service
+    before it accepts jobs. The scan processes get it decrypted, over their pipe."""
+    pem = None
+    if sign_key is not None:
+        from cryptography.hazmat.primitives import serialization
 
-    options = ScanOptions(hub=HubOptions(endpoint=endpoint, token=token))
+        from adapterscan.provenance.keys import load_private_key
 
-    def scanner(job: Job) -> ScanReport:
-        return scan(f"hf://{job.repo}@{job.revision}", options=options, policy=policy)
-
-    return scanner
-
-
-def make_signer(key_path: Path, policy: Policy) -> Signer:
-    """Load the key once, at start-up: a bad key stops the service before it accepts jobs."""
-    import json
-
-    from adapterscan.provenance.api import attest
-    from adapterscan.provenance.keys import load_private_key
-
-    key = load_private_key(key_path)
-
-    def signer(report: ScanReport) -> str:
-        return json.dumps(attest(report, key, policy=policy))
-
-    return signer
+        pem = load_private_key(sign_key).private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption())
+    return ScanSetup(policy=policy, endpoint=endpoint, hub_token=hub_token, sign_key_pem=pem)
 
 
 def make_notifier(url: str) -> Notifier:

@@ -36,6 +36,18 @@ def adapter_files(seed: int) -> dict[str, bytes]:
             "adapter_model.safetensors": safetensors_bytes(lora_tensors(seed=seed))}
 
 
+def slow_scans(hub: HubServer, seconds: float = 0.05) -> None:
+    """Make every commit look-up of `hub` wait a little, so that scans take long enough for a
+    kill to land while some are in flight."""
+    real_resolve = hub.resolve
+
+    def slow_resolve(*a: Any, **kw: Any) -> Any:
+        time.sleep(seconds)
+        return real_resolve(*a, **kw)
+
+    hub.resolve = slow_resolve  # type: ignore[method-assign]
+
+
 def delivery(repo: str, sha: str, ref: str = "refs/heads/main", *,
              private: bool | None = None) -> dict[str, Any]:
     """A Hub webhook payload; `private` omitted (None) like a payload that does not say."""
@@ -49,9 +61,10 @@ def delivery(repo: str, sha: str, ref: str = "refs/heads/main", *,
 class Service:
     def __init__(self, tmp: Path, hub: HubServer, sign_key: Path | None = None, *,
                  args: Sequence[str] = (), env: dict[str, str] | None = None,
-                 db: Path | None = None) -> None:
+                 db: Path | str | None = None) -> None:
         self.sign_key = sign_key
-        self.db = db or tmp / "admissions.db"
+        self.tmp = tmp
+        self.db = db or tmp / "admissions.db"  # a SQLite file, or a postgresql:// URL
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.hub = hub
@@ -62,7 +75,7 @@ class Service:
 
     def command(self) -> tuple[list[str], dict[str, str]]:
         env = dict(os.environ, ADAPTERSCAN_WEBHOOK_SECRET=SECRET, HF_HUB_DISABLE_XET="1",
-                   HF_HOME=str(self.db.parent / "hf-home"), ADAPTERSCAN_API_TOKEN=API_TOKEN,
+                   HF_HOME=str(self.tmp / f"hf-home-{self.port}"), ADAPTERSCAN_API_TOKEN=API_TOKEN,
                    ADAPTERSCAN_READ_TOKEN=READ_TOKEN, **self.extra_env)
         cmd = [sys.executable, "-m", "adapterscan", "serve", "--db", str(self.db), "--port",
                str(self.port), "--workers", "2", "--endpoint", self.hub.url, "--lease", "2",
@@ -77,9 +90,17 @@ class Service:
         return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=60)
 
     def start(self) -> None:
+        self.launch()
+        self.wait_ready()
+
+    def launch(self) -> None:
+        """Start the process without waiting (start replicas together, then wait_ready)."""
         cmd, env = self.command()
         self.proc = subprocess.Popen(cmd, env=env, stdout=self.log.open("ab"),
                                      stderr=subprocess.STDOUT)
+
+    def wait_ready(self) -> None:
+        assert self.proc is not None
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and self.proc.poll() is None:
             try:
@@ -93,6 +114,20 @@ class Service:
         assert self.proc is not None
         self.proc.send_signal(signal.SIGKILL)
         self.proc.wait(10)
+
+    def scan_processes(self) -> list[int]:
+        """The pids of this service's scan worker processes (Linux /proc)."""
+        assert self.proc is not None
+        pids = []
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                ppid = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+                cmdline = (stat.parent / "cmdline").read_bytes()
+            except (OSError, ValueError, IndexError):
+                continue  # gone meanwhile
+            if ppid == self.proc.pid and b"spawn_main" in cmdline:
+                pids.append(int(stat.parent.name))
+        return pids
 
     def stop(self) -> None:
         if self.proc and self.proc.poll() is None:

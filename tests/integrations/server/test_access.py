@@ -1,4 +1,6 @@
-"""Access rules without a server: tokens, visibility, sessions, CSRF checks, failure limits."""
+"""Access rules without a server: tokens, visibility, sessions, CSRF checks, client keys.
+
+The failure limiter keeps its counts in the queue's database: tested with the queue."""
 
 from __future__ import annotations
 
@@ -15,7 +17,7 @@ from adapterscan.integrations.server.access import (
     token_equal,
     visible,
 )
-from adapterscan.integrations.server.ratelimit import FailureLimiter, client_key
+from adapterscan.integrations.server.ratelimit import client_key
 from adapterscan.integrations.server.session import (
     Sessions,
     SessionState,
@@ -112,25 +114,6 @@ def test_csrf_and_origin_checks() -> None:
     for bad in (None, "", "//evil.example", "https://evil.example/", "/admissions/../x",
                 job + "/../../x", "/\\evil.example"):
         assert safe_next(bad) == "/"
-
-
-def test_failure_limiter_counts_per_address_in_a_window() -> None:
-    clock = Clock()
-    limiter = FailureLimiter(3, 60.0, clock=clock, max_clients=2)
-    for _ in range(2):
-        limiter.fail("a")
-    assert limiter.retry_after("a") == 0
-    limiter.fail("a")
-    assert limiter.retry_after("a") == pytest.approx(60.0)
-    assert limiter.retry_after("b") == 0
-    clock.now += 30
-    assert limiter.retry_after("a") == pytest.approx(30.0)
-    clock.now += 30.1  # the oldest failure left the window
-    assert limiter.retry_after("a") == 0
-    limiter.fail("b")
-    limiter.fail("c")
-    limiter.fail("d")  # over max_clients: the least recently failing address is forgotten
-    assert set(limiter._failures) == {"c", "d"}
 
 
 def test_limits_apply_to_an_ipv4_address_or_an_ipv6_64() -> None:

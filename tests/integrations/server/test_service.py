@@ -4,24 +4,23 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 
 from tests.hubserver import HubServer
-from tests.integrations.server.service import SECRET, Service, adapter_files, delivery, wait_done
+from tests.integrations.server.service import (
+    SECRET,
+    Service,
+    adapter_files,
+    delivery,
+    slow_scans,
+    wait_done,
+)
 
 N_REPOS = 20
-
-
-@pytest.fixture
-def hub() -> Iterator[HubServer]:
-    with HubServer() as h:
-        yield h
 
 
 @pytest.mark.slow
@@ -29,13 +28,7 @@ def test_concurrent_deliveries_kill9_restart_exactly_one_verdict(tmp_path: Path,
                                                                   hub: HubServer) -> None:
     shas = {f"acme/lora-{i}": hub.add_repo(f"acme/lora-{i}", adapter_files(i))
             for i in range(N_REPOS)}
-    real_resolve = hub.resolve
-
-    def slow_resolve(*a: Any, **kw: Any) -> Any:
-        time.sleep(0.05)  # scans take long enough that the kill lands mid-processing
-        return real_resolve(*a, **kw)
-
-    hub.resolve = slow_resolve  # type: ignore[method-assign]
+    slow_scans(hub)  # scans take long enough that the kill lands while some are in flight
     svc = Service(tmp_path, hub)
     svc.start()
     try:
