@@ -45,6 +45,8 @@ class ScanOptions:
     # Behavioral probe: a base model ("reference", a folder or a Hub id); None skips the probe.
     base: str | None = None
     probe: Any = None  # adapterscan.probe.interface.ProbeOptions; Any keeps torch out of imports
+    # adapterscan.probe.session.BaseCache: reuse base measurements over many scans (caller-owned)
+    probe_cache: Any = None
 
 
 def scan(source: str | Path, *, options: ScanOptions | None = None, policy: Policy | None = None,
@@ -188,7 +190,8 @@ def _run_probe(src: FetchedSource, static: StaticResult, opts: ScanOptions, emit
     from adapterscan.probe.interface import run_probe
 
     try:
-        return run_probe(src, static, opts.base or "reference", emit, opts.probe, progress)
+        return run_probe(src, static, opts.base or "reference", emit, opts.probe, progress,
+                         opts.probe_cache)
     except Exception as exc:  # the probe failing makes the scan incomplete, not clean
         emit.error("probe", f"{type(exc).__name__}: {exc}")
         return None

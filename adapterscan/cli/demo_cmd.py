@@ -51,10 +51,13 @@ def demo_command(
     with err.status("preparing example adapters…") as status:
         examples = run_or_exit(lambda: build_examples(out, force=rebuild,
                                                       progress=lambda m: status.update(m)))
+    from adapterscan.probe.session import BaseCache
+
+    cache = BaseCache()  # the base is measured once, not once per example
     rows = []
     for ex in examples:
         with err.status(f"scanning {ex.name}…") as status:
-            report = _scan(ex.path, lambda m, s=status, n=ex.name: s.update(f"{n}: {m}"))
+            report = _scan(ex.path, lambda m, s=status, n=ex.name: s.update(f"{n}: {m}"), cache)
         rows.append(_row(ex.name, ex.expected_class, ex.should_reject, report))
         if reports is not None:
             reports.mkdir(parents=True, exist_ok=True)
@@ -73,10 +76,11 @@ def demo_command(
     raise typer.Exit(int(ExitCode.REJECT if wrong else ExitCode.PASS))
 
 
-def _scan(path: Path, progress: Any) -> ScanReport:
+def _scan(path: Path, progress: Any, cache: Any) -> ScanReport:
     from adapterscan.pipeline import ScanOptions, scan
 
-    return run_or_exit(lambda: scan(path, options=ScanOptions(base="reference"),
+    return run_or_exit(lambda: scan(path, options=ScanOptions(base="reference",
+                                                              probe_cache=cache),
                                     progress=progress))
 
 

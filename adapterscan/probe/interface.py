@@ -19,6 +19,7 @@ from adapterscan.fetch.interface import FetchedSource
 from adapterscan.findings import JSONValue
 from adapterscan.probe.judge import KeywordJudge, RefusalJudge
 from adapterscan.probe.prompts import PromptSuites, capped, default_suites
+from adapterscan.probe.session import BaseCache
 from adapterscan.static.model import StaticResult
 
 
@@ -54,7 +55,8 @@ Progress = Callable[[str], None]
 
 
 def run_probe(src: FetchedSource, static: StaticResult, base: str, emit: Emitter,
-              options: ProbeOptions | None, progress: Callable[[str], None] | None) -> JSONValue:
+              options: ProbeOptions | None, progress: Callable[[str], None] | None,
+              cache: BaseCache | None = None) -> JSONValue:
     """Measure the adapter's behavioural drift against `base`; emit AS6xx findings.
 
     Raises ProbeError when the probe cannot run (base missing, adapter does not fit the base);
@@ -70,7 +72,7 @@ def run_probe(src: FetchedSource, static: StaticResult, base: str, emit: Emitter
     if len(suites.harmful) < 4 or len(suites.harmless) < 4:
         raise ProbeError("the prompt suites are too small to measure drift (need 4+ each)")
     runner = Runner(src=src, static=static, base=base, emit=emit, opts=opts, suites=suites,
-                    judge=opts.judge or KeywordJudge(), say=progress or _quiet)
+                    judge=opts.judge or KeywordJudge(), say=progress or _quiet, cache=cache)
     return runner.run()
 
 

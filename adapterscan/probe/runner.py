@@ -22,6 +22,7 @@ from adapterscan.probe.judge import Label, RefusalJudge, judge_all
 from adapterscan.probe.model_loading import LoadedModel, apply_adapter, load_base
 from adapterscan.probe.power import PowerCheck, assess
 from adapterscan.probe.prompts import PromptSuites
+from adapterscan.probe.session import BaseCache, base_key
 from adapterscan.probe.triggers import Candidate, candidates, insert
 from adapterscan.static.model import StaticResult
 
@@ -48,9 +49,10 @@ class Measured:
 class Runner:
     def __init__(self, *, src: FetchedSource, static: StaticResult, base: str, emit: Emitter,
                  opts: ProbeOptions, suites: PromptSuites, judge: RefusalJudge,
-                 say: Callable[[str], None]) -> None:
+                 say: Callable[[str], None], cache: BaseCache | None = None) -> None:
         self.src, self.static, self.base, self.emit = src, static, base, emit
         self.opts, self.suites, self.judge, self.say = opts, suites, judge, say
+        self.cache = cache
         self.timer = Timer()
         self.lm: LoadedModel | None = None
         self.layer = 1
@@ -84,6 +86,28 @@ class Runner:
                 labels[suite] = judge_all(self.judge, list(prompts), text[suite])
             self.timer.add(f"{who}_generate", t)
         return Measured(fwd, text, first, labels)
+
+    def _base_measurement(self) -> tuple[Measured, list[int]]:
+        """The base's measurements, from the caller's cache when the same base, prompts, judge
+        and options were measured before."""
+        assert self.lm is not None
+        o = self.opts
+        key = None
+        if self.cache is not None:
+            key = base_key(self.lm.folder, {
+                "suites": self.suites, "judge": type(self.judge).__qualname__,
+                "device": str(self.lm.device), "dtype": str(self.lm.dtype),
+                "batch": o.batch_size, "tokens": o.max_new_tokens, "generate": o.generate,
+                "layer": self.layer})
+            hit = self.cache.get(key)
+            if hit is not None:
+                self.say("base: measurements reused from this run")
+                return hit  # type: ignore[no-any-return]
+        measured = self._measure(self.lm.model, "base")
+        result = (measured, self._refusal_tokens(measured))
+        if self.cache is not None and key is not None:
+            self.cache.put(key, result)
+        return result
 
     def _refusal_tokens(self, base: Measured) -> list[int]:
         """First tokens that start refusals: lexical openers, checked against base behaviour."""
@@ -140,8 +164,7 @@ class Runner:
                             token=o.hub_token, revision=o.hub_revision)
         self.layer = sg.middle_layer(self.lm.model)
         t = self.timer.add("load_base", t)
-        base = self._measure(self.lm.model, "base")
-        refusal_ids = self._refusal_tokens(base)
+        base, refusal_ids = self._base_measurement()
         power = self._power(base, refusal_ids)
         t = time.perf_counter()
         self.say("applying and merging the adapter")

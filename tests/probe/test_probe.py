@@ -14,6 +14,7 @@ from adapterscan.fetch.local import LocalFetcher
 from adapterscan.findings import JSONValue
 from adapterscan.probe.interface import ProbeOptions, run_probe
 from adapterscan.probe.prompts import PromptSuites
+from adapterscan.probe.session import BaseCache
 from adapterscan.static.model import Inventory, StaticResult
 from tests.probe import factories_probe as fp
 from tests.probe.rules_probe import probe_ruleset
@@ -41,13 +42,13 @@ def zoo(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 
 def _probe(adapter: Path, base: Path, opts: ProbeOptions = OPTS,
-           params: dict[str, dict[str, float]] | None = None
+           params: dict[str, dict[str, float]] | None = None, cache: BaseCache | None = None
            ) -> tuple[Emitter, dict[str, JSONValue]]:
     emit = Emitter(probe_ruleset().with_params(params or {}))
     src = LocalFetcher(adapter).fetch(emit)
     seen: list[str] = []
     result = run_probe(src, StaticResult(inventory=Inventory(items=())), str(base), emit, opts,
-                       seen.append)
+                       seen.append, cache)
     assert seen, "progress is reported through the callback"
     assert isinstance(result, dict)
     return emit, result
@@ -191,3 +192,15 @@ def test_as606_behaviour_shift_threshold(zoo: dict[str, Path]) -> None:
     lowered, _ = _probe(zoo["harmful"], zoo["base"], params={"AS606": {"min_mean_kl": 1e-5}})
     [finding] = [f for f in lowered.findings if f.rule_id == "AS606"]
     assert finding.evidence["group"] == "harmless"
+
+
+def test_base_cache_reuses_measurements_without_changing_results(zoo: dict[str, Path]) -> None:
+    opts = ProbeOptions(suites=SUITES, max_new_tokens=10, threads=1, trigger_search=False)
+    cache = BaseCache()
+    _, first = _probe(zoo["harmful"], zoo["base"], opts, cache=cache)
+    emit, second = _probe(zoo["harmful"], zoo["base"], opts, cache=cache)
+    _, fresh = _probe(zoo["harmful"], zoo["base"], opts)
+    assert cache.hits == 1
+    assert second["signals"] == fresh["signals"] == first["signals"]
+    assert "base_generate" not in second["timings"]  # type: ignore[operator]
+    assert "AS601" in {f.rule_id for f in emit.findings}
