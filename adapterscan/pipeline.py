@@ -13,6 +13,7 @@ from typing import Any
 
 from threadpoolctl import threadpool_limits
 
+from adapterscan._quiet import quiet
 from adapterscan._version import __version__
 from adapterscan.emit import Emitter
 from adapterscan.errors import UsageError
@@ -190,8 +191,9 @@ def _run_probe(src: FetchedSource, static: StaticResult, opts: ScanOptions, emit
     from adapterscan.probe.interface import run_probe
 
     try:
-        return run_probe(src, static, opts.base or "reference", emit, opts.probe, progress,
-                         opts.probe_cache)
+        with quiet():  # transformers / peft warnings about our own use of them
+            return run_probe(src, static, opts.base or "reference", emit, opts.probe, progress,
+                             opts.probe_cache)
     except Exception as exc:  # the probe failing makes the scan incomplete, not clean
         emit.error("probe", f"{type(exc).__name__}: {exc}")
         return None

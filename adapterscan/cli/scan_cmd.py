@@ -10,7 +10,8 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from adapterscan.cli.common import run_or_exit, write_output
+from adapterscan._quiet import quiet
+from adapterscan.cli.common import Verbose, run_or_exit, set_verbose, write_output
 from adapterscan.cli.exit_codes import exit_code_for
 from adapterscan.fetch.interface import FetchLimits
 from adapterscan.fetch.source import HubOptions
@@ -74,8 +75,10 @@ def scan_command(
         help="sign an attestation of this scan with this PEM private key")] = None,
     attestation_out: Annotated[Path | None, typer.Option(
         help="write the signed attestation (Sigstore bundle JSON) here")] = None,
+    verbose: Verbose = False,
 ) -> None:
     """Scan an adapter and print a report. Exit 0 pass, 1 reject, 2 error, 3 incomplete."""
+    set_verbose(verbose)
     policy = run_or_exit(lambda: load_policy(policy_file)) if policy_file else Policy()
     ruleset: RuleSet = run_or_exit(load_ruleset)
     options = ScanOptions(
@@ -89,7 +92,7 @@ def scan_command(
                            trigger_search=trigger_search),
     )
     err = Console(stderr=True, highlight=False)
-    with err.status("scanning…") as status:
+    with err.status("scanning…") as status, quiet():
         report: ScanReport = run_or_exit(lambda: scan(
             source, options=options, policy=policy, ruleset=ruleset,
             progress=lambda msg: status.update(f"scanning: {safe_text(msg)}")))

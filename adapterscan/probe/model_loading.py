@@ -9,13 +9,13 @@ a 7B base fit where a deep copy would not. The merged forward equals `merge_and_
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
 
+from adapterscan._quiet import quiet
 from adapterscan.errors import AdapterScanError, ProbeError
 
 if TYPE_CHECKING:
@@ -100,8 +100,7 @@ def load_base(base: str, *, device: str = "auto", dtype: str = "auto",
     dev = resolve_device(device)
     dt = resolve_dtype(dtype, dev)
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
+        with quiet():
             tok = AutoTokenizer.from_pretrained(str(folder), trust_remote_code=False)
             model: Any = AutoModelForCausalLM.from_pretrained(
                 str(folder), dtype=dt, low_cpu_mem_usage=True, use_safetensors=True,
@@ -144,8 +143,7 @@ def apply_adapter(loaded: LoadedModel, adapter_root: Path,
         raise ProbeError(f"adapter_config.json is not a valid peft config: {exc}") from exc
     config.inference_mode = True
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
+        with quiet():
             peft_model = PeftModel(loaded.model, config)
     except Exception as exc:
         raise ProbeError(f"the adapter does not fit base {loaded.name!r}: {exc}",
@@ -153,14 +151,16 @@ def apply_adapter(loaded: LoadedModel, adapter_root: Path,
     try:
         state = ({k: torch.from_numpy(v) for k, v in converted.tensors.items()}
                  if converted is not None else load_file(str(weights), device="cpu"))
-        result: Any = set_peft_model_state_dict(peft_model, state)
+        with quiet():
+            result: Any = set_peft_model_state_dict(peft_model, state)
     except Exception as exc:
         raise ProbeError(f"the adapter's weights do not fit base {loaded.name!r}: "
                          f"{str(exc)[:500]}", hint="tensor shapes differ from the base's") from exc
     unexpected = list(result.unexpected_keys)
     # What the adapter must ship is what PEFT itself would save for this config (it leaves out
     # base weights under wrappers, rebuilt buffers and parameters tied to saved ones).
-    missing = sorted(set(get_peft_model_state_dict(peft_model)) - set(state))
+    missing = sorted(set(_saved_keys(peft_model, loaded.folder,
+                                     get_peft_model_state_dict)) - set(state))
     if unexpected or missing:
         raise ProbeError(
             f"the adapter's weights do not match its modules in base {loaded.name!r}: "
@@ -170,10 +170,29 @@ def apply_adapter(loaded: LoadedModel, adapter_root: Path,
     peft_model.to(loaded.device, dtype=loaded.dtype)
     peft_model.eval()
     try:
-        peft_model.merge_adapter()
+        with quiet():
+            peft_model.merge_adapter()
     except Exception as exc:
         raise ProbeError(f"cannot merge the adapter: {type(exc).__name__}: {exc}") from exc
     return peft_model
+
+
+def _saved_keys(peft_model: Any, base_folder: Path, state_dict_of: Any) -> list[str]:
+    """The keys PEFT would save, computed against the base actually loaded.
+
+    peft checks whether the embeddings were resized by reading `base_model_name_or_path`'s
+    config, from the Hub when that name is not a local folder: a name the scanned adapter chose,
+    so the lookup would send a request wherever the adapter says. Pointed at the loaded base's
+    folder for the call, the check compares against the right model and stays on this machine.
+    """
+    config = peft_model.peft_config["default"]
+    named = config.base_model_name_or_path
+    config.base_model_name_or_path = str(base_folder)
+    try:
+        with quiet():
+            return list(state_dict_of(peft_model))
+    finally:
+        config.base_model_name_or_path = named
 
 
 def _converted(loaded: LoadedModel, adapter: AdapterModel | None) -> PeftEquivalent | None:
