@@ -43,8 +43,9 @@ def scan_command(
     = None,
     policy_file: Annotated[Path | None, typer.Option("--policy", help="policy TOML file")] = None,
     base: Annotated[str | None, typer.Option(
-        "--base", help="run the behavioral probe against this base model: 'reference', a "
-        "folder or a Hub id")] = None,
+        "--base", help="run the behavioral probe against this base model: 'auto' (the base "
+        "the adapter's config names, from the Hugging Face cache or the Hub, pinned to a "
+        "commit), 'reference', a folder or a Hub id owner/name[@rev]")] = None,
     endpoint: Annotated[str | None, typer.Option(help="Hub endpoint (default: HF_ENDPOINT)")]
     = None,
     token: Annotated[str | None, typer.Option(help="Hub token (default: HF_TOKEN)")] = None,

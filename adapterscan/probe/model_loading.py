@@ -17,13 +17,12 @@ import torch
 
 from adapterscan._quiet import quiet
 from adapterscan.errors import AdapterScanError, ProbeError
+from adapterscan.fetch.base_files import BASE_PATTERNS
 
 if TYPE_CHECKING:
     from adapterscan.static.formats.model import AdapterModel
     from adapterscan.static.formats.to_peft import PeftEquivalent
 
-# Files a base model needs; weights as safetensors only.
-_BASE_PATTERNS = ["*.json", "*.safetensors", "tokenizer*", "*.model", "*.txt", "*.jinja"]
 
 
 @dataclass
@@ -82,7 +81,7 @@ def resolve_base(base: str, *, endpoint: str | None, token: str | None,
 
     try:
         return Path(snapshot_download(repo_id=base, revision=revision, endpoint=endpoint,
-                                      token=token, allow_patterns=_BASE_PATTERNS))
+                                      token=token, allow_patterns=list(BASE_PATTERNS)))
     except Exception as exc:
         raise ProbeError(f"cannot download base model {base!r}: {type(exc).__name__}: {exc}",
                          hint="check --base, the endpoint and the token (HF_TOKEN)") from exc
