@@ -21,11 +21,15 @@ _STYLE = {Severity.INFO: "dim", Severity.LOW: "cyan", Severity.MEDIUM: "yellow",
 _UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff\u202a-\u202e\u2066-\u2069]")
 
 
+def visible(text: str) -> str:
+    """Untrusted text with controls, lone surrogates and bidi overrides shown as escapes."""
+    return _UNSAFE.sub(lambda m: f"\\x{ord(m[0]):02x}" if ord(m[0]) < 0x100
+                       else f"\\u{ord(m[0]):04x}", text)
+
+
 def safe_text(text: str) -> str:
     """Untrusted text made inert for a rich console: escaped controls, no markup."""
-    shown = _UNSAFE.sub(lambda m: f"\\x{ord(m[0]):02x}" if ord(m[0]) < 0x100
-                        else f"\\u{ord(m[0]):04x}", text)
-    return escape(shown)
+    return escape(visible(text))
 
 
 _VERDICT = {Decision.PASS: "bold green", Decision.WARN: "bold yellow", Decision.FAIL: "bold red"}
