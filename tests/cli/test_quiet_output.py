@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.static.factories_trained import near_noop_lora
+
 pytest.importorskip("torch")
 pytest.importorskip("peft")
 
@@ -43,21 +45,7 @@ def test_noise_pattern_matches_what_the_libraries_print() -> None:
 @pytest.fixture(scope="module")
 def tiny_adapter(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A LoRA on the bundled reference with small random B, saved by peft as users do."""
-    import torch
-    from peft import LoraConfig, get_peft_model
-    from transformers import AutoModelForCausalLM
-
-    from adapterscan.reference import reference_dir
-
-    out = tmp_path_factory.mktemp("tiny")
-    model = get_peft_model(AutoModelForCausalLM.from_pretrained(str(reference_dir())),
-                           LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"]))
-    torch.manual_seed(0)
-    with torch.no_grad():
-        for name, param in model.named_parameters():
-            if "lora_B" in name:
-                param.normal_(0.0, 1e-3)
-    model.save_pretrained(str(out), safe_serialization=True)
+    out = near_noop_lora(tmp_path_factory.mktemp("tiny"))
     cfg = json.loads((out / "adapter_config.json").read_text())
     # A Hub-style base name: peft looks such names up on the Hub (the warnings users saw).
     cfg["base_model_name_or_path"] = "adapterscan/reference-aligned"

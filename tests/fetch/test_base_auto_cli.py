@@ -15,6 +15,7 @@ from adapterscan.reference import export_reference
 from tests.cli_runner import schema_validator
 from tests.fetch.test_base_model import BASE, base_repo_files
 from tests.hubserver import HubServer
+from tests.static.factories_trained import near_noop_lora
 
 PROBE = ["--max-prompts", "8", "--no-trigger-search", "--device", "cpu"]
 
@@ -22,23 +23,7 @@ PROBE = ["--max-prompts", "8", "--no-trigger-search", "--device", "cpu"]
 @pytest.fixture(scope="module")
 def lora(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A small PEFT LoRA on the bundled reference (random B, near no-op), saved by peft."""
-    torch = pytest.importorskip("torch")
-    pytest.importorskip("peft")
-    from peft import LoraConfig, get_peft_model
-    from transformers import AutoModelForCausalLM
-
-    from adapterscan.reference import reference_dir
-
-    out = tmp_path_factory.mktemp("lora")
-    model = get_peft_model(AutoModelForCausalLM.from_pretrained(str(reference_dir())),
-                           LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"]))
-    torch.manual_seed(0)
-    with torch.no_grad():
-        for name, param in model.named_parameters():
-            if "lora_B" in name:
-                param.normal_(0.0, 1e-3)
-    model.save_pretrained(str(out), safe_serialization=True)
-    return out
+    return near_noop_lora(tmp_path_factory.mktemp("lora"))
 
 
 def naming(lora: Path, tmp_path: Path, base: str, revision: str | None = None) -> Path:
