@@ -122,7 +122,9 @@ def _resolve_named(name: str, revision: str | None, spec: str, src: FetchedSourc
     if name in BUNDLED_NAMES:
         return _bundled(spec, name, revision)
     local = Path(name).expanduser()
-    looks_local = name.startswith(("/", ".", "~")) or local.is_dir()
+    # A path by its spelling; for a local adapter also an existing folder (PEFT prefers a
+    # folder of that name to the Hub). A Hub adapter's `owner/name` is always a Hub id.
+    looks_local = name.startswith(("/", ".", "~")) or (src.kind == "local" and local.is_dir())
     if looks_local and src.kind == "local":
         if not local.is_dir():
             raise BaseNotFound(f"base model {name!r} (named by adapter_config.json) is not a "

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import re
+from collections.abc import Mapping
 
 from rich.console import Console
 from rich.markup import escape
@@ -32,6 +33,12 @@ def safe_text(text: str) -> str:
     return escape(visible(text))
 
 
+def base_line(base: Mapping[str, object]) -> str:
+    """`acme/base @ <sha> (hub)`: the base a scan loaded, in one line."""
+    sha = f" @ {base['sha']}" if base.get("sha") else ""
+    return f"{base.get('name')}{sha} ({base.get('source')})"
+
+
 _VERDICT = {Decision.PASS: "bold green", Decision.WARN: "bold yellow", Decision.FAIL: "bold red"}
 
 
@@ -49,6 +56,8 @@ class TextFormatter:
         con.print(f"[bold]adapterscan {report.tool_version}[/] scanned "
                   f"{safe_text(subj.source + rev)} "
                   f"({len(subj.files)} files, {sum(f.size for f in subj.files):,} bytes)")
+        if report.base:
+            con.print(f"base model: {safe_text(base_line(report.base))}")
         if report.findings:
             table = Table(show_lines=False, expand=False)
             for col in ("rule", "severity", "conf.", "where", "message"):

@@ -29,7 +29,7 @@ def base_repo_files() -> dict[str, bytes]:
 def adapter(tmp_path: Path, base: str | None, revision: str | None = None, *,
             kind: str = "local") -> FetchedSource:
     root = tmp_path / "adapter"
-    root.mkdir(exist_ok=True)
+    root.mkdir(parents=True, exist_ok=True)
     cfg: dict[str, object] = {"peft_type": "LORA", "r": 4, "revision": revision}
     if base is not None:
         cfg["base_model_name_or_path"] = base
@@ -204,3 +204,19 @@ def test_a_base_without_safetensors_is_refused(tmp_path: Path, hub: HubServer,
     hub.add_repo(BASE, {"config.json": b"{}", "pytorch_model.bin": b"\x80\x02."})
     with pytest.raises(BaseNotFound, match=r"no \.safetensors"):
         resolve(BASE, adapter(tmp_path, None), opts)
+
+
+def test_a_hub_adapters_hub_id_is_never_a_local_folder(tmp_path: Path, hub: HubServer,
+                                                       opts: HubOptions,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """A folder in the working directory spelled like the Hub id does not capture the name."""
+    sha = hub.add_repo(BASE, base_repo_files())
+    monkeypatch.chdir(tmp_path)
+    decoy = tmp_path / BASE
+    decoy.mkdir(parents=True)
+    for name, data in base_repo_files().items():
+        (decoy / name).write_bytes(data)
+    base, _ = resolve("auto", adapter(tmp_path, BASE, kind="hub"), opts)
+    assert (base.source, base.sha) == ("hub", sha)
+    local, _ = resolve("auto", adapter(tmp_path / "l", BASE), opts)  # a local adapter: as PEFT
+    assert local.source == "folder"

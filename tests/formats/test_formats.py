@@ -89,3 +89,20 @@ def test_sarif_merge_gives_each_scan_its_category_and_repository_paths(
     assert "models/a%20b/extra.pkl" in uris
     bad = runner.invoke(app, ["sarif", "merge", "--out", "x.sarif", "all.sarif", "nope.sarif"])
     assert bad.exit_code == 2 and "nope.sarif" in bad.output
+
+
+def test_text_and_sarif_name_the_base_model_loaded() -> None:
+    import dataclasses
+
+    base = {"requested": "auto", "name": "acme/base", "source": "hub", "repo": "acme/base",
+            "revision": None, "sha": "c" * 40, "endpoint": "http://127.0.0.1:1",
+            "folder": "/x", "files": []}
+    report = dataclasses.replace(_report(), base=base)
+    rs = load_ruleset()
+    text = formatter_for(OutputFormat.TEXT).format(report, rs)
+    assert f"base model: acme/base @ {'c' * 40} (hub)" in text
+    run = json.loads(formatter_for(OutputFormat.SARIF).format(report, rs))["runs"][0]
+    assert run["properties"]["baseModel"] == {"name": "acme/base", "source": "hub",
+                                              "repo": "acme/base", "sha": "c" * 40}
+    sarif_pydantic.Sarif.model_validate(json.loads(
+        formatter_for(OutputFormat.SARIF).format(report, rs)))
