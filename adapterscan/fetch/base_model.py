@@ -235,13 +235,15 @@ def _download(repo: str, sha: str, files: list[str], cache: Path, endpoint: str,
     """Download exactly `files` (top-level names) of commit `sha` into the cache."""
     from huggingface_hub import snapshot_download
 
+    from adapterscan._quiet import quiet
     from adapterscan.fetch.hub_client import hub_call, token_for
 
-    folder = hub_call(lambda: snapshot_download(
-        repo_id=repo, revision=sha, endpoint=endpoint, token=token_for(hub, endpoint),
-        cache_dir=cache, allow_patterns=files, etag_timeout=hub.timeout_s),
-        repo=repo, revision=sha, endpoint=endpoint, what="base model download",
-        retries=hub.retries)
+    with quiet():  # its progress bars, now that huggingface_hub is imported
+        folder = hub_call(lambda: snapshot_download(
+            repo_id=repo, revision=sha, endpoint=endpoint, token=token_for(hub, endpoint),
+            cache_dir=cache, allow_patterns=files, etag_timeout=hub.timeout_s),
+            repo=repo, revision=sha, endpoint=endpoint, what="base model download",
+            retries=hub.retries)
     path = Path(folder)
     if path.name != sha:
         raise BaseNotFound(f"base model {repo}: the Hub served another commit than {sha}")

@@ -220,3 +220,24 @@ def test_a_hub_adapters_hub_id_is_never_a_local_folder(tmp_path: Path, hub: HubS
     assert (base.source, base.sha) == ("hub", sha)
     local, _ = resolve("auto", adapter(tmp_path / "l", BASE), opts)  # a local adapter: as PEFT
     assert local.source == "folder"
+
+
+def test_a_download_draws_no_progress_bar(tmp_path: Path, hub: HubServer, opts: HubOptions,
+                                          monkeypatch: pytest.MonkeyPatch,
+                                          capfd: pytest.CaptureFixture[str]) -> None:
+    """Library use (no CLI, bars switched on): huggingface_hub's bars stay hidden."""
+    import sys
+
+    from huggingface_hub import utils as hub_utils
+
+    monkeypatch.delenv("ADAPTERSCAN_VERBOSE", raising=False)
+    monkeypatch.setattr(sys.modules[hub_utils.are_progress_bars_disabled.__module__],
+                        "HF_HUB_DISABLE_PROGRESS_BARS", None)
+    hub_utils.enable_progress_bars()
+    try:
+        hub.add_repo(BASE, base_repo_files())
+        base, _ = resolve("auto", adapter(tmp_path, BASE), opts)
+        assert base.source == "hub" and not hub_utils.are_progress_bars_disabled()
+    finally:
+        hub_utils.disable_progress_bars()
+    assert "Fetching" not in capfd.readouterr().err
