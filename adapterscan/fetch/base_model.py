@@ -35,7 +35,9 @@ BUNDLED_NAMES = frozenset({"adapterscan/reference-aligned"})
 UNPINNED = "base_model.unpinned"
 MAX_CONFIG_BYTES = 4 * 1024 * 1024
 _HUB_ID = re.compile(r"^(?:[A-Za-z0-9][\w.-]{0,95}/)?[A-Za-z0-9][\w.-]{0,95}$")
-_REVISION = re.compile(r"^[^\s]{1,255}$")
+# A branch, tag, refs/pr/N or sha; never a path out of the cache's refs/ folder.
+_REVISION = re.compile(r"^(?!/)(?!.*\.\.)[^\s\\]{1,255}$")
+MAX_NAME = 1000
 
 
 class BaseNotFound(FetchError):
@@ -111,6 +113,9 @@ def configured_base(root: Path) -> tuple[str, str | None]:
     if not isinstance(name, str) or not name.strip():
         raise BaseNotFound("--base auto: adapter_config.json names no base model "
                            "(base_model_name_or_path)", hint="pass the base with --base")
+    if len(name) > MAX_NAME:
+        raise BaseNotFound(f"--base auto: base_model_name_or_path is over {MAX_NAME} characters",
+                           hint="pass the base with --base")
     if revision is not None and not (isinstance(revision, str) and _REVISION.match(revision)):
         raise BaseNotFound(f"--base auto: adapter_config.json's revision {revision!r:.80} is "
                            "not a revision name", hint="pass the base with --base")

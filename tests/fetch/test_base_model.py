@@ -88,6 +88,8 @@ def test_a_hub_adapter_never_chooses_a_local_folder(tmp_path: Path, opts: HubOpt
 @pytest.mark.parametrize(("config", "message"), [
     ({"peft_type": "LORA"}, "names no base model"),
     ({"base_model_name_or_path": "acme/x", "revision": 7}, "not a revision name"),
+    ({"base_model_name_or_path": "acme/x", "revision": "../../../etc"}, "not a revision name"),
+    ({"base_model_name_or_path": "a" * 5000}, "over 1000 characters"),
     ({"base_model_name_or_path": "./no-such-base-folder"}, "not a folder on this machine"),
     ({"base_model_name_or_path": "/etc"}, "not a model folder"),
 ])
