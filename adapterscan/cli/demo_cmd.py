@@ -11,7 +11,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from adapterscan.cli.common import run_or_exit
+from adapterscan.cli.common import require, run_or_exit
 from adapterscan.cli.exit_codes import ExitCode
 from adapterscan.report import Decision, ScanReport
 
@@ -43,6 +43,7 @@ def demo_command(
     Exit 0 when every harmful, identity-shifting or backdoored example is rejected and every
     benign one passes; 1 otherwise.
     """
+    require("probe", "adapterscan demo")
     from adapterscan.examples import build_examples
 
     err = Console(stderr=True, highlight=False)

@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from adapterscan.integrations.procworker import WorkerLost, WorkerProcess
+from adapterscan.integrations.procworker import WorkerLost, WorkerProcess, WorkerStartError
 from adapterscan.integrations.server.metrics import Metrics
 from adapterscan.integrations.server.queue import Job, JobQueue
 from adapterscan.integrations.server.scanproc import (
@@ -91,7 +91,7 @@ class WorkerPool:
                 if self._stop.is_set():
                     proc.kill()
             proc.wait_ready()
-        except (RuntimeError, OSError) as exc:  # OSError: no process could be made at all
+        except (WorkerStartError, OSError) as exc:  # OSError: no process could be made at all
             if not self._stop.is_set():
                 log.error("scan worker %d: %s; retrying in %g s", slot, exc,
                           self.config.restart_backoff_s)
