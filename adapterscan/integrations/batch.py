@@ -185,6 +185,9 @@ def run_ray(sources: Iterable[str], options: BatchOptions, address: str | None) 
 
     started_here = not ray.is_initialized()
     if started_here:
+        # Ray reports usage statistics to its vendor unless told not to; a scanner of private
+        # registries does not, unless the user set the variable themselves.
+        os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
         if address:
             ray.init(address=address, logging_level=logging.ERROR, log_to_driver=False)
         else:
