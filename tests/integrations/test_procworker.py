@@ -23,7 +23,7 @@ def echo_factory(setup: Any) -> Handler:
     return lambda item: f"{setup}:{item}"
 
 
-def test_worker_answers(capfd: pytest.CaptureFixture[str]) -> None:
+def test_worker_answers() -> None:
     worker = WorkerProcess.started(echo_factory, "s")
     try:
         assert worker.run("x", 30) == "s:x"
