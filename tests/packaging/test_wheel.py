@@ -8,7 +8,7 @@ caches in that folder and the Hub offline, so nothing can come from the source t
 file the wheel leaves out (rule signatures, reference models, prompt data, example adapters).
 Reports are checked against docs/report.schema.json by this process, not by the installed code.
 
-The environments are made once per session; the whole module takes a few minutes (most of it
+The environments are made once per test run; the whole module takes a few minutes (most of it
 pip). PyTorch comes first in the [all] environment as `torch==2.13.0`, the CPU build on this
 machine's disk: the README's advice to install the CPU build first, in a form that needs no
 index but PyPI (an unpinned torch would be a multi-GB CUDA build).
@@ -198,6 +198,13 @@ def test_readme_install_section_is_what_this_test_runs() -> None:
 
 def test_sdist_and_wheel_carry_what_the_commands_read(dist: Dist) -> None:
     names = set(zipfile.ZipFile(dist.wheel).namelist())
+    # Every tracked file of the package (data included: models, prompts, shipped examples) and
+    # every rule signature, under the name the loader looks for.
+    tracked = subprocess.run(["git", "ls-files", "adapterscan", "signatures"], cwd=ROOT,
+                             capture_output=True, text=True, check=True).stdout.split()
+    assert tracked
+    wanted = {re.sub(r"^signatures/", "adapterscan/_signatures/", p) for p in tracked}
+    assert not wanted - names, sorted(wanted - names)[:20]
     for needed in ("adapterscan/_signatures/schema/rule.schema.json",
                    "adapterscan/reference/aligned/model.safetensors",
                    "adapterscan/reference/unaligned/model.safetensors",
