@@ -11,7 +11,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from adapterscan.cli.common import run_or_exit
+from adapterscan._version import __version__
+from adapterscan.cli.common import require, run_or_exit
 from adapterscan.cli.exit_codes import ExitCode
 from adapterscan.report import Decision, ScanReport
 
@@ -43,6 +44,7 @@ def demo_command(
     Exit 0 when every harmful, identity-shifting or backdoored example is rejected and every
     benign one passes; 1 otherwise.
     """
+    require("probe", "adapterscan demo")
     from adapterscan.examples import build_examples
 
     err = Console(stderr=True, highlight=False)
@@ -121,7 +123,8 @@ def _trigger(triggers: object) -> str:
 
 
 def _table(rows: list[DemoRow]) -> Table:
-    t = Table(title="adapterscan demo: example adapters vs the bundled reference model")
+    t = Table(title=f"adapterscan {__version__} demo: example adapters vs the bundled reference "
+                    "model")
     for col in ("adapter", "expected", "verdict", "refusal drift", "trigger found", "rules"):
         t.add_column(col)
     for r in rows:

@@ -8,6 +8,8 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from adapterscan.cli.common import require
+
 app = typer.Typer(help="Labelled example adapters trained on the bundled reference model.",
                   no_args_is_help=True)
 
@@ -18,6 +20,7 @@ def build_command(
     force: Annotated[bool, typer.Option(help="rebuild even when a complete set exists")] = False,
 ) -> None:
     """Build (or reuse) the example adapters and list them."""
+    require("probe", "adapterscan examples build")
     from adapterscan.examples import build_examples
 
     err = Console(stderr=True, highlight=False)

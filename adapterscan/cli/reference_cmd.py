@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from adapterscan.cli.common import run_or_exit
+from adapterscan.cli.common import require, run_or_exit
 
 app = typer.Typer(help="The bundled tiny reference models (aligned and unaligned).",
                   no_args_is_help=True)
@@ -34,6 +34,7 @@ def build_command(
         "models)")] = None,
 ) -> None:
     """Retrain both reference checkpoints deterministically (a few minutes on CPU)."""
+    require("probe", "adapterscan reference build")
     from adapterscan.reference import _HERE
     from adapterscan.reference.train import build
 

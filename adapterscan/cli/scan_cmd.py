@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from adapterscan.cli.common import run_or_exit, write_output
+from adapterscan.cli.common import require, run_or_exit, write_output
 from adapterscan.cli.exit_codes import exit_code_for
 from adapterscan.fetch.interface import FetchLimits
 from adapterscan.fetch.source import HubOptions
@@ -76,6 +76,12 @@ def scan_command(
         help="write the signed attestation (Sigstore bundle JSON) here")] = None,
 ) -> None:
     """Scan an adapter and print a report. Exit 0 pass, 1 reject, 2 error, 3 incomplete."""
+    # Before any work: a missing extra is found now, not after a scan that took minutes.
+    if base is not None:
+        require("probe", "adapterscan scan --base")
+    if attestation_out is not None and sign_key is None:
+        require("sign", "adapterscan scan --attestation-out without --sign-key (keyless "
+                "signing)")
     policy = run_or_exit(lambda: load_policy(policy_file)) if policy_file else Policy()
     ruleset: RuleSet = run_or_exit(load_ruleset)
     options = ScanOptions(
