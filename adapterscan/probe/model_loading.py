@@ -160,7 +160,7 @@ def apply_adapter(loaded: LoadedModel, adapter_root: Path,
     unexpected = list(result.unexpected_keys)
     # What the adapter must ship is what PEFT itself would save for this config (it leaves out
     # base weights under wrappers, rebuilt buffers and parameters tied to saved ones).
-    missing = sorted(set(get_peft_model_state_dict(peft_model)) - set(state))
+    missing = sorted(set(_expected_keys(peft_model, get_peft_model_state_dict)) - set(state))
     if unexpected or missing:
         raise ProbeError(
             f"the adapter's weights do not match its modules in base {loaded.name!r}: "
@@ -189,3 +189,17 @@ def _converted(loaded: LoadedModel, adapter: AdapterModel | None) -> PeftEquival
                                n_kv_head=getattr(cfg, "num_key_value_heads", None))
     except NotConvertible as exc:
         raise ProbeError(f"the adapter cannot be applied with peft: {exc}") from exc
+
+
+def _expected_keys(peft_model: Any, state_dict_of: Any) -> list[str]:
+    """PEFT's own answer to "what does this adapter save", without its network lookup: with
+    `save_embedding_layers="auto"` PEFT asks the Hub for the config of `base_model_name_or_path`
+    to see whether the vocabulary was resized. Nothing is fetched while scanning (a resized
+    vocabulary shows up as a shape mismatch anyway), so the name is hidden for the call."""
+    cfg = peft_model.peft_config["default"]
+    name = cfg.base_model_name_or_path
+    cfg.base_model_name_or_path = None
+    try:
+        return list(state_dict_of(peft_model))
+    finally:
+        cfg.base_model_name_or_path = name
