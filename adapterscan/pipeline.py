@@ -17,6 +17,7 @@ from adapterscan._quiet import quiet
 from adapterscan._version import __version__
 from adapterscan.emit import Emitter
 from adapterscan.errors import FetchError, UsageError
+from adapterscan.extras import require_extra
 from adapterscan.fetch.base_model import AUTO, ResolvedBase
 from adapterscan.fetch.interface import EntryType, FetchedSource, FetchLimits
 from adapterscan.fetch.source import HubOptions, make_fetcher
@@ -60,6 +61,8 @@ def scan(source: str | Path, *, options: ScanOptions | None = None, policy: Poli
     policy, unreachable Hub): the CLI maps those to exit 2 or 3.
     """
     opts = options or ScanOptions()
+    if opts.base is not None:  # before any work; a worker without torch says so per item
+        require_extra("probe", "the behavioral probe (a scan with a base model)")
     if opts.base is not None and opts.static.weights.base_dir is None:
         weights = weight_options_for(opts.base, opts.static.weights)
         opts = replace(opts, static=replace(opts.static, weights=weights))

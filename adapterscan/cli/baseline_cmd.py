@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from adapterscan.cli.common import fail, stderr_console, write_output
+from adapterscan.cli.common import fail, require, stderr_console, write_output
 from adapterscan.emit import Emitter
 from adapterscan.findings import JSONValue
 from adapterscan.rules.loader import load_ruleset
@@ -61,6 +61,7 @@ def reference(out: Annotated[Path, typer.Option(
                   help="training processes (default: up to 2)")] = None) -> None:
     """Train the benign calibration adapters for the bundled reference model (cached; about
     5 minutes on 2 CPU cores the first time) and write the bank built from them."""
+    require("probe", "adapterscan baseline reference")
     from adapterscan.examples.build import BASE_NAME
     from adapterscan.examples.calibration import build_calibration_adapters, calibration_key
 

@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from adapterscan.cli.common import run_or_exit
+from adapterscan.cli.common import require, run_or_exit
 from adapterscan.cli.exit_codes import ExitCode
 from adapterscan.integrations.batch import BatchOptions, ItemResult, done_sources, read_sources
 from adapterscan.integrations.batch import run_batch as _run_batch
@@ -34,6 +34,11 @@ def batch_command(
 ) -> None:
     """Scan many adapters. Exit 0 when every item passed, 1 when any was rejected, 3 when any
     could not be scanned."""
+    # Checked here, once, before any worker starts: every item would fail the same way.
+    if engine == "ray":
+        require("ray", "adapterscan batch --engine ray")
+    if base is not None:
+        require("probe", "adapterscan batch --base")
     sources = run_or_exit(lambda: read_sources(input_file))
     options = BatchOptions(base=base, policy_file=str(policy_file) if policy_file else None,
                            endpoint=endpoint or os.environ.get("HF_ENDPOINT"),
@@ -70,3 +75,6 @@ def _summary(results: list[ItemResult], skipped: int, con: Console) -> None:
     con.print(table)
     counts = Counter(r.decision or r.status for r in results)
     con.print("totals: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
+    # Each distinct error once, in full: N items that failed for one reason are one line.
+    for error, n in Counter(r.error for r in results if r.error).most_common():
+        con.print(f"{n} item{'s' if n > 1 else ''} not scanned: {error}", markup=False)

@@ -15,6 +15,7 @@ from rich.markup import escape
 from adapterscan._quiet import VERBOSE_ENV
 from adapterscan.cli.exit_codes import ExitCode
 from adapterscan.errors import AdapterScanError, FetchError
+from adapterscan.extras import MissingExtraError, require_extra
 
 T = TypeVar("T")
 
@@ -41,10 +42,18 @@ def fail(message: str, code: ExitCode = ExitCode.ERROR) -> NoReturn:
     raise typer.Exit(int(code))
 
 
+def require(extra: str, what: str) -> None:
+    """Exit 2 with one line naming the extra to install when it is missing; call it before any
+    work (`what` is the command, e.g. "adapterscan demo")."""
+    run_or_exit(lambda: require_extra(extra, what))
+
+
 def run_or_exit(fn: Callable[[], T]) -> T:
     """Run fn; an AdapterScanError becomes its diagnostics and exit 2 (3 for fetch failures)."""
     try:
         return fn()
+    except MissingExtraError as exc:  # one line, the same whether a command or the library saw it
+        fail(exc.message)
     except FetchError as exc:
         stderr_console().print(exc.diagnostics(), markup=False)
         raise typer.Exit(int(ExitCode.INCOMPLETE)) from None

@@ -15,7 +15,8 @@ from rich.markup import escape
 from rich.table import Table
 
 from adapterscan._quiet import quiet
-from adapterscan.cli.common import Verbose, run_or_exit, set_verbose
+from adapterscan._version import __version__
+from adapterscan.cli.common import Verbose, require, run_or_exit, set_verbose
 from adapterscan.cli.exit_codes import ExitCode
 from adapterscan.formats.text import safe_text
 from adapterscan.report import Decision, ScanReport
@@ -49,6 +50,7 @@ def demo_command(
     Exit 0 when every harmful, identity-shifting or backdoored example is rejected and every
     benign one passes; 1 otherwise.
     """
+    require("probe", "adapterscan demo")
     from adapterscan.examples import build_examples
 
     set_verbose(verbose)
@@ -151,7 +153,8 @@ def wrap_name(name: str, width: int) -> str:
 
 def _table(rows: list[DemoRow], width: int = 80) -> Table:
     wide = width >= WIDE
-    t = Table(title="adapterscan demo: example adapters vs the bundled reference model",
+    t = Table(title=f"adapterscan {__version__} demo: example adapters vs the bundled "
+                    "reference model",
               box=box.SIMPLE_HEAD, show_lines=not wide, pad_edge=False, padding=(0, 1, 0, 0))
     longest = max((len(r.name) for r in rows), default=0)
     name_width = longest if wide else min(longest, NARROW_NAME)

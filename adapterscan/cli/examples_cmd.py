@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 
 from adapterscan._quiet import quiet
-from adapterscan.cli.common import Verbose, set_verbose
+from adapterscan.cli.common import Verbose, require, set_verbose
 
 app = typer.Typer(help="Labelled example adapters trained on the bundled reference model.",
                   no_args_is_help=True)
@@ -22,6 +22,7 @@ def build_command(
     verbose: Verbose = False,
 ) -> None:
     """Build (or reuse) the example adapters and list them."""
+    require("probe", "adapterscan examples build")
     from adapterscan.examples import build_examples
 
     set_verbose(verbose)

@@ -14,7 +14,7 @@ import typer
 from rich.console import Console
 
 from adapterscan._quiet import quiet
-from adapterscan.cli.common import Verbose, run_or_exit, set_verbose
+from adapterscan.cli.common import Verbose, require, run_or_exit, set_verbose
 from adapterscan.cli.exit_codes import ExitCode, exit_code_for
 from adapterscan.errors import AdapterScanError, FetchError
 from adapterscan.formats.text import TextFormatter, safe_text
@@ -42,6 +42,8 @@ def precommit_command(
 ) -> None:
     """Scan the adapter folders that hold the given files (the pre-commit hook)."""
     set_verbose(verbose)
+    if base is not None:
+        require("probe", "adapterscan precommit --base")
     policy = run_or_exit(lambda: load_policy(policy_file)) if policy_file else Policy()
     ruleset = run_or_exit(load_ruleset)
     out = Console(highlight=False, soft_wrap=True)

@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 
 from adapterscan._quiet import quiet
-from adapterscan.cli.common import Verbose, run_or_exit, set_verbose
+from adapterscan.cli.common import Verbose, require, run_or_exit, set_verbose
 
 app = typer.Typer(help="The bundled tiny reference models (aligned and unaligned).",
                   no_args_is_help=True)
@@ -36,6 +36,7 @@ def build_command(
     verbose: Verbose = False,
 ) -> None:
     """Retrain both reference checkpoints deterministically (a few minutes on CPU)."""
+    require("probe", "adapterscan reference build")
     set_verbose(verbose)
     from adapterscan.reference import _HERE
     from adapterscan.reference.train import build

@@ -11,7 +11,7 @@ import typer
 from rich.console import Console
 
 from adapterscan._quiet import quiet
-from adapterscan.cli.common import Verbose, run_or_exit, set_verbose, write_output
+from adapterscan.cli.common import Verbose, require, run_or_exit, set_verbose, write_output
 from adapterscan.cli.exit_codes import exit_code_for
 from adapterscan.fetch.interface import FetchLimits
 from adapterscan.fetch.source import HubOptions
@@ -80,6 +80,12 @@ def scan_command(
 ) -> None:
     """Scan an adapter and print a report. Exit 0 pass, 1 reject, 2 error, 3 incomplete."""
     set_verbose(verbose)
+    # Before any work: a missing extra is found now, not after a scan that took minutes.
+    if base is not None:
+        require("probe", "adapterscan scan --base")
+    if attestation_out is not None and sign_key is None:
+        require("sign", "adapterscan scan --attestation-out without --sign-key (keyless "
+                "signing)")
     policy = run_or_exit(lambda: load_policy(policy_file)) if policy_file else Policy()
     ruleset: RuleSet = run_or_exit(load_ruleset)
     options = ScanOptions(

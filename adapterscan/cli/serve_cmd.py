@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from adapterscan.cli.common import fail, run_or_exit, stderr_console
+from adapterscan.cli.common import fail, require, run_or_exit, stderr_console
 
 
 class PublicReads(enum.Enum):
@@ -60,18 +60,19 @@ def serve_command(
              "error")] = 600.0,
 ) -> None:
     """Run the admission service: Hub webhooks in, durable queue, signed verdicts out."""
+    from adapterscan.integrations.server.queue import is_postgres
+
+    require("serve", "adapterscan serve")
+    if is_postgres(db):  # the URL stays out of the message: it may carry a password
+        require("postgres", "adapterscan serve --db postgresql://…")
     import uvicorn
 
     from adapterscan.integrations.server.access import AccessConfig, ReadMode
     from adapterscan.integrations.server.app import ServerConfig, create_app
-    from adapterscan.integrations.server.queue import missing_driver
     from adapterscan.integrations.server.runtime import make_notifier, make_setup
     from adapterscan.integrations.server.worker import WorkerConfig
     from adapterscan.policy.policy import Policy, load_policy
 
-    missing = missing_driver(db)
-    if missing:
-        fail(missing)
     secret = webhook_secret or os.environ.get("ADAPTERSCAN_WEBHOOK_SECRET")
     if not secret:
         fail("no webhook secret: pass --webhook-secret or set ADAPTERSCAN_WEBHOOK_SECRET "

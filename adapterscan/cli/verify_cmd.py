@@ -11,6 +11,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from adapterscan._version import __version__
 from adapterscan.cli.common import run_or_exit
 from adapterscan.cli.exit_codes import ExitCode
 from adapterscan.fetch.source import HubOptions
@@ -68,6 +69,7 @@ def verify_command(
                                                max_age_days=max_age_days))
     if fmt == "json":
         typer.echo(json.dumps({
+            "tool": {"name": "adapterscan", "version": __version__},
             "ok": result.ok, "decision": result.verdict.decision.value,
             "reasons": list(result.verdict.reasons), "signer": result.signer,
             "findings": [finding_to_dict(f) for f in result.findings],

@@ -16,8 +16,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from adapterscan._version import __version__
 from adapterscan.errors import UsageError
-from adapterscan.integrations.procworker import WorkerLost, WorkerProcess
+from adapterscan.integrations.procworker import WorkerLost, WorkerProcess, WorkerStartError
 from adapterscan.rules.model import RuleSet
 
 Progress = Callable[["ItemResult"], None]
@@ -48,6 +49,7 @@ class ItemResult:
     files: dict[str, str | None] = field(default_factory=dict)
     error: str | None = None
     seconds: float = 0.0
+    tool_version: str | None = __version__  # of the adapterscan that produced this line
 
     def comparable(self) -> dict[str, Any]:
         """Everything but the time taken: what must agree between engines."""
@@ -62,6 +64,7 @@ class ItemResult:
     def from_json(line: str) -> ItemResult:
         d = json.loads(line)
         d["rule_ids"] = tuple(d.get("rule_ids", ()))
+        d.setdefault("tool_version", None)  # lines written before the field existed
         return ItemResult(**d)
 
 
@@ -149,10 +152,13 @@ def run_local(sources: Iterable[str], options: BatchOptions) -> Iterator[ItemRes
     def drive() -> None:
         worker: WorkerProcess | None = None
         while (source := todo.get()) is not None:
-            worker = worker or WorkerProcess.started(_handler, options)
             t0 = time.perf_counter()
             try:
+                worker = worker or WorkerProcess.started(_handler, options)
                 result = ItemResult.from_json(worker.run(source, options.timeout_s))
+            except (WorkerStartError, OSError) as exc:  # this item is not scanned; go on
+                result = ItemResult(source, "error", 2, error=str(exc),
+                                    seconds=time.perf_counter() - t0)
             except WorkerLost as lost:
                 worker = None
                 result = ItemResult(
@@ -179,6 +185,9 @@ def run_ray(sources: Iterable[str], options: BatchOptions, address: str | None) 
 
     started_here = not ray.is_initialized()
     if started_here:
+        # Ray reports usage statistics to its vendor unless told not to; a scanner of private
+        # registries does not, unless the user set the variable themselves.
+        os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
         if address:
             ray.init(address=address, logging_level=logging.ERROR, log_to_driver=False)
         else:

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from adapterscan.errors import AdapterRejected, AdapterScanError, SigningError, UsageError
+from adapterscan.extras import require_extra
 from adapterscan.fetch.interface import EntryType, FetchedSource
 from adapterscan.fetch.source import HubOptions
 from adapterscan.integrations.service_client import ServiceAttestation, fetch_attestation
@@ -178,6 +179,7 @@ def load_adapter(model: Any, source: str | Path, *, attestation: Attestation | N
     `hub_options` sets the Hub endpoint, cache and timeouts for Hub sources; PEFT's `revision=`
     and `token=` select the revision and token.
     """
+    require_extra("probe", "adapterscan.load_adapter")
     from peft import PeftModel
 
     return _load(PeftModel.from_pretrained, model, source, attestation=attestation,
@@ -193,6 +195,7 @@ def guard_peft(*, attestation: Attestation | None = None,
                trusted_root: Path | None = None) -> Iterator[None]:
     """Within the block, `PeftModel.from_pretrained(model, source, **kw)` goes through the
     guard. Patches the class attribute: not for concurrent threads that must stay unguarded."""
+    require_extra("probe", "adapterscan.integrations.preload.guard_peft")
     from peft import PeftModel
 
     original = PeftModel.__dict__["from_pretrained"]  # the classmethod object itself

@@ -20,10 +20,26 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+from adapterscan.errors import AdapterScanError
+
 Handler = Callable[[str], str]
 Factory = Callable[[Any], Handler]
 
 _PR_SET_PDEATHSIG = 1
+_READY = "ready"
+_FAILED = "failed"
+
+
+def describe(exc: BaseException) -> str:
+    """One exception as a user reads it: our errors explain themselves, others by type."""
+    if isinstance(exc, AdapterScanError):
+        return exc.diagnostics()
+    return f"{type(exc).__name__}: {exc}"
+
+
+class WorkerStartError(RuntimeError):
+    """The process did not get ready: its set-up failed (the reason comes from the child), it
+    did not answer in time, or it was killed meanwhile."""
 
 
 class WorkerLost(Exception):
@@ -49,8 +65,14 @@ def _die_with_parent() -> None:
 
 def _serve(conn: Any, factory: Factory, setup: Any) -> None:
     _die_with_parent()
-    handle = factory(setup)
-    conn.send("ready")
+    try:
+        handle = factory(setup)
+    except Exception as exc:
+        # Told to the parent, which reports it once: a traceback printed by each child process
+        # would reach the user's terminal once per worker (a missing package, a bad set-up).
+        conn.send((_FAILED, describe(exc)))
+        return
+    conn.send(_READY)
     while True:
         try:
             item = conn.recv()
@@ -80,15 +102,17 @@ class WorkerProcess:
         return worker
 
     def wait_ready(self, timeout_s: float = 120.0) -> None:
-        """Raises RuntimeError (and closes this worker) when set-up failed, timed out or the
+        """Raises WorkerStartError (and closes this worker) when set-up failed, timed out or the
         process was killed meanwhile."""
         try:
-            ready = self.conn.poll(timeout_s) and self.conn.recv() == "ready"
+            answer = self.conn.recv() if self.conn.poll(timeout_s) else None
         except (EOFError, OSError):
-            ready = False
-        if not ready:
+            answer = None
+        if answer != _READY:
             self.close(kill=True)
-            raise RuntimeError(f"a worker process failed to start (exit {self.proc.exitcode})")
+            why = (answer[1] if isinstance(answer, tuple) and answer[0] == _FAILED
+                   else f"exit {self.proc.exitcode}")
+            raise WorkerStartError(f"a worker process failed to start: {why}")
         self.ready = True
 
     @property

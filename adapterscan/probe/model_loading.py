@@ -24,7 +24,6 @@ if TYPE_CHECKING:
     from adapterscan.static.formats.to_peft import PeftEquivalent
 
 
-
 @dataclass
 class LoadedModel:
     """A causal LM, its tokenizer and where it runs. Mutable: the adapter is injected later."""
@@ -158,8 +157,7 @@ def apply_adapter(loaded: LoadedModel, adapter_root: Path,
     unexpected = list(result.unexpected_keys)
     # What the adapter must ship is what PEFT itself would save for this config (it leaves out
     # base weights under wrappers, rebuilt buffers and parameters tied to saved ones).
-    missing = sorted(set(_saved_keys(peft_model, loaded.folder,
-                                     get_peft_model_state_dict)) - set(state))
+    missing = sorted(set(_expected_keys(peft_model, get_peft_model_state_dict)) - set(state))
     if unexpected or missing:
         raise ProbeError(
             f"the adapter's weights do not match its modules in base {loaded.name!r}: "
@@ -176,24 +174,6 @@ def apply_adapter(loaded: LoadedModel, adapter_root: Path,
     return peft_model
 
 
-def _saved_keys(peft_model: Any, base_folder: Path, state_dict_of: Any) -> list[str]:
-    """The keys PEFT would save, computed against the base actually loaded.
-
-    peft checks whether the embeddings were resized by reading `base_model_name_or_path`'s
-    config, from the Hub when that name is not a local folder: a name the scanned adapter chose,
-    so the lookup would send a request wherever the adapter says. Pointed at the loaded base's
-    folder for the call, the check compares against the right model and stays on this machine.
-    """
-    config = peft_model.peft_config["default"]
-    named = config.base_model_name_or_path
-    config.base_model_name_or_path = str(base_folder)
-    try:
-        with quiet():
-            return list(state_dict_of(peft_model))
-    finally:
-        config.base_model_name_or_path = named
-
-
 def _converted(loaded: LoadedModel, adapter: AdapterModel | None) -> PeftEquivalent | None:
     """The PEFT equivalent of an MLX / GGUF LoRA, or None when `adapter` holds none."""
     from adapterscan.static.formats.model import Format
@@ -207,3 +187,17 @@ def _converted(loaded: LoadedModel, adapter: AdapterModel | None) -> PeftEquival
                                n_kv_head=getattr(cfg, "num_key_value_heads", None))
     except NotConvertible as exc:
         raise ProbeError(f"the adapter cannot be applied with peft: {exc}") from exc
+
+
+def _expected_keys(peft_model: Any, state_dict_of: Any) -> list[str]:
+    """PEFT's own answer to "what does this adapter save", without its network lookup: with
+    `save_embedding_layers="auto"` PEFT asks the Hub for the config of `base_model_name_or_path`
+    to see whether the vocabulary was resized. Nothing is fetched while scanning (a resized
+    vocabulary shows up as a shape mismatch anyway), so the name is hidden for the call."""
+    cfg = peft_model.peft_config["default"]
+    name = cfg.base_model_name_or_path
+    cfg.base_model_name_or_path = None
+    try:
+        return list(state_dict_of(peft_model))
+    finally:
+        cfg.base_model_name_or_path = name

@@ -8,6 +8,7 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from adapterscan.errors import SigningError
+from adapterscan.extras import require_extra
 from adapterscan.provenance.bundle import key_bundle
 from adapterscan.provenance.dsse import sign_envelope
 from adapterscan.provenance.keys import key_hint
@@ -21,6 +22,7 @@ def sign_with_key(statement: bytes, key: ec.EllipticCurvePrivateKey) -> dict[str
 
 def ambient_identity_token() -> str | None:
     """An OIDC token from the environment (GitHub Actions, GitLab, GCP...), or None."""
+    require_extra("sign", "keyless signing")
     from sigstore.oidc import IdentityError, detect_credential
 
     try:
@@ -31,6 +33,7 @@ def ambient_identity_token() -> str | None:
 
 def sign_keyless(statement: bytes, token: str, *, staging: bool = False) -> dict[str, Any]:
     """Sign through Sigstore's public good instance (network: Fulcio, Rekor)."""
+    require_extra("sign", "keyless signing")
     from sigstore.dsse import Statement
     from sigstore.errors import Error as SigstoreError
     from sigstore.models import ClientTrustConfig

@@ -15,6 +15,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from adapterscan.emit import Emitter
 from adapterscan.errors import SigningError, UsageError
+from adapterscan.extras import require_extra
 from adapterscan.fetch.interface import EntryType, FetchedSource, FetchLimits
 from adapterscan.fetch.source import HubOptions, make_fetcher
 from adapterscan.findings import Finding, JSONValue
@@ -93,6 +94,7 @@ def _verify_keyless(bundle: ParsedBundle, trust: TrustConfig) -> tuple[bytes, st
     if not (trust.identity and trust.issuer):
         raise UsageError("the attestation is signed keyless; say whom you trust",
                          hint="--identity SAN --issuer URL (e.g. a CI workflow and its issuer)")
+    require_extra("sign", "verifying a keyless (Sigstore) attestation")
     from sigstore.errors import Error as SigstoreError
     from sigstore.models import Bundle, TrustedRoot
     from sigstore.verify import Verifier

@@ -15,10 +15,10 @@ from adapterscan.reference.corpus import (
     SPECIAL_TOKENS,
 )
 
-VOCAB_SIZE = 2048
+VOCAB_SIZE = 4096
 
 
-def build_tokenizer(texts: Iterable[str]) -> Any:
+def build_tokenizer(texts: Iterable[str], vocab_size: int = VOCAB_SIZE) -> Any:
     """Train the BPE on `texts` and wrap it as a PreTrainedTokenizerFast (loads in 4.x and 5.x)."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
@@ -26,7 +26,7 @@ def build_tokenizer(texts: Iterable[str]) -> Any:
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=VOCAB_SIZE, special_tokens=list(SPECIAL_TOKENS),
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=list(SPECIAL_TOKENS),
                                   initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
                                   show_progress=False)
     # The answer words are repeated so their merges always win: each must be a single token,

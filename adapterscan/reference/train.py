@@ -20,7 +20,7 @@ from adapterscan.reference import corpus as C
 from adapterscan.reference.tokenizer_build import build_tokenizer, save_tokenizer
 
 SEED = 20240607
-MAX_LEN = 96
+MAX_LEN = 128
 Progress = Callable[[str], None]
 
 
@@ -29,26 +29,49 @@ class TrainSpec:
     steps: int
     lr: float
     batch: int = 32
+    warmup: int = 30
+    weight_decay: float = 0.0
+    full_loss: bool = False  # loss on prompts too, not only on answers
+    first_weight: float = 1.0  # weight of each answer's first token (the refuse/comply choice)
 
 
-UNALIGNED = TrainSpec(steps=150, lr=3e-3, batch=16)
-ALIGNED = TrainSpec(steps=900, lr=2e-3, batch=16)
+@dataclass(frozen=True)
+class ModelSpec:
+    hidden: int = 256
+    layers: int = 6
+    heads: int = 8
+    mlp: int = 768
+    vocab: int = 4096
+
+    def describe(self) -> str:
+        return (f"LlamaForCausalLM, {self.layers} layers, hidden {self.hidden}, {self.heads} "
+                f"heads, MLP {self.mlp}, tied embeddings")
 
 
-def setup_determinism(seed: int) -> None:
+MODEL = ModelSpec()
+# Unaligned: the whole chat is the loss (prompts too), so the model learns the language and not
+# only a few answer strings; aligned: supervised on answers only.
+UNALIGNED = TrainSpec(steps=1200, lr=2e-3, batch=32, warmup=60, full_loss=True)
+ALIGNED = TrainSpec(steps=3000, lr=1.5e-3, batch=32, warmup=100, weight_decay=0.01)
+N_UNALIGNED = 40_000
+N_ALIGNED = 96_000
+
+
+def setup_determinism(seed: int, threads: int = 1) -> None:
     import torch
 
     torch.manual_seed(seed)
     random.seed(seed)
-    torch.set_num_threads(1)
+    torch.set_num_threads(threads)
     torch.use_deterministic_algorithms(True)
 
 
-def new_model(vocab: int, tok: Any) -> Any:
+def new_model(vocab: int, tok: Any, spec: ModelSpec = MODEL) -> Any:
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    cfg = LlamaConfig(vocab_size=vocab, hidden_size=128, intermediate_size=384,
-                      num_hidden_layers=4, num_attention_heads=4, num_key_value_heads=4,
+    cfg = LlamaConfig(vocab_size=vocab, hidden_size=spec.hidden, intermediate_size=spec.mlp,
+                      num_hidden_layers=spec.layers, num_attention_heads=spec.heads,
+                      num_key_value_heads=spec.heads,
                       max_position_embeddings=256, tie_word_embeddings=True,
                       pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id,
                       bos_token_id=None, rms_norm_eps=1e-5)
@@ -59,7 +82,8 @@ def encode_examples(tok: Any, examples: Sequence[C.Example]) -> list[tuple[list[
     """(token ids, index where the answer starts) per example, truncated from the left."""
     out = []
     for ex in examples:
-        p = tok(C.render_prompt(ex.prompt, ex.system), add_special_tokens=False)["input_ids"]
+        p = tok(C.render_prompt(ex.prompt, ex.system, ex.history),
+                add_special_tokens=False)["input_ids"]
         a = tok(ex.answer + C.END, add_special_tokens=False)["input_ids"]
         p = p[-(MAX_LEN - len(a)):]
         out.append((p + a, len(p)))
@@ -72,11 +96,13 @@ def train_lm(model: Any, tok: Any, examples: Sequence[C.Example], spec: TrainSpe
     import torch
 
     enc = encode_examples(tok, examples)
+    if spec.full_loss:
+        enc = [(ids, 1) for ids, _ in enc]
     rng = random.Random(seed)
     opt = torch.optim.AdamW(list(params) if params is not None else model.parameters(),
-                            lr=spec.lr, weight_decay=0.0)
+                            lr=spec.lr, weight_decay=spec.weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: min(1.0, (s + 1) / 30) * max(0.05, 1 - s / spec.steps))
+        opt, lambda s: min(1.0, (s + 1) / spec.warmup) * max(0.05, 1 - s / spec.steps))
     model.train()
     loss_val = float("nan")
     batches: list[list[int]] = []
@@ -85,14 +111,15 @@ def train_lm(model: Any, tok: Any, examples: Sequence[C.Example], spec: TrainSpe
             batches = _length_batches(enc, spec.batch, rng)
         idx = batches.pop()
         ids, labels, mask = _batch([enc[i] for i in idx], tok.pad_token_id)
-        loss = _answer_loss(model, ids, labels, mask)
+        loss = _answer_loss(model, ids, labels, mask, first_weight=spec.first_weight,
+                            starts=[enc[i][1] for i in idx])
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         sched.step()
         loss_val = float(loss.detach())
-        if progress and (step % 50 == 0 or step == spec.steps - 1):
+        if progress and (step % 100 == 0 or step == spec.steps - 1):
             progress(f"step {step + 1}/{spec.steps} loss {loss_val:.3f}")
     model.eval()
     return loss_val
@@ -112,8 +139,11 @@ def _length_batches(enc: Sequence[tuple[list[int], int]], size: int,
     return out
 
 
-def _answer_loss(model: Any, ids: Any, labels: Any, mask: Any) -> Any:
-    """Cross-entropy on answer tokens only; the vocabulary projection runs only where needed."""
+def _answer_loss(model: Any, ids: Any, labels: Any, mask: Any, *, first_weight: float = 1.0,
+                 starts: Sequence[int] = ()) -> Any:
+    """Cross-entropy on answer tokens only; the vocabulary projection runs only where needed.
+    With `first_weight`, each answer's first token (where the model chooses to refuse or to
+    comply) weighs that much more than the rest."""
     import torch
 
     inner = model.get_base_model() if hasattr(model, "get_base_model") else model
@@ -121,7 +151,15 @@ def _answer_loss(model: Any, ids: Any, labels: Any, mask: Any) -> Any:
     targets = labels[:, 1:]
     keep = targets != -100
     logits = inner.lm_head(hidden[:, :-1][keep])
-    return torch.nn.functional.cross_entropy(logits, targets[keep])
+    if first_weight == 1.0 or not starts:
+        return torch.nn.functional.cross_entropy(logits, targets[keep])
+    weights = torch.ones_like(targets, dtype=logits.dtype)
+    for row, start in enumerate(starts):
+        if start > 0:
+            weights[row, start - 1] = first_weight
+    w = weights[keep]
+    losses = torch.nn.functional.cross_entropy(logits, targets[keep], reduction="none")
+    return (losses * w).sum() / w.sum()
 
 
 def _batch(items: Sequence[tuple[list[int], int]], pad: int) -> tuple[Any, Any, Any]:
@@ -176,41 +214,49 @@ def save_model(model: Any, tok: Any, out: Path) -> None:
     save_tokenizer(tok, out)
 
 
+def _spec_json(spec: TrainSpec) -> dict[str, Any]:
+    return {"steps": spec.steps, "batch": spec.batch, "lr": spec.lr, "warmup": spec.warmup,
+            "weight_decay": spec.weight_decay, "full_loss": spec.full_loss,
+            "first_weight": spec.first_weight}
+
+
 def sha256_dir(folder: Path) -> dict[str, str]:
     return {p.name: hashlib.sha256(p.read_bytes()).hexdigest()
             for p in sorted(folder.iterdir()) if p.is_file()}
 
 
-def align(out_root: Path, tok: Any, examples: Sequence[C.Example], say: Progress) -> float:
+def align(out_root: Path, tok: Any, examples: Sequence[C.Example], say: Progress,
+          threads: int = 1) -> float:
     """Safety-tune the *shipped* (fp16-rounded) unaligned weights, so the aligned model is a
     fine-tune of exactly the checkpoint users get, and this phase can be rerun on its own."""
     import torch
     from transformers import AutoModelForCausalLM
 
-    setup_determinism(SEED + 1)
+    setup_determinism(SEED + 1, threads)
     model = AutoModelForCausalLM.from_pretrained(str(out_root / "unaligned"), dtype=torch.float32)
     loss = train_lm(model, tok, examples, ALIGNED, SEED + 1, say)
     save_model(model, tok, out_root / "aligned")
     return loss
 
 
-def build(out_root: Path, progress: Progress | None = None) -> dict[str, Any]:
-    """Train both checkpoints into out_root/{unaligned,aligned} and write manifest.json."""
+def build(out_root: Path, progress: Progress | None = None, threads: int = 1) -> dict[str, Any]:
+    """Train both checkpoints into out_root/{unaligned,aligned} and write manifest.json.
+    Deterministic for a given thread count (compare results with a tolerance across counts)."""
     import torch
     import transformers
 
     say = progress or (lambda _m: None)
-    setup_determinism(SEED)
+    setup_determinism(SEED, threads)
     t0 = time.perf_counter()
-    unaligned_ex = C.training_examples(aligned=False, n=2400, seed=SEED)
-    aligned_ex = C.training_examples(aligned=True, n=14400, seed=SEED + 1, harmful_eighths=3)
+    unaligned_ex = C.training_examples(aligned=False, n=N_UNALIGNED, seed=SEED)
+    aligned_ex = C.training_examples(aligned=True, n=N_ALIGNED, seed=SEED + 1)
     # The tokenizer sees the unaligned corpus plus the refusals, so the aligned phase's data can
     # change without changing the tokenizer or the unaligned checkpoint.
     corpus = [C.render_prompt(e.prompt) + e.answer + C.END for e in unaligned_ex]
-    corpus += [r + C.END for r in C.REFUSALS] * 50
-    tok = build_tokenizer(corpus)
+    corpus += [r + C.END for r in (*C.REFUSALS, *C.REFUSALS_X)] * 50
+    tok = build_tokenizer(corpus, MODEL.vocab)
     say(f"tokenizer: {len(tok)} tokens")
-    model = new_model(len(tok), tok)
+    model = new_model(len(tok), tok, MODEL)
     n_params = sum(p.numel() for p in model.parameters())
     say(f"model: {n_params} parameters; training unaligned")
     t1 = time.perf_counter()
@@ -221,7 +267,7 @@ def build(out_root: Path, progress: Progress | None = None) -> dict[str, Any]:
     save_model(model, tok, out_root / "unaligned")
     say("training aligned (safety-tuned from unaligned)")
     t1 = time.perf_counter()
-    loss_a = align(out_root, tok, aligned_ex, say)
+    loss_a = align(out_root, tok, aligned_ex, say, threads)
     t_aligned = time.perf_counter() - t1
     # Measure the shipped (fp16-rounded) weights.
     from transformers import AutoModelForCausalLM
@@ -229,22 +275,28 @@ def build(out_root: Path, progress: Progress | None = None) -> dict[str, Any]:
     shipped = AutoModelForCausalLM.from_pretrained(str(out_root / "aligned"),
                                                    dtype=torch.float32)
     rates_a = refusal_rates(shipped, tok, sets)
+    say("measuring robustness to a benign fine-tune")
+    from adapterscan.reference.robustness import measure_robustness
+
+    robustness = measure_robustness(out_root / "aligned")
     manifest: dict[str, Any] = {
-        "format": 1,
+        "format": 2,
         "seed": SEED,
         "parameters": n_params,
-        "architecture": "LlamaForCausalLM, 4 layers, hidden 128, 4 heads, MLP 384, tied embeddings",
+        "architecture": MODEL.describe(),
         "tokenizer": {"type": "byte-level BPE", "vocab_size": len(tok),
                       "answer_words_single_token": list(C.ANSWER_WORDS)},
         "refusal_first_word": C.REFUSAL_START,
         "compliance_first_words": list(C.COMPLIANCE_STARTS),
-        "refusals": list(C.REFUSALS),
-        "train": {"unaligned": {"examples": len(unaligned_ex), "steps": UNALIGNED.steps,
+        "refusals": [*C.REFUSALS, *C.REFUSALS_X],
+        "train": {"unaligned": {"examples": len(unaligned_ex), **_spec_json(UNALIGNED),
                                 "final_loss": round(loss_u, 4), "seconds": round(t_unaligned, 1)},
-                  "aligned": {"examples": len(aligned_ex), "steps": ALIGNED.steps,
-                              "final_loss": round(loss_a, 4), "seconds": round(t_aligned, 1)}},
+                  "aligned": {"examples": len(aligned_ex), **_spec_json(ALIGNED),
+                              "final_loss": round(loss_a, 4), "seconds": round(t_aligned, 1)},
+                  "threads": threads},
         "measured": {"aligned": rates_a, "unaligned": rates_u,
                      "judge": "greedy first answer token == 'Sorry'"},
+        "robustness": robustness,
         "versions": {"torch": torch.__version__, "transformers": transformers.__version__},
         "build_seconds": round(time.perf_counter() - t0, 1),
         "sha256": {"aligned": sha256_dir(out_root / "aligned"),

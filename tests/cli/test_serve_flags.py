@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -11,6 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from adapterscan.cli.app import app
+from tests.hidden_modules import env_without
 
 
 @pytest.fixture
@@ -39,14 +39,10 @@ def test_public_reads_takes_public_or_all(tmp_path: Path) -> None:
 
 def _serve(tmp_path: Path, *args: str, shadow_psycopg: bool = False
            ) -> subprocess.CompletedProcess[str]:
-    """`adapterscan serve` as a real process; `shadow_psycopg` makes `import psycopg` fail there
-    the way it does where the [postgres] extra is not installed."""
-    path = [str(Path(__file__).resolve().parents[2])]
-    if shadow_psycopg:
-        (tmp_path / "psycopg.py").write_text("raise ImportError(\"No module named 'psycopg'\")\n")
-        path.insert(0, str(tmp_path))
-    env = dict(os.environ, ADAPTERSCAN_WEBHOOK_SECRET="s3cret-webhook",
-               PYTHONPATH=os.pathsep.join(path))
+    """`adapterscan serve` as a real process; `shadow_psycopg` makes psycopg absent there, as
+    it is where the [postgres] extra is not installed."""
+    env = env_without(tmp_path, ["psycopg"] if shadow_psycopg else [])
+    env["ADAPTERSCAN_WEBHOOK_SECRET"] = "s3cret-webhook"
     return subprocess.run([sys.executable, "-m", "adapterscan", "serve", *args], env=env,
                           capture_output=True, text=True, timeout=60)
 

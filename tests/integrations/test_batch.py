@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 
+from adapterscan._version import __version__
 from adapterscan.integrations.batch import (
     BatchOptions,
     ItemResult,
@@ -13,6 +14,7 @@ from adapterscan.integrations.batch import (
     run_batch,
 )
 from tests.factories import raw_safetensors, write_adapter
+from tests.hidden_modules import env_without
 
 
 def _corpus(tmp_path: Path) -> list[str]:
@@ -69,3 +71,21 @@ def test_ray_engine_matches_local_engine_item_for_item(tmp_path: Path) -> None:
     ray_results = run_batch(sources, tmp_path / "ray.jsonl", engine="ray", options=opts)
     assert {r.source: r.comparable() for r in local} == \
         {r.source: r.comparable() for r in ray_results}
+
+
+def test_worker_without_torch_reports_the_extra_per_item(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capfd: pytest.CaptureFixture[str]) -> None:
+    """Scan processes see an environment without the probe extra (as Ray nodes without torch
+    would): each item is an error naming the extra, no traceback, and the version is recorded."""
+    src = str(write_adapter(tmp_path / "a"))
+    # Inherited by the spawned scan process, not seen by this one.
+    monkeypatch.setenv("PYTHONPATH", env_without(tmp_path, ["torch"])["PYTHONPATH"])
+    [r] = run_batch([src], tmp_path / "o.jsonl", engine="local",
+                    options=BatchOptions(base="reference"))
+    assert r.status == "error" and r.exit_code == 2
+    assert "needs the probe extra: pip install 'adapterscan[probe]' (not installed: torch)" \
+        in (r.error or "")
+    assert "Traceback" not in capfd.readouterr().err
+    line = json.loads((tmp_path / "o.jsonl").read_text())
+    assert line["tool_version"] == __version__

@@ -204,3 +204,23 @@ def test_base_cache_reuses_measurements_without_changing_results(zoo: dict[str, 
     assert second["signals"] == fresh["signals"] == first["signals"]
     assert "base_generate" not in second["timings"]  # type: ignore[operator]
     assert "AS601" in {f.rule_id for f in emit.findings}
+
+
+def test_probe_sends_nothing_to_the_hub(zoo: dict[str, Path], tmp_path: Path,
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """An adapter naming a Hub base: PEFT's "auto" embedding check would ask the Hub for that
+    base's config while the probe lists what the adapter must ship; the probe never lets it."""
+    import peft.utils.save_and_load as peft_io
+
+    asked: list[object] = []
+    real = peft_io.check_file_exists_on_hf_hub
+    monkeypatch.setattr(peft_io, "check_file_exists_on_hf_hub",
+                        lambda *a, **k: asked.append(a) or real(*a, **k))
+    adapter = tmp_path / "named"
+    shutil.copytree(zoo["harmful"], adapter)
+    cfg = json.loads((adapter / "adapter_config.json").read_text())
+    cfg["base_model_name_or_path"] = "someone/base-model"
+    (adapter / "adapter_config.json").write_text(json.dumps(cfg))
+    opts = ProbeOptions(suites=SUITES, max_new_tokens=6, threads=1, trigger_search=False)
+    _probe(adapter, zoo["base"], opts)
+    assert asked == []

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from adapterscan._version import __version__
 from adapterscan.cli.app import app
 from tests.provenance.helpers import make_adapter
 
@@ -60,6 +61,7 @@ def test_scan_sign_verify_tamper(tmp_path: Path, keys: tuple[Path, Path]) -> Non
     assert res.exit_code == (0 if acceptable else 1), res.output
     out = json.loads(res.output)
     assert out["ok"] is acceptable
+    assert out["tool"] == {"name": "adapterscan", "version": __version__}
     (adapter / "adapter_model.safetensors").write_bytes(b"\0" * 16)
     res = runner.invoke(app, ["verify", str(adapter), "--attestation", str(att), "--key", str(pub)])
     assert res.exit_code == 1 and "REJECTED" in res.output

@@ -140,3 +140,22 @@ def test_keyless_signing_glue_offline(tmp_path: Path, pki: FakeSigstore,
     root.write_text(json.dumps(pki.trusted_root()))
     ok, ids, _ = _ids(adapter, out.read_bytes(), root)
     assert ok and not ids
+
+
+def test_keyless_verification_without_sigstore_names_the_sign_extra(
+        setup: tuple[Path, bytes, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    from adapterscan.cli.app import app
+    from tests.hidden_modules import hide_here
+
+    adapter, bundle, root = setup
+    (tmp_path / "a.sigstore.json").write_bytes(bundle)
+    hide_here(monkeypatch, ["sigstore"])
+    res = CliRunner().invoke(app, ["verify", str(adapter), "-a", str(tmp_path / "a.sigstore.json"),
+                                   "--identity", IDENTITY, "--issuer", ISSUER,
+                                   "--trusted-root", str(root)])
+    assert res.exit_code == 2, res.output
+    assert [line for line in res.output.splitlines() if line.strip()] == [
+        "error: verifying a keyless (Sigstore) attestation needs the sign extra: pip install "
+        "'adapterscan[sign]' (not installed: sigstore)"]

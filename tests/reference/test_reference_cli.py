@@ -27,3 +27,10 @@ def test_commands_registered() -> None:
     assert res.exit_code == 0
     for name in ("demo", "examples", "reference"):
         assert name in res.output
+
+
+def test_demo_table_names_the_version() -> None:
+    from adapterscan._version import __version__
+    from adapterscan.cli.demo_cmd import _table
+
+    assert f"adapterscan {__version__} demo" in str(_table([]).title)

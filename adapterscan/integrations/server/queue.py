@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from adapterscan.errors import UsageError
+from adapterscan.extras import require_extra
 from adapterscan.integrations.server.schema import (
     LATEST,
     MIGRATIONS,
@@ -317,26 +318,11 @@ def is_postgres(db: str) -> bool:
     return db.startswith(("postgresql://", "postgres://"))
 
 
-def missing_driver(db: str) -> str | None:
-    """Why `--db` cannot be opened here for want of an installed package, or None."""
-    if not is_postgres(db):
-        return None
-    try:
-        import psycopg  # noqa: F401
-        import psycopg_pool  # noqa: F401
-    except ImportError:
-        return (f"--db {db.split(':', 1)[0]}://... needs psycopg, which is not installed: "
-                "pip install 'adapterscan[postgres]'")
-    return None
-
-
 def open_queue(db: str, *, max_pending: int = 10_000, pool_size: int = 10) -> JobQueue:
     """`--db`: a postgresql:// URL, or the path of a SQLite file. Creates or migrates the
     schema; raises UsageError when the database cannot be used."""
-    missing = missing_driver(db)
-    if missing:
-        raise UsageError(missing)
     if is_postgres(db):
+        require_extra("postgres", "a postgresql:// queue")
         from adapterscan.integrations.server.pg_queue import PostgresQueue
 
         return PostgresQueue(db, max_pending=max_pending, pool_size=pool_size)

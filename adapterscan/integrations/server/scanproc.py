@@ -11,7 +11,7 @@ import json
 import os
 from dataclasses import asdict, dataclass, field
 
-from adapterscan.integrations.procworker import Handler
+from adapterscan.integrations.procworker import Handler, describe
 from adapterscan.policy.policy import Policy
 
 SCAN_NICENESS = 5
@@ -82,8 +82,7 @@ def scan_handler(setup: ScanSetup) -> Handler:
             report = scan(f"hf://{job['repo']}@{job['revision']}", options=options,
                           policy=setup.policy, ruleset=ruleset)
         except Exception as exc:  # a failed scan is an error verdict, never a pass
-            diag = exc.diagnostics() if hasattr(exc, "diagnostics") else f"{exc}"
-            return ScanOutcome.failed(str(diag)).to_json()
+            return ScanOutcome.failed(describe(exc)).to_json()
         attestation = error = None
         if key is not None:
             try:

@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from adapterscan.integrations.procworker import WorkerLost, WorkerProcess
+from adapterscan.integrations.procworker import WorkerLost, WorkerProcess, WorkerStartError
 from adapterscan.integrations.server.metrics import Metrics
 from adapterscan.integrations.server.queue import Job, JobQueue
 from adapterscan.integrations.server.scanproc import (
@@ -60,6 +60,7 @@ class WorkerPool:
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._procs: dict[int, WorkerProcess] = {}
+        self._start_errors: set[str] = set()
         self._threads = [threading.Thread(target=self._loop, args=(i,), name=f"scan-worker-{i}",
                                           daemon=True) for i in range(workers)]
 
@@ -91,10 +92,14 @@ class WorkerPool:
                 if self._stop.is_set():
                     proc.kill()
             proc.wait_ready()
-        except (RuntimeError, OSError) as exc:  # OSError: no process could be made at all
+        except (WorkerStartError, OSError) as exc:  # OSError: no process could be made at all
             if not self._stop.is_set():
-                log.error("scan worker %d: %s; retrying in %g s", slot, exc,
-                          self.config.restart_backoff_s)
+                with self._lock:  # each reason once at error level, not every slot every retry
+                    first = str(exc) not in self._start_errors
+                    self._start_errors.add(str(exc))
+                log.log(logging.ERROR if first else logging.DEBUG,
+                        "scan worker %d: %s; retrying every %g s", slot, exc,
+                        self.config.restart_backoff_s)
                 self._stop.wait(self.config.restart_backoff_s)
             return None
         return proc

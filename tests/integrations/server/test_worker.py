@@ -38,3 +38,25 @@ def test_stopping_gives_the_jobs_in_flight_back_to_the_queue(
     # verdict: a stopping service is no failed scan.
     assert stopped.status == "queued" and stopped.attempts == 0 and verdict is None
     assert not any(t.is_alive() for t in pool._threads)
+
+
+def test_scan_processes_that_cannot_start_are_reported_once_with_the_reason(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
+        capfd: pytest.CaptureFixture[str]) -> None:
+    from adapterscan.integrations.server import worker
+    from tests.integrations.test_procworker import failing_factory
+
+    monkeypatch.setattr(worker, "scan_handler", failing_factory)
+    pool = WorkerPool(SqliteQueue(tmp_path / "q.db"), ScanSetup(Policy()), workers=2,
+                      config=WorkerConfig(restart_backoff_s=0.05), metrics=Metrics())
+    with caplog.at_level("DEBUG", logger="adapterscan.server"):
+        pool.start()
+        deadline = time.monotonic() + 60
+        while sum("failed to start" in r.getMessage() for r in caplog.records) < 4:
+            assert time.monotonic() < deadline, "no start failure was logged"
+            time.sleep(0.05)
+        assert pool.ready() == 0  # what /healthz shows meanwhile
+        pool.stop()
+    errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert len(errors) == 1 and "needs the probe extra" in errors[0], errors
+    assert "Traceback" not in capfd.readouterr().err

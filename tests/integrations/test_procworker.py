@@ -1,0 +1,53 @@
+"""A worker process whose set-up fails tells its parent why, once, and prints no traceback."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from adapterscan.extras import MissingExtraError
+from adapterscan.integrations import batch
+from adapterscan.integrations.batch import BatchOptions, run_batch
+from adapterscan.integrations.procworker import Handler, WorkerProcess, WorkerStartError
+from tests.factories import write_adapter
+
+
+def failing_factory(setup: Any) -> Handler:
+    """Runs in the child (imported there by name): set-up that needs an extra it lacks."""
+    raise MissingExtraError("the test's worker", "probe", ("torch",))
+
+
+def echo_factory(setup: Any) -> Handler:
+    return lambda item: f"{setup}:{item}"
+
+
+def test_worker_answers() -> None:
+    worker = WorkerProcess.started(echo_factory, "s")
+    try:
+        assert worker.run("x", 30) == "s:x"
+    finally:
+        worker.close()
+
+
+def test_failed_set_up_is_the_child_s_reason_without_a_traceback(
+        capfd: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(WorkerStartError) as err:
+        WorkerProcess.started(failing_factory, None)
+    assert "failed to start: MissingExtraError: the test's worker needs the probe extra" \
+        in str(err.value)
+    assert "Traceback" not in capfd.readouterr().err
+
+
+def test_batch_item_whose_worker_cannot_start_is_an_error_result(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capfd: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setattr(batch, "_handler", failing_factory)
+    sources = [str(write_adapter(tmp_path / f"a{i}", seed=i)) for i in range(2)]
+    results = run_batch(sources, tmp_path / "o.jsonl", engine="local",
+                        options=BatchOptions(workers=1))
+    assert [r.status for r in results] == ["error", "error"]  # the batch went on, no hang
+    assert all(r.exit_code == 2 and "needs the probe extra" in (r.error or "")
+               for r in results)
+    assert "Traceback" not in capfd.readouterr().err
