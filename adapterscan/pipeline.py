@@ -13,10 +13,12 @@ from typing import Any
 
 from threadpoolctl import threadpool_limits
 
+from adapterscan._quiet import quiet
 from adapterscan._version import __version__
 from adapterscan.emit import Emitter
-from adapterscan.errors import UsageError
+from adapterscan.errors import FetchError, UsageError
 from adapterscan.extras import require_extra
+from adapterscan.fetch.base_model import AUTO, ResolvedBase
 from adapterscan.fetch.interface import EntryType, FetchedSource, FetchLimits
 from adapterscan.fetch.source import HubOptions, make_fetcher
 from adapterscan.findings import JSONValue
@@ -43,7 +45,8 @@ class ScanOptions:
     fetch_limits: FetchLimits = field(
         default_factory=lambda: FetchLimits(max_file_bytes=DEFAULT_MAX_FILE_BYTES))
     hub: HubOptions = field(default_factory=HubOptions)
-    # Behavioral probe: a base model ("reference", a folder or a Hub id); None skips the probe.
+    # Behavioral probe: a base model ("auto": the one the adapter's config names, "reference", a
+    # folder or a Hub id owner/name[@rev]); None skips the probe.
     base: str | None = None
     probe: Any = None  # adapterscan.probe.interface.ProbeOptions; Any keeps torch out of imports
     # adapterscan.probe.session.BaseCache: reuse base measurements over many scans (caller-owned)
@@ -75,6 +78,13 @@ def scan(source: str | Path, *, options: ScanOptions | None = None, policy: Poli
     src = _set_aside_oversized(fetcher.fetch(emit), opts.fetch_limits.max_file_bytes, emit)
     timings["fetch"] = time.perf_counter() - t0
     _check_something_to_scan(src, emit)
+    requested, base_record = opts.base, None
+    if opts.base is not None:
+        t0 = time.perf_counter()
+        resolved = _resolve_base(opts.base, src, opts.hub, emit)
+        timings["base"] = time.perf_counter() - t0
+        opts = _with_base(opts, resolved)
+        base_record = resolved.to_json() if resolved is not None else None
 
     hashable = [e.path for e in src.entries if e.type is EntryType.FILE
                 and e.path not in src.remote_only]
@@ -95,6 +105,8 @@ def scan(source: str | Path, *, options: ScanOptions | None = None, policy: Poli
     _check_expected(src, digests, emit)
 
     results: dict[str, JSONValue] = dict(static.results)
+    if requested is not None and opts.base is None:
+        results["probe"] = None  # the base could not be resolved (a stage error says why)
     if opts.base is not None:
         t0 = time.perf_counter()
         results["probe"] = _run_probe(src, static, opts, emit, progress)
@@ -106,7 +118,32 @@ def scan(source: str | Path, *, options: ScanOptions | None = None, policy: Poli
     return ScanReport(subject=subject, findings=emit.findings, verdict=verdict,
                       tool_version=__version__, ruleset_digest=rules.digest,
                       skipped=emit.skipped, errors=emit.errors, timings=timings,
-                      results=results, base_model=opts.base, started_at=started)
+                      results=results, base_model=requested, base=base_record,
+                      started_at=started)
+
+
+def _resolve_base(spec: str, src: FetchedSource, hub: HubOptions,
+                  emit: Emitter) -> ResolvedBase | None:
+    """The base the probe and the weight comparison load; None (a stage error, the scan
+    incomplete) when it cannot be found."""
+    from adapterscan.fetch.base_model import resolve_base
+
+    try:
+        with quiet():
+            return resolve_base(spec, src, hub, emit)
+    except FetchError as exc:
+        emit.error("base", exc.message + (f" (hint: {exc.hint})" if exc.hint else ""))
+        return None
+
+
+def _with_base(opts: ScanOptions, base: ResolvedBase | None) -> ScanOptions:
+    """Point the probe and the weight comparison at the resolved base (or at none)."""
+    if base is None:
+        return replace(opts, base=None)
+    weights = opts.static.weights
+    if weights.base_dir is None:
+        weights = weight_options_for(base.probe_spec, weights)
+    return replace(opts, base=base.probe_spec, static=replace(opts.static, weights=weights))
 
 
 def _set_aside_oversized(src: FetchedSource, max_bytes: int, emit: Emitter) -> FetchedSource:
@@ -144,7 +181,7 @@ def weight_options_for(base: str | None, weights: WeightOptions) -> WeightOption
 
         base_dir = reference_dir()
         unaligned = unaligned or reference_dir(unaligned=True)
-    elif base is not None and Path(base).is_dir():
+    elif base is not None and base != AUTO and Path(base).is_dir():
         base_dir = Path(base)
     if unaligned is not None and base_dir is None:
         raise UsageError("--unaligned needs --base (a local folder, or 'reference')")
@@ -193,8 +230,9 @@ def _run_probe(src: FetchedSource, static: StaticResult, opts: ScanOptions, emit
     from adapterscan.probe.interface import run_probe
 
     try:
-        return run_probe(src, static, opts.base or "reference", emit, opts.probe, progress,
-                         opts.probe_cache)
+        with quiet():  # transformers / peft warnings about our own use of them
+            return run_probe(src, static, opts.base or "reference", emit, opts.probe, progress,
+                             opts.probe_cache)
     except Exception as exc:  # the probe failing makes the scan incomplete, not clean
         emit.error("probe", f"{type(exc).__name__}: {exc}")
         return None

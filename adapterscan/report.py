@@ -10,7 +10,7 @@ from typing import Any
 
 from adapterscan.findings import Finding, JSONValue
 
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION = "1.1"  # 1.1: `base`, the base model loaded
 
 
 @dataclass(frozen=True)
@@ -80,7 +80,9 @@ class ScanReport:
     timings: Mapping[str, float] = field(default_factory=dict)
     # Stage results that are not findings (weight statistics, probe metrics), keyed by stage.
     results: Mapping[str, JSONValue] = field(default_factory=dict)
-    base_model: str | None = None
+    base_model: str | None = None  # what --base asked for
+    # The base model loaded (fetch/base_model.py ResolvedBase.to_json): source, commit, files.
+    base: Mapping[str, JSONValue] | None = None
     started_at: str = ""
 
     @property
@@ -106,6 +108,7 @@ class ScanReport:
                 ],
             },
             "base_model": self.base_model,
+            "base": dict(self.base) if self.base is not None else None,
             "complete": self.complete,
             "verdict": {
                 "decision": self.verdict.decision.value,

@@ -119,6 +119,19 @@ class Browser:
             raise AssertionError(f"{expression}: {out['exceptionDetails']}")
         return out["result"].get("value")
 
+    def events(self, *methods: str) -> list[dict[str, Any]]:
+        """Protocol events received so far (since the last `open`) with these method names;
+        enable their domain first (`call("Log.enable", session=True)`)."""
+        return [m for m in self._events if m.get("method") in methods]
+
+    def screenshot(self) -> bytes:
+        """The whole page as PNG bytes."""
+        import base64
+
+        out = self.call("Page.captureScreenshot", {"format": "png",
+                                                   "captureBeyondViewport": True}, session=True)
+        return base64.b64decode(out["data"])
+
     def cookies(self) -> list[dict[str, Any]]:
         return list(self.call("Network.getCookies", session=True)["cookies"])
 

@@ -18,8 +18,10 @@ from adapterscan.cli import (
     demo_cmd,
     examples_cmd,
     keygen_cmd,
+    precommit_cmd,
     reference_cmd,
     rules_cmd,
+    sarif_cmd,
     scan_cmd,
     serve_cmd,
     verify_cmd,
@@ -42,6 +44,8 @@ app.command("verify")(verify_cmd.verify_command)
 app.command("keygen")(keygen_cmd.keygen_command)
 app.command("batch")(batch_cmd.batch_command)
 app.command("serve")(serve_cmd.serve_command)
+app.command("precommit")(precommit_cmd.precommit_command)
+app.add_typer(sarif_cmd.app, name="sarif")
 
 
 def _version(value: bool) -> None:

@@ -2,20 +2,33 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import NoReturn, TypeVar
+from typing import Annotated, NoReturn, TypeVar
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 
+from adapterscan._quiet import VERBOSE_ENV
 from adapterscan.cli.exit_codes import ExitCode
 from adapterscan.errors import AdapterScanError, FetchError
 from adapterscan.extras import MissingExtraError, require_extra
 
 T = TypeVar("T")
+
+Verbose = Annotated[bool, typer.Option(
+    "--verbose", "-v", help="show third-party warnings, log lines and progress bars (hidden by "
+    "default); same as ADAPTERSCAN_VERBOSE=1")]
+
+
+def set_verbose(verbose: bool) -> None:
+    """--verbose: nothing is hidden, in this process and in the worker processes it starts
+    (they inherit the environment)."""
+    if verbose:
+        os.environ[VERBOSE_ENV] = "1"
 
 
 def stderr_console() -> Console:

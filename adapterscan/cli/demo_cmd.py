@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich import box
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
+from adapterscan._quiet import quiet
 from adapterscan._version import __version__
-from adapterscan.cli.common import require, run_or_exit
+from adapterscan.cli.common import Verbose, require, run_or_exit, set_verbose
 from adapterscan.cli.exit_codes import ExitCode
+from adapterscan.formats.text import safe_text
 from adapterscan.report import Decision, ScanReport
 
 
@@ -38,6 +43,7 @@ def demo_command(
     rebuild: Annotated[bool, typer.Option(help="retrain the example adapters")] = False,
     reports: Annotated[Path | None, typer.Option(
         help="also write each scan's JSON report into this folder")] = None,
+    verbose: Verbose = False,
 ) -> None:
     """Build (or reuse) the example adapters, scan each against the bundled reference model.
 
@@ -47,10 +53,11 @@ def demo_command(
     require("probe", "adapterscan demo")
     from adapterscan.examples import build_examples
 
+    set_verbose(verbose)
     err = Console(stderr=True, highlight=False)
     console = Console(highlight=False)
     t0 = time.perf_counter()
-    with err.status("preparing example adapters…") as status:
+    with err.status("preparing example adapters…") as status, quiet():
         examples = run_or_exit(lambda: build_examples(out, force=rebuild,
                                                       progress=lambda m: status.update(m)))
     from adapterscan.probe.session import BaseCache
@@ -58,13 +65,13 @@ def demo_command(
     cache = BaseCache()  # the base is measured once, not once per example
     rows = []
     for ex in examples:
-        with err.status(f"scanning {ex.name}…") as status:
+        with err.status(f"scanning {ex.name}…") as status, quiet():
             report = _scan(ex.path, lambda m, s=status, n=ex.name: s.update(f"{n}: {m}"), cache)
         rows.append(_row(ex.name, ex.expected_class, ex.should_reject, report))
         if reports is not None:
             reports.mkdir(parents=True, exist_ok=True)
             (reports / f"{ex.name}.json").write_text(report.to_json())
-    console.print(_table(rows))
+    console.print(_table(rows, console.width))
     console.print(
         "Each example adapter was merged into the bundled reference chat model and compared "
         "with the model without it on held-out harmful and harmless prompts. Refusal drift is "
@@ -122,14 +129,43 @@ def _trigger(triggers: object) -> str:
     return "-"
 
 
-def _table(rows: list[DemoRow]) -> Table:
-    t = Table(title=f"adapterscan {__version__} demo: example adapters vs the bundled reference "
-                    "model")
-    for col in ("adapter", "expected", "verdict", "refusal drift", "trigger found", "rules"):
-        t.add_column(col)
+# Under this many columns, adapter names wrap at their hyphens to fit a 13-character column
+# (`benign-caps-` / `backdoored`): every row keeps its whole name, never a prefix that two
+# examples share ("benign-caps…").
+WIDE = 110
+NARROW_NAME = 13
+
+
+def wrap_name(name: str, width: int) -> str:
+    """`name` on lines of at most `width` characters, broken after hyphens where possible."""
+    lines: list[str] = []
+    current = ""
+    for part in re.findall(r"[^-]*-|[^-]+$", name):
+        if current and len(current) + len(part) > width:
+            lines.append(current)
+            current = ""
+        while len(part) > width:  # one segment longer than the column: cut it, whole
+            lines.append(part[:width])
+            part = part[width:]
+        current += part
+    return "\n".join([*lines, current] if current else lines)
+
+
+def _table(rows: list[DemoRow], width: int = 80) -> Table:
+    wide = width >= WIDE
+    t = Table(title=f"adapterscan {__version__} demo: example adapters vs the bundled "
+                    "reference model",
+              box=box.SIMPLE_HEAD, show_lines=not wide, pad_edge=False, padding=(0, 1, 0, 0))
+    longest = max((len(r.name) for r in rows), default=0)
+    name_width = longest if wide else min(longest, NARROW_NAME)
+    # fold, never ellipsis: a cell that does not fit wraps; nothing is cut short.
+    t.add_column("adapter", min_width=name_width, overflow="fold")
+    for col in ("expected", "verdict", "refusal drift", "trigger found", "rules"):
+        t.add_column(col, overflow="fold")
     for r in rows:
         mark = "[green]✓[/]" if r.correct else "[red]✗[/]"
         colour = "red" if r.decision == "fail" else "green"
-        t.add_row(r.name, r.expected, f"[{colour}]{r.decision}[/] {mark}", r.drift, r.trigger,
-                  r.rules)
+        t.add_row(escape(wrap_name(r.name, name_width)), r.expected,
+                  f"[{colour}]{r.decision}[/] {mark}", r.drift, safe_text(r.trigger),
+                  r.rules.replace(", ", " "))
     return t

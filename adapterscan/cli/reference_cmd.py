@@ -8,7 +8,8 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from adapterscan.cli.common import require, run_or_exit
+from adapterscan._quiet import quiet
+from adapterscan.cli.common import Verbose, require, run_or_exit, set_verbose
 
 app = typer.Typer(help="The bundled tiny reference models (aligned and unaligned).",
                   no_args_is_help=True)
@@ -32,15 +33,17 @@ def build_command(
     out: Annotated[Path | None, typer.Option(
         help="output folder (default: the package's reference folder, replacing the shipped "
         "models)")] = None,
+    verbose: Verbose = False,
 ) -> None:
     """Retrain both reference checkpoints deterministically (a few minutes on CPU)."""
     require("probe", "adapterscan reference build")
+    set_verbose(verbose)
     from adapterscan.reference import _HERE
     from adapterscan.reference.train import build
 
     console = Console(stderr=True, highlight=False)
     target = out or _HERE
-    with console.status("training reference models…") as status:
+    with console.status("training reference models…") as status, quiet():
         manifest = build(target, progress=lambda m: status.update(m))
     for name, rates in manifest["measured"]["aligned"].items():
         console.print(f"aligned {name}: refusal {rates['refusal_rate']:.1%} (n={rates['n']})")

@@ -10,7 +10,8 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from adapterscan.cli.common import require, run_or_exit, write_output
+from adapterscan._quiet import quiet
+from adapterscan.cli.common import Verbose, require, run_or_exit, set_verbose, write_output
 from adapterscan.cli.exit_codes import exit_code_for
 from adapterscan.fetch.interface import FetchLimits
 from adapterscan.fetch.source import HubOptions
@@ -42,8 +43,9 @@ def scan_command(
     = None,
     policy_file: Annotated[Path | None, typer.Option("--policy", help="policy TOML file")] = None,
     base: Annotated[str | None, typer.Option(
-        "--base", help="run the behavioral probe against this base model: 'reference', a "
-        "folder or a Hub id")] = None,
+        "--base", help="run the behavioral probe against this base model: 'auto' (the base "
+        "the adapter's config names, from the Hugging Face cache or the Hub, pinned to a "
+        "commit), 'reference', a folder or a Hub id owner/name[@rev]")] = None,
     endpoint: Annotated[str | None, typer.Option(help="Hub endpoint (default: HF_ENDPOINT)")]
     = None,
     token: Annotated[str | None, typer.Option(help="Hub token (default: HF_TOKEN)")] = None,
@@ -74,8 +76,10 @@ def scan_command(
         help="sign an attestation of this scan with this PEM private key")] = None,
     attestation_out: Annotated[Path | None, typer.Option(
         help="write the signed attestation (Sigstore bundle JSON) here")] = None,
+    verbose: Verbose = False,
 ) -> None:
     """Scan an adapter and print a report. Exit 0 pass, 1 reject, 2 error, 3 incomplete."""
+    set_verbose(verbose)
     # Before any work: a missing extra is found now, not after a scan that took minutes.
     if base is not None:
         require("probe", "adapterscan scan --base")
@@ -95,7 +99,7 @@ def scan_command(
                            trigger_search=trigger_search),
     )
     err = Console(stderr=True, highlight=False)
-    with err.status("scanning…") as status:
+    with err.status("scanning…") as status, quiet():
         report: ScanReport = run_or_exit(lambda: scan(
             source, options=options, policy=policy, ruleset=ruleset,
             progress=lambda msg: status.update(f"scanning: {safe_text(msg)}")))

@@ -13,6 +13,7 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from adapterscan._quiet import quiet
 from adapterscan.examples import MANIFEST, ExampleAdapter, cache_key
 from adapterscan.examples.specs import Spec, training_examples
 from adapterscan.reference import reference_dir
@@ -63,7 +64,8 @@ def _pin_config(path: Path) -> None:
 
 def _train_job(args: tuple[Spec, str, str, int]) -> tuple[str, float]:
     spec, base, out, seed = args
-    secs = train_one(spec, Path(base), Path(out), seed)
+    with quiet():  # in a worker process: transformers/peft warnings about our training loop
+        secs = train_one(spec, Path(base), Path(out), seed)
     return spec.name, secs
 
 

@@ -12,4 +12,6 @@ CHECKS: Final[frozenset[str]] = frozenset({
     "hub.scan_clean",
     "hub.listing_inconsistent",
     "hub.unsafe_path",
+    # --base auto named the base without a commit sha (fetch/base_model.py)
+    "base_model.unpinned",
 })

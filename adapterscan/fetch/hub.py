@@ -30,12 +30,12 @@ from adapterscan.emit import Emitter
 from adapterscan.errors import FetchError
 from adapterscan.fetch import hub_plan
 from adapterscan.fetch.hub_client import (
-    DEFAULT_ENDPOINT,
     endpoint_of,
     hf_cache_dir,
     hub_call,
     offline_mode,
     read_range,
+    token_for,
     with_deadline,
 )
 from adapterscan.fetch.hub_meta import base_model_hint, ingest_security_status
@@ -66,10 +66,7 @@ class HubFetcher:
         return f"hf://{self.repo}" + (f"@{self.revision}" if self.revision else "")
 
     def _token(self) -> str | bool | None:
-        if self.options.token:
-            return self.options.token
-        # Never send a token discovered for huggingface.co to another endpoint (a mirror).
-        return None if self.endpoint == DEFAULT_ENDPOINT else False
+        return token_for(self.options, self.endpoint)
 
     def _call(self, fn: Callable[[], T], what: str, rev: str | None = None) -> T:
         return hub_call(fn, repo=self.repo, revision=rev or self.revision,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 import threading
 import time
@@ -28,6 +29,14 @@ def endpoint_of(options: HubOptions) -> str:
     return (options.endpoint or os.environ.get("HF_ENDPOINT") or DEFAULT_ENDPOINT).rstrip("/")
 
 
+def token_for(options: HubOptions, endpoint: str) -> str | bool | None:
+    """The token to send: the one given, else huggingface_hub's own lookup (HF_TOKEN, the
+    token file) only for huggingface.co: a token for the Hub never goes to a mirror."""
+    if options.token:
+        return options.token
+    return None if endpoint == DEFAULT_ENDPOINT else False
+
+
 def offline_mode() -> bool:
     from huggingface_hub import constants
 
@@ -49,12 +58,38 @@ def hf_cache_dir(options: HubOptions) -> Path:
 RETRY_STATUS = frozenset({429, 500, 502, 503, 504})
 
 
+def _transport_errors() -> tuple[type[BaseException], ...]:
+    """The HTTP client's connection/timeout errors: huggingface_hub 2.x raises httpx2's (not
+    OSErrors), earlier releases httpx's; both are looked up, neither is required."""
+    found: list[type[BaseException]] = []
+    for name in ("httpx2", "httpx"):
+        try:
+            module = importlib.import_module(name)
+        except ImportError:
+            continue
+        err = getattr(module, "TransportError", None)
+        if isinstance(err, type) and issubclass(err, BaseException):
+            found.append(err)
+    return tuple(found)
+
+
+TRANSPORT_ERRORS = _transport_errors()
+NETWORK_ERRORS: tuple[type[BaseException], ...] = (OSError, TimeoutError, *TRANSPORT_ERRORS)
+
+
+def unreachable(exc: BaseException | None) -> bool:
+    """The endpoint could not be reached at all (no HTTP answer): DNS, refused, timeouts."""
+    if exc is None or isinstance(exc, hf_errors.HfHubHTTPError | hf_errors.OfflineModeIsEnabled
+                                 | hf_errors.LocalEntryNotFoundError):
+        return False
+    return isinstance(exc, NETWORK_ERRORS)
+
+
 def _transient(exc: BaseException) -> bool:
     if isinstance(exc, hf_errors.HfHubHTTPError):
         status = exc.response.status_code if exc.response is not None else None
         return status in RETRY_STATUS
-    return isinstance(exc, OSError | TimeoutError) and not isinstance(
-        exc, hf_errors.OfflineModeIsEnabled | hf_errors.LocalEntryNotFoundError)
+    return unreachable(exc)
 
 
 def with_retries(fn: Callable[[], T], retries: int, base_wait_s: float = 0.5) -> T:
@@ -124,7 +159,7 @@ def hub_call(fn: Callable[[], T], *, repo: str, revision: str | None, endpoint: 
     except hf_errors.HfHubHTTPError as exc:
         raise FetchError(f"{where}: {what} failed on {endpoint}: {exc}",
                          hint="retry later; check --endpoint and --token") from exc
-    except OSError as exc:  # connection refused, DNS, timeouts (httpx errors are OSErrors here)
+    except NETWORK_ERRORS as exc:  # connection refused, DNS, timeouts
         raise FetchError(f"{where}: {what}: cannot reach {endpoint}: {exc}",
                          hint="check the network, --endpoint/HF_ENDPOINT, or use "
                          "HF_HUB_OFFLINE=1 with a pinned sha in the cache") from exc

@@ -13,6 +13,7 @@ class OutputFormat(enum.StrEnum):
     TEXT = "text"
     JSON = "json"
     SARIF = "sarif"
+    HTML = "html"
 
 
 class Formatter(Protocol):
@@ -20,6 +21,7 @@ class Formatter(Protocol):
 
 
 def formatter_for(fmt: OutputFormat, *, color: bool = False) -> Formatter:
+    from adapterscan.formats.html import HtmlFormatter
     from adapterscan.formats.json import JsonFormatter
     from adapterscan.formats.sarif import SarifFormatter
     from adapterscan.formats.text import TextFormatter
@@ -28,4 +30,6 @@ def formatter_for(fmt: OutputFormat, *, color: bool = False) -> Formatter:
         return JsonFormatter()
     if fmt is OutputFormat.SARIF:
         return SarifFormatter()
+    if fmt is OutputFormat.HTML:
+        return HtmlFormatter()
     return TextFormatter(color=color)

@@ -87,7 +87,11 @@ class SarifFormatter:
             "results": [_result(f, index) for f in report.findings],
             "properties": {"verdict": report.verdict.decision.value,
                            "revision": report.subject.revision,
-                           "rulesetDigest": report.ruleset_digest},
+                           "rulesetDigest": report.ruleset_digest,
+                           # the base model loaded for the probe (the JSON report lists its files)
+                           "baseModel": {k: report.base.get(k) for k in
+                                         ("name", "source", "repo", "sha")}
+                           if report.base else None},
         }
         doc = {"$schema": SARIF_SCHEMA, "version": "2.1.0", "runs": [run]}
         return json.dumps(doc, indent=2, allow_nan=False) + "\n"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import re
+from collections.abc import Mapping
 
 from rich.console import Console
 from rich.markup import escape
@@ -21,11 +22,21 @@ _STYLE = {Severity.INFO: "dim", Severity.LOW: "cyan", Severity.MEDIUM: "yellow",
 _UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff\u202a-\u202e\u2066-\u2069]")
 
 
+def visible(text: str) -> str:
+    """Untrusted text with controls, lone surrogates and bidi overrides shown as escapes."""
+    return _UNSAFE.sub(lambda m: f"\\x{ord(m[0]):02x}" if ord(m[0]) < 0x100
+                       else f"\\u{ord(m[0]):04x}", text)
+
+
 def safe_text(text: str) -> str:
     """Untrusted text made inert for a rich console: escaped controls, no markup."""
-    shown = _UNSAFE.sub(lambda m: f"\\x{ord(m[0]):02x}" if ord(m[0]) < 0x100
-                        else f"\\u{ord(m[0]):04x}", text)
-    return escape(shown)
+    return escape(visible(text))
+
+
+def base_line(base: Mapping[str, object]) -> str:
+    """`acme/base @ <sha> (hub)`: the base a scan loaded, in one line."""
+    sha = f" @ {base['sha']}" if base.get("sha") else ""
+    return f"{base.get('name')}{sha} ({base.get('source')})"
 
 
 _VERDICT = {Decision.PASS: "bold green", Decision.WARN: "bold yellow", Decision.FAIL: "bold red"}
@@ -45,6 +56,8 @@ class TextFormatter:
         con.print(f"[bold]adapterscan {report.tool_version}[/] scanned "
                   f"{safe_text(subj.source + rev)} "
                   f"({len(subj.files)} files, {sum(f.size for f in subj.files):,} bytes)")
+        if report.base:
+            con.print(f"base model: {safe_text(base_line(report.base))}")
         if report.findings:
             table = Table(show_lines=False, expand=False)
             for col in ("rule", "severity", "conf.", "where", "message"):

@@ -9,21 +9,19 @@ a 7B base fit where a deep copy would not. The merged forward equals `merge_and_
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
 
+from adapterscan._quiet import quiet
 from adapterscan.errors import AdapterScanError, ProbeError
+from adapterscan.fetch.base_files import BASE_PATTERNS
 
 if TYPE_CHECKING:
     from adapterscan.static.formats.model import AdapterModel
     from adapterscan.static.formats.to_peft import PeftEquivalent
-
-# Files a base model needs; weights as safetensors only.
-_BASE_PATTERNS = ["*.json", "*.safetensors", "tokenizer*", "*.model", "*.txt", "*.jinja"]
 
 
 @dataclass
@@ -82,7 +80,7 @@ def resolve_base(base: str, *, endpoint: str | None, token: str | None,
 
     try:
         return Path(snapshot_download(repo_id=base, revision=revision, endpoint=endpoint,
-                                      token=token, allow_patterns=_BASE_PATTERNS))
+                                      token=token, allow_patterns=list(BASE_PATTERNS)))
     except Exception as exc:
         raise ProbeError(f"cannot download base model {base!r}: {type(exc).__name__}: {exc}",
                          hint="check --base, the endpoint and the token (HF_TOKEN)") from exc
@@ -100,8 +98,7 @@ def load_base(base: str, *, device: str = "auto", dtype: str = "auto",
     dev = resolve_device(device)
     dt = resolve_dtype(dtype, dev)
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
+        with quiet():
             tok = AutoTokenizer.from_pretrained(str(folder), trust_remote_code=False)
             model: Any = AutoModelForCausalLM.from_pretrained(
                 str(folder), dtype=dt, low_cpu_mem_usage=True, use_safetensors=True,
@@ -144,8 +141,7 @@ def apply_adapter(loaded: LoadedModel, adapter_root: Path,
         raise ProbeError(f"adapter_config.json is not a valid peft config: {exc}") from exc
     config.inference_mode = True
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
+        with quiet():
             peft_model = PeftModel(loaded.model, config)
     except Exception as exc:
         raise ProbeError(f"the adapter does not fit base {loaded.name!r}: {exc}",
@@ -153,7 +149,8 @@ def apply_adapter(loaded: LoadedModel, adapter_root: Path,
     try:
         state = ({k: torch.from_numpy(v) for k, v in converted.tensors.items()}
                  if converted is not None else load_file(str(weights), device="cpu"))
-        result: Any = set_peft_model_state_dict(peft_model, state)
+        with quiet():
+            result: Any = set_peft_model_state_dict(peft_model, state)
     except Exception as exc:
         raise ProbeError(f"the adapter's weights do not fit base {loaded.name!r}: "
                          f"{str(exc)[:500]}", hint="tensor shapes differ from the base's") from exc
@@ -170,7 +167,8 @@ def apply_adapter(loaded: LoadedModel, adapter_root: Path,
     peft_model.to(loaded.device, dtype=loaded.dtype)
     peft_model.eval()
     try:
-        peft_model.merge_adapter()
+        with quiet():
+            peft_model.merge_adapter()
     except Exception as exc:
         raise ProbeError(f"cannot merge the adapter: {type(exc).__name__}: {exc}") from exc
     return peft_model

@@ -25,22 +25,24 @@ def _utc_now() -> dt.datetime:
 
 
 def _base_model(report: ScanReport) -> dict[str, Any] | None:
-    """A resource descriptor for the base model; its revision only when the probe recorded one."""
+    """A resource descriptor for the base model the scan loaded: its commit and files when the
+    report records them (`report.base`), else the name --base was given."""
     if report.base_model is None:
         return None
-    desc: dict[str, Any] = {"name": report.base_model}
-    probe = report.results.get("probe")
-    base = probe.get("base") if isinstance(probe, dict) else None
-    if isinstance(base, dict):
-        rev = base.get("revision")
-        if isinstance(rev, str) and rev:
-            desc["digest"] = {"gitCommit": rev}
-        sha = base.get("sha256")
-        if isinstance(sha, str) and _HEX64.match(sha):
-            desc.setdefault("digest", {})["sha256"] = sha
-        uri = base.get("uri")
-        if isinstance(uri, str):
-            desc["uri"] = uri
+    base = report.base
+    if base is None:
+        return {"name": report.base_model}
+    desc: dict[str, Any] = {"name": base.get("name") or report.base_model}
+    sha, repo, endpoint = base.get("sha"), base.get("repo"), base.get("endpoint")
+    if isinstance(sha, str) and sha:
+        desc["digest"] = {"gitCommit": sha}
+    if isinstance(repo, str) and isinstance(endpoint, str):
+        desc["uri"] = f"{endpoint.rstrip('/')}/{repo}"
+    files = base.get("files")
+    desc["annotations"] = {
+        "requested": base.get("requested"), "source": base.get("source"),
+        "files": {str(f.get("path")): f.get("sha256") for f in files
+                  if isinstance(f, dict)} if isinstance(files, list) else {}}
     return desc
 
 

@@ -9,6 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from adapterscan.cli.app import app
+from tests.static.factories_trained import near_noop_lora
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("peft")
@@ -17,21 +18,7 @@ pytest.importorskip("peft")
 @pytest.fixture(scope="module")
 def small_adapter(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A PEFT LoRA on the bundled reference with small random B: a near no-op adapter."""
-    from peft import LoraConfig, get_peft_model
-    from transformers import AutoModelForCausalLM
-
-    from adapterscan.reference import reference_dir
-
-    out = tmp_path_factory.mktemp("noop")
-    model = get_peft_model(AutoModelForCausalLM.from_pretrained(str(reference_dir())),
-                           LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"]))
-    torch.manual_seed(0)
-    with torch.no_grad():
-        for name, param in model.named_parameters():
-            if "lora_B" in name:
-                param.normal_(0.0, 1e-3)
-    model.save_pretrained(str(out), safe_serialization=True)
-    return out
+    return near_noop_lora(tmp_path_factory.mktemp("noop"))
 
 
 @pytest.mark.slow

@@ -51,3 +51,11 @@ def test_fetch_failures_exit_3_and_bad_ids_exit_2(hub: HubServer) -> None:
     assert code == 3 and "revision 'nope' not found" in output
     code, output = cli("hf://not/a/repo", "--endpoint", hub.url)
     assert code == 2
+
+
+def test_an_unreachable_endpoint_exits_3_with_a_reason() -> None:
+    """huggingface_hub 2.x raises its HTTP client's transport errors, not OSErrors: they must
+    still become a fetch failure (exit 3), never a traceback."""
+    code, output = cli(f"hf://{REPO}", "--endpoint", "http://127.0.0.1:9")
+    assert code == 3, output
+    assert "cannot reach http://127.0.0.1:9" in output and "Traceback" not in output

@@ -4,6 +4,7 @@ import json
 from pathlib import Path
 
 import jsonschema
+import pytest
 import sarif_pydantic
 
 from adapterscan.cli.exit_codes import ExitCode, exit_code_for
@@ -12,6 +13,7 @@ from adapterscan.formats.interface import OutputFormat, formatter_for
 from adapterscan.policy.policy import Policy
 from adapterscan.report import FileRecord, ScanReport, Skip, Subject
 from adapterscan.rules.loader import load_ruleset
+from tests import factories
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -63,3 +65,44 @@ def test_exit_codes() -> None:
     assert exit_code_for(incomplete) is ExitCode.INCOMPLETE
     assert exit_code_for(_report(skipped=(Skip("x", "big"),)), exit_zero=True) \
         is ExitCode.INCOMPLETE
+
+
+def test_sarif_merge_gives_each_scan_its_category_and_repository_paths(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    from adapterscan.cli.app import app
+
+    monkeypatch.chdir(tmp_path)
+    factories.write_adapter(tmp_path / "models" / "a b")
+    (tmp_path / "models" / "a b" / "extra.pkl").write_bytes(b"\x80\x04N.")
+    runner = CliRunner()
+    res = runner.invoke(app, ["scan", "models/a b", "-f", "sarif", "-o", "one.sarif"])
+    assert res.exit_code in (0, 1, 3), res.output
+    res = runner.invoke(app, ["sarif", "merge", "--out", "all.sarif", "one.sarif", "one.sarif"])
+    assert res.exit_code == 0, res.output
+    doc = json.loads((tmp_path / "all.sarif").read_text())
+    assert doc["version"] == "2.1.0" and len(doc["runs"]) == 2
+    assert doc["runs"][0]["automationDetails"] == {"id": "adapterscan/models/a b/"}
+    uris = {loc["physicalLocation"]["artifactLocation"]["uri"]
+            for r in doc["runs"][0]["results"] for loc in r["locations"]}
+    assert "models/a%20b/extra.pkl" in uris
+    bad = runner.invoke(app, ["sarif", "merge", "--out", "x.sarif", "all.sarif", "nope.sarif"])
+    assert bad.exit_code == 2 and "nope.sarif" in bad.output
+
+
+def test_text_and_sarif_name_the_base_model_loaded() -> None:
+    import dataclasses
+
+    base = {"requested": "auto", "name": "acme/base", "source": "hub", "repo": "acme/base",
+            "revision": None, "sha": "c" * 40, "endpoint": "http://127.0.0.1:1",
+            "folder": "/x", "files": []}
+    report = dataclasses.replace(_report(), base=base)
+    rs = load_ruleset()
+    text = formatter_for(OutputFormat.TEXT).format(report, rs)
+    assert f"base model: acme/base @ {'c' * 40} (hub)" in text
+    run = json.loads(formatter_for(OutputFormat.SARIF).format(report, rs))["runs"][0]
+    assert run["properties"]["baseModel"] == {"name": "acme/base", "source": "hub",
+                                              "repo": "acme/base", "sha": "c" * 40}
+    sarif_pydantic.Sarif.model_validate(json.loads(
+        formatter_for(OutputFormat.SARIF).format(report, rs)))

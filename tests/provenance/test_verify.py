@@ -217,3 +217,23 @@ def test_public_api_attestation_json_for(tmp_path: Path, adapter: Path,
     text = attestation_json_for(report_for(adapter), path)
     ok, ids, _ = _verify(adapter, text.encode(), key)
     assert ok and not ids
+
+
+def test_the_statement_names_the_base_commit_and_files_the_scan_loaded(tmp_path: Path) -> None:
+    import dataclasses
+
+    from adapterscan.provenance.statement import build_statement
+
+    report = dataclasses.replace(
+        report_for(make_adapter(tmp_path / "a")), base_model="auto",
+        base={"requested": "auto", "name": "acme/base", "source": "hub", "repo": "acme/base",
+              "revision": "main", "sha": "a" * 40, "endpoint": "http://127.0.0.1:1/",
+              "folder": "/cache/x", "files": [{"path": "model.safetensors", "size": 3,
+                                               "sha256": "b" * 64, "checked_against": "hub"}]})
+    desc = build_statement(report)["predicate"]["baseModel"]
+    assert desc["name"] == "acme/base" and desc["digest"] == {"gitCommit": "a" * 40}
+    assert desc["uri"] == "http://127.0.0.1:1/acme/base"
+    assert desc["annotations"]["files"] == {"model.safetensors": "b" * 64}
+    assert desc["annotations"]["source"] == "hub"
+    plain = dataclasses.replace(report, base=None, base_model="reference")
+    assert build_statement(plain)["predicate"]["baseModel"] == {"name": "reference"}

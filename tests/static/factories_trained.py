@@ -31,3 +31,24 @@ def train_benign(out: Path, seed: int, steps: int = 60, **lora: Any) -> Path:
              params=[p for p in model.parameters() if p.requires_grad])
     model.save_pretrained(str(out), safe_serialization=True)
     return out
+
+
+def near_noop_lora(out: Path, *, seed: int = 0, std: float = 1e-3) -> Path:
+    """A q/v LoRA (r=4) on the bundled reference with small random B, saved by peft: loads,
+    merges and probes like a real adapter while changing almost nothing."""
+    torch = pytest.importorskip("torch")
+    pytest.importorskip("peft")
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    from adapterscan.reference import reference_dir
+
+    model = get_peft_model(AutoModelForCausalLM.from_pretrained(str(reference_dir())),
+                           LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"]))
+    torch.manual_seed(seed)
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if "lora_B" in name:
+                param.normal_(0.0, std)
+    model.save_pretrained(str(out), safe_serialization=True)
+    return out
