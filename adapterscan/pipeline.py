@@ -73,19 +73,22 @@ def scan(source: str | Path, *, options: ScanOptions | None = None, policy: Poli
 
     hashable = [e.path for e in src.entries if e.type is EntryType.FILE
                 and e.path not in src.remote_only]
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="sha256") as pool:
+    # Two workers: the hashes (queued first), then the safetensors data scans, beside the
+    # weight statistics on this thread. All three spend their time in hashlib, Hyperscan,
+    # numpy or BLAS calls that release the GIL.
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="scan") as pool:
         futures = hash_files_async(src.root, hashable, pool)
         # One BLAS thread: the other core is hashing, and OpenBLAS threads that spin against
         # it made the weight statistics 40x slower on 2 cores (measured, docs/benchmarks).
         with threadpool_limits(limits=1, user_api="blas"):
-            static = run_static(src, emit, opts.static, timings, progress)
+            static = run_static(src, emit, opts.static, timings, progress, executor=pool)
         t0 = time.perf_counter()
         digests: dict[str, str] = {}
         for path, fut in futures.items():
             try:
                 digests[path] = fut.result()
             except OSError as exc:
-                emit.skip(path, f"cannot read for hashing: {exc.strerror}")
+                emit.skip(path, f"cannot read for hashing: {exc.strerror or exc}")
         timings["hash_wait"] = time.perf_counter() - t0
     _check_expected(src, digests, emit)
 
