@@ -47,6 +47,7 @@ from adapterscan.static.weights.coverage import fail_closed
 from adapterscan.static.weights.dora import check_magnitudes
 from adapterscan.static.weights.ia3 import ScalingResult
 from adapterscan.static.weights.lowrank import row_energies
+from adapterscan.static.weights.outliers import module_outliers
 from adapterscan.static.weights.stats import ModuleResult, analyze_module, summarize_adapter
 from adapterscan.static.weights.tokens import order_candidates, trainable_tokens
 from adapterscan.static.weights.trigger_tokens import (
@@ -160,7 +161,7 @@ def analyze_weights(root: Path, headers: Mapping[str, SafetensorsHeader],
         return {"files": files, "modules": scaling, "summary": stats.summary,
                 "other_tensors": others, "dora": dora, "trainable_tokens": tokens}
     _layer_rule(stats.summary, emit)
-    _module_outliers(stats, emit)
+    module_outliers(stats.results, emit)
     vocab = _vocab_rows(stats.results, emit)
     out: dict[str, JSONValue] = {"summary": stats.summary}
     out["calibration"] = _calibrate(stats, options, emit)
@@ -205,44 +206,6 @@ def _layer_rule(summary: Mapping[str, JSONValue], emit: Emitter) -> None:
                   f"{layers} adapted layers", evidence={
                       "layer_top_share": share, "layer_top_k": summary.get("layer_top_k"),
                       "layers": layers, "layer_energy": summary.get("layer_energy")})
-
-
-def _module_outliers(stats: AdapterStatistics, emit: Emitter) -> None:
-    """Robust outliers among modules of the same type and shape within this adapter."""
-    threshold = emit.num(C.MODULE_OUTLIER, "z")
-    min_modules = emit.num(C.MODULE_OUTLIER, "min_modules")
-    names = [str(s) for s in _as_list(emit.param(C.MODULE_OUTLIER, "stats"))]
-    groups: dict[str, list[ModuleResult]] = {}
-    for r in stats.results:
-        key = module_key(r.module.module_type, r.pair.out_features, r.pair.in_features)
-        groups.setdefault(key, []).append(r)
-    for key, rs in groups.items():
-        if len(rs) < min_modules:
-            continue
-        flagged: dict[int, dict[str, JSONValue]] = {}
-        for name in names:
-            vals = [r.values.get(name) for r in rs]
-            rb = robust([v for v in vals if v is not None])
-            if rb is None:
-                continue
-            for idx, v in enumerate(vals):
-                if v is not None and abs(rb.z(v)) >= threshold:
-                    flagged.setdefault(idx, {})[name] = {
-                        "value": v, "z": rb.z(v), "median": rb.median, "mad": rb.mad}
-        for idx, hits in flagged.items():  # one finding per module, its worst statistic first
-            r = rs[idx]
-            worst = max(hits, key=lambda n: abs(_z(hits[n])))
-            emit.emit(C.MODULE_OUTLIER,
-                      f"{r.module.name}: {worst} is {_z(hits[worst]):+.1f} robust SDs from the "
-                      f"other {len(rs) - 1} {key} modules",
-                      file=r.module.file,
-                      evidence={"module": r.module.name, "statistic": worst, "group": key,
-                                "count": len(rs), "statistics": hits})
-
-
-def _z(hit: JSONValue) -> float:
-    z = hit.get("z") if isinstance(hit, dict) else None
-    return float(z) if isinstance(z, int | float) else 0.0
 
 
 def _as_list(v: object) -> list[object]:

@@ -132,9 +132,15 @@ def analyze_module(m: AdapterModule, emit: Emitter, *, keep_grams: bool = False
     except (np.linalg.LinAlgError, ValueError) as exc:
         emit.skip(m.file, f"module {m.name}: statistics overflow or do not converge ({exc})")
         return None
-    if not math.isfinite(pair.spectrum.fro):
-        emit.skip(m.file, f"module {m.name}: statistics overflow or do not converge "
-                  "(non-finite norm)")
+    overflow = _merge_overflow(m, pair)
+    if overflow is not None:  # finite factors whose product is not: merging writes Inf
+        ref = m.b or m.first
+        emit.emit(C.NONFINITE, f"{m.name}: its finite factors multiply to an update that "
+                  f"overflows {overflow} (RMS entry of ΔW {pair.spectrum.fro:.3g}/√"
+                  f"{pair.out_features * pair.in_features}): merging it writes Inf into the "
+                  "base weights", file=ref.file, tensor=ref.info.name,
+                  evidence={"module": m.name, "role": "overflow", "dtype": overflow,
+                            "delta_fro": pair.spectrum.fro})
         return None
     bias_norm = _bias_norm(m, scale.value, emit) if m.bias is not None else None
     result = ModuleResult(m, scale, pair, zero_ref is not None, bias_norm)
@@ -166,6 +172,28 @@ def analyze_module(m: AdapterModule, emit: Emitter, *, keep_grams: bool = False
                   evidence={"module": m.name, "scale": scale.value, "alpha": scale.alpha,
                             "r": scale.r, "source": scale.source})
     return result
+
+
+# Largest finite value of each stored dtype (GGUF Q8_0 is dequantized to float32).
+_DTYPE_MAX = {"F16": 65504.0, "BF16": 3.3895313892515355e38, "F32": 3.4028234663852886e38,
+              "Q8_0": 3.4028234663852886e38, "F64": 1.7976931348623157e308}
+
+
+def _merge_overflow(m: AdapterModule, pair: PairStats) -> str | None:
+    """The dtype a merge of this update certainly overflows (None: it does not).
+
+    Certain, not possible: the RMS entry ‖ΔW‖_F/√(out·in) is below the largest entry, so when
+    it exceeds the largest value of the factors' dtype (the dtype PEFT merges in, as a rule),
+    some merged weight becomes Inf. A norm that overflows float64 overflows every dtype.
+    """
+    fro = pair.spectrum.fro
+    if not math.isfinite(fro):
+        return "float64"
+    entries = pair.out_features * pair.in_features
+    limit = _DTYPE_MAX.get(m.first.info.dtype)
+    if limit is None or entries <= 0 or fro / math.sqrt(entries) <= limit:
+        return None
+    return m.first.info.dtype
 
 
 def _bias_role(m: AdapterModule) -> str:
