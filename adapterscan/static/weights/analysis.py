@@ -39,7 +39,6 @@ from adapterscan.static.weights.baseline import (
     BankError,
     load_bank,
     module_key,
-    robust,
     zscores,
 )
 from adapterscan.static.weights.copies import full_copy_rows

@@ -268,7 +268,8 @@ def test_pe_at_tensor_start_needs_pe_header(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("at", [4088, 4092, 4093, 4094, 4095, 4096, 8189, 16376])
-def test_embedded_signatures_found_at_every_chunk_position(at: int, tmp_path: Path, engine: str) -> None:
+def test_embedded_signatures_found_at_every_chunk_position(at: int, tmp_path: Path,
+                                                           engine: str) -> None:
     for magic, kind in ((b"PK\x03\x04\x14\x00", "zip"), (b"\x7fELF\x02\x01\x01", "elf")):
         data = bytearray(np.full(4096, 0.01, np.float32).tobytes())
         data[at:at + len(magic)] = magic
