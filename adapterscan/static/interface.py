@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import Executor, Future
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from adapterscan.emit import Emitter, Recorder
@@ -25,6 +25,7 @@ from adapterscan.static.formats.readers import read_adapters
 from adapterscan.static.inventory import inventory
 from adapterscan.static.limits import StaticLimits
 from adapterscan.static.model import FileClass, SafetensorsHeader, StaticResult
+from adapterscan.static.options import StaticOptions
 from adapterscan.static.pickle import ops as pickle_ops
 from adapterscan.static.safetensors import checks as safetensors_checks
 from adapterscan.static.safetensors import data as safetensors_data
@@ -32,12 +33,6 @@ from adapterscan.static.safetensors import header as safetensors_header
 from adapterscan.static.weights import analysis as weights
 
 Progress = Callable[[str], None]
-
-
-@dataclass(frozen=True)
-class StaticOptions:
-    limits: StaticLimits = field(default_factory=StaticLimits)
-    weights: weights.WeightOptions = field(default_factory=weights.WeightOptions)
 
 
 def _guarded(emit: Emitter, stage: str, path: str | None, fn: Callable[..., object],

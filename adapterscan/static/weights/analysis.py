@@ -23,6 +23,7 @@ from adapterscan.static.formats.model import AdapterModel, Algorithm, TensorRef
 from adapterscan.static.formats.readers import read_adapters
 from adapterscan.static.formats.tensor_reader import TensorReadError
 from adapterscan.static.model import SafetensorsHeader
+from adapterscan.static.options import WeightOptions
 from adapterscan.static.weights import checks as C
 from adapterscan.static.weights.alignment import (
     BaseModelError,
@@ -57,19 +58,6 @@ from adapterscan.static.weights.trigger_tokens import (
 )
 
 DEFAULT_BANK = Path(__file__).resolve().parents[2] / "reference" / "baseline_bank.json"
-
-
-@dataclass(frozen=True)
-class WeightOptions:
-    # A trusted HF model folder with *.safetensors weights: relative updates, trigger tokens.
-    base_dir: Path | None = None
-    # The unaligned twin of base_dir (same shapes): enables the Safe-LoRA alignment check.
-    unaligned_dir: Path | None = None
-    # A calibration bank (`adapterscan baseline build`); None uses DEFAULT_BANK when present.
-    baseline: Path | None = None
-    use_default_baseline: bool = True
-    trigger_top_k: int = 20
-    trigger_layers: int = 1
 
 
 @dataclass(frozen=True)
