@@ -22,6 +22,7 @@ from adapterscan.emit import Emitter
 from adapterscan.rules.loader import load_ruleset
 from adapterscan.static.weights.alignment import parse_header
 from adapterscan.static.weights.analysis import WeightOptions, analyze_weights
+from benchmarks.adapters import write_lora
 from benchmarks.common import BenchTable
 
 HIDDEN, KV, R = 8192, 1024, 64
@@ -30,32 +31,8 @@ SHAPES = {"q_proj": HIDDEN, "k_proj": KV, "v_proj": KV, "o_proj": HIDDEN}
 
 def _write_adapter(folder: Path, layers: int) -> int:
     """Write the adapter tensor by tensor (never the whole file in memory); returns max bytes."""
-    rng = np.random.default_rng(0)
-    names: list[tuple[str, tuple[int, int]]] = []
-    for i in range(layers):
-        for m, out in SHAPES.items():
-            p = f"base_model.model.model.layers.{i}.self_attn.{m}"
-            names += [(f"{p}.lora_A.weight", (R, HIDDEN)), (f"{p}.lora_B.weight", (out, R))]
-    names.sort()
-    header: dict[str, object] = {}
-    offset = 0
-    for name, shape in names:
-        size = shape[0] * shape[1] * 2
-        header[name] = {"dtype": "F16", "shape": list(shape),
-                        "data_offsets": [offset, offset + size]}
-        offset += size
-    hb = json.dumps(header, separators=(",", ":")).encode()
-    hb += b" " * (-len(hb) % 8)
-    largest = 0
-    with (folder / "adapter_model.safetensors").open("wb") as fh:
-        fh.write(len(hb).to_bytes(8, "little") + hb)
-        for _, shape in names:
-            arr = (rng.standard_normal(shape, dtype=np.float32) * 0.01).astype("<f2")
-            largest = max(largest, arr.nbytes)
-            fh.write(arr.tobytes())
-    cfg = {"peft_type": "LORA", "r": R, "lora_alpha": 128, "target_modules": list(SHAPES)}
-    (folder / "adapter_config.json").write_text(json.dumps(cfg))
-    return largest
+    shapes = {m: (out, HIDDEN) for m, out in SHAPES.items()}
+    return write_lora(folder, layers, shapes, lambda i: (np.float16, R), std=0.01)
 
 
 def _dense_module(out: int, rng: np.random.Generator, svd: bool) -> tuple[float, float | None]:
