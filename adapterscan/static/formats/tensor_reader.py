@@ -44,6 +44,19 @@ _F16_MASK = np.int32(-0x70002000)  # 0x8fffe000: sign, then exponent and mantiss
 _F16_TO_F32 = np.float32(2.0 ** 112)  # re-biases the exponent (15 -> 127), subnormals too
 
 
+def has_nonfinite_16(bits: npt.NDArray[np.int16], inf_bits: int) -> bool:
+    """Do these 16-bit floats (F16: inf_bits 0x7C00, BF16: 0x7F80) hold NaN or Inf?
+
+    Two reductions and no temporary: a positive NaN/Inf is the largest value as int16 (finite
+    positives are below inf_bits), a negative one the largest as uint16 (finite negatives are
+    below 0x8000 | inf_bits).
+    """
+    if bits.size == 0:
+        return False
+    return bool(int(bits.max()) >= inf_bits
+                or int(bits.view(np.uint16).max()) >= (0x8000 | inf_bits))
+
+
 class DataLayout(Protocol):
     """Where a validated container's tensor data starts and how long the file is."""
 
@@ -86,16 +99,22 @@ class RawTensor:
             return widened.view(np.float32).astype(np.float64)
         return np.asarray(part, dtype=np.float64)
 
-    def to_float(self, part: npt.NDArray[np.generic]) -> Floats:
+    def to_float(self, part: npt.NDArray[np.generic],
+                 scratch: npt.NDArray[np.int32] | None = None) -> Floats:
         """`part` as float32 (float64 for F64), exactly: f16 and bf16 are subsets of float32.
 
-        NaN and Inf are kept.
+        NaN and Inf are kept. F16/BF16 blocks are widened into `scratch` (int32, at least
+        part.size elements) when given: the caller reuses it, so the block is valid only until
+        its next use (a fresh 512 KiB array per block cost page faults on every block).
         """
         if self.dtype == "F64":
             return np.asarray(part, dtype=np.float64)
         if self.dtype == "F32":
             return np.asarray(part, dtype=np.float32)
-        w = np.empty(part.shape, dtype=np.int32)
+        if scratch is None or scratch.size < part.size:
+            w = np.empty(part.shape, dtype=np.int32)
+        else:
+            w = scratch[:part.size].reshape(part.shape)
         if self.dtype == "BF16":  # bf16 is the top half of an IEEE float32
             np.copyto(w, part.view(np.uint16), casting="unsafe")
             np.left_shift(w, 16, out=w)
@@ -109,7 +128,7 @@ class RawTensor:
         np.bitwise_and(w, _F16_MASK, out=w)
         f = w.view(np.float32)
         np.multiply(f, _F16_TO_F32, out=f)
-        if part.size and int(np.bitwise_and(bits, 0x7FFF).max()) >= 0x7C00:
+        if has_nonfinite_16(bits, 0x7C00):
             bad = np.abs(f) >= np.float32(65536.0)
             f[bad] = np.asarray(part)[bad].astype(np.float32)
         return f

@@ -23,6 +23,7 @@ import numpy as np
 
 from adapterscan.emit import Emitter, Recorder
 from adapterscan.mapped import SpanError, map_span
+from adapterscan.static.formats.tensor_reader import has_nonfinite_16
 from adapterscan.static.limits import StaticLimits
 from adapterscan.static.model import SafetensorsHeader, TensorInfo
 from adapterscan.static.safetensors import checks as C
@@ -75,8 +76,10 @@ def _nonfinite(dtype: str, buf: Any, start: int, length: int,
     """(nan, inf, first index) for the float tensor bytes buf[start:start+length], else None."""
     if dtype in ("F16", "BF16"):
         u16 = np.frombuffer(buf, np.uint16, length // 2, start)
-        return _count_masked(u16, scratch.view(np.uint16), 0x7FFF,
-                             0x7C00 if dtype == "F16" else 0x7F80)
+        inf_bits = 0x7C00 if dtype == "F16" else 0x7F80
+        if not has_nonfinite_16(u16.view(np.int16), inf_bits):  # two reductions, no writes
+            return 0, 0, None
+        return _count_masked(u16, scratch.view(np.uint16), 0x7FFF, inf_bits)
     if dtype in ("F32", "C64"):
         f32 = np.frombuffer(buf, np.float32, length // 4, start)
         nan, inf, first = _count_float(f32, f32.view(np.uint32), scratch.view(np.uint32),

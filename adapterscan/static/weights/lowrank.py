@@ -116,10 +116,19 @@ class Vectors(Protocol):
 
 @dataclass(frozen=True)
 class TensorVectors:
-    """B's rows (rows=True) or A's columns (rows=False) of one stored factor."""
+    """B's rows (rows=True) or A's columns (rows=False) of one stored factor.
+
+    A block is valid until the next call to `block` (f16/bf16 are widened into one reused
+    buffer of BLOCK_ELEMS int32).
+    """
 
     t: RawTensor
     rows: bool
+    _scratch: npt.NDArray[np.int32] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        size = BLOCK_ELEMS if self.t.dtype in ("F16", "BF16") else 0
+        object.__setattr__(self, "_scratch", np.empty(size, np.int32))
 
     @property
     def count(self) -> int:
@@ -130,7 +139,8 @@ class TensorVectors:
         return self.t.cols if self.rows else self.t.rows
 
     def block(self, start: int, stop: int) -> Floats:
-        return self.t.to_float(self.t.raw[start:stop] if self.rows else self.t.raw[:, start:stop])
+        part = self.t.raw[start:stop] if self.rows else self.t.raw[:, start:stop]
+        return self.t.to_float(part, self._scratch)
 
     def take(self, index: npt.NDArray[np.intp]) -> F64:
         if self.rows:
