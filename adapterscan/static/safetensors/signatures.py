@@ -108,8 +108,12 @@ HYPERSCAN = importlib.util.find_spec("hyperscan") is not None
 def new_search(block: int, engine: str | None = None) -> Search:
     """The fastest engine present ("hyperscan" or "numpy"), or the one named."""
     if engine == "hyperscan" or (engine is None and HYPERSCAN):
-        return HyperscanSearch()
-    return SignatureSearch(block)
+        try:
+            return HyperscanSearch()
+        except Exception:  # e.g. a CPU its build cannot run on (ArchitectureError)
+            if engine == "hyperscan":
+                raise
+    return SignatureSearch(block)  # finds the same occurrences, slower
 
 
 class HyperscanSearch:
