@@ -62,9 +62,10 @@ def _measure(path: Path, header: SafetensorsHeader, limits: StaticLimits,
 def run_static(src: FetchedSource, emit: Emitter, options: StaticOptions,
                timings: dict[str, float], progress: Progress | None = None,
                executor: Executor | None = None) -> StaticResult:
-    """The static stage. With an `executor`, each safetensors data scan runs there, beside the
-    weight statistics on this thread (both mostly in numpy/Hyperscan, which release the GIL);
-    what it found is replayed here afterwards, in file order."""
+    """The static stage. With an `executor`, each safetensors data scan and each module's factor
+    statistics run there (mostly numpy, BLAS and Hyperscan, which release the GIL) as its
+    workers free up; findings are emitted on this thread in a fixed order (data scans replayed
+    after the weights, file by file), so a report never depends on timing."""
     limits = options.limits
     t0 = time.perf_counter()
     inv = inventory.build_inventory(src, emit, limits)
@@ -145,7 +146,7 @@ def run_static(src: FetchedSource, emit: Emitter, options: StaticOptions,
     stats = None
     if isinstance(model, AdapterModel):
         stats = _guarded(emit, "weights", None, weights.analyze_weights, src.root, headers, cfg,
-                         emit, options.weights, model)
+                         emit, options.weights, model, executor)
     if stats is not None:
         results["weights"] = stats  # type: ignore[assignment]
     timings["static.weights"] = time.perf_counter() - t0

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import posixpath
 from collections.abc import Mapping, Sequence
+from concurrent.futures import Executor, Future
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -48,7 +49,14 @@ from adapterscan.static.weights.dora import check_magnitudes
 from adapterscan.static.weights.ia3 import ScalingResult
 from adapterscan.static.weights.lowrank import row_energies
 from adapterscan.static.weights.outliers import module_outliers
-from adapterscan.static.weights.stats import ModuleResult, analyze_module, summarize_adapter
+from adapterscan.static.weights.stats import (
+    Computed,
+    ModuleResult,
+    analyze_module,
+    compute_pair,
+    needs_pair,
+    summarize_adapter,
+)
 from adapterscan.static.weights.tokens import order_candidates, trainable_tokens
 from adapterscan.static.weights.trigger_tokens import (
     TokenCandidate,
@@ -77,13 +85,22 @@ def describe(root: Path, headers: Mapping[str, SafetensorsHeader],
     return read_adapters(root, headers, {}, configs)
 
 
-def compute_statistics(model: AdapterModel, emit: Emitter, *,
-                       keep_grams: bool = False) -> AdapterStatistics:
-    """Per-module statistics and the adapter summary (no calibration, no base model)."""
+def compute_statistics(model: AdapterModel, emit: Emitter, *, keep_grams: bool = False,
+                       executor: Executor | None = None) -> AdapterStatistics:
+    """Per-module statistics and the adapter summary (no calibration, no base model).
+
+    With an `executor`, the modules' factor statistics (Grams: BLAS, GIL released) are computed
+    there, as its workers free up from hashing and data scans; findings are still emitted here,
+    module by module in order.
+    """
     results: list[ModuleResult] = []
     scaling: list[ScalingResult] = []
-    for m in model.modules:
-        r = analyze_module(m, emit, keep_grams=keep_grams)
+    ahead: dict[int, Future[Computed]] = {}
+    if executor is not None:
+        ahead = {i: executor.submit(compute_pair, m) for i, m in enumerate(model.modules)
+                 if needs_pair(m)}
+    for i, m in enumerate(model.modules):
+        r = analyze_module(m, emit, keep_grams=keep_grams, computed=ahead.get(i))
         if isinstance(r, ModuleResult):
             results.append(r)
         elif isinstance(r, ScalingResult):
@@ -122,7 +139,8 @@ def adapter_sample(folder: Path, emit: Emitter) -> AdapterSample:
 
 def analyze_weights(root: Path, headers: Mapping[str, SafetensorsHeader],
                     config: Mapping[str, JSONValue] | None, emit: Emitter,
-                    options: WeightOptions, model: AdapterModel | None = None) -> JSONValue:
+                    options: WeightOptions, model: AdapterModel | None = None,
+                    executor: Executor | None = None) -> JSONValue:
     """Weight analysis of `model` (by default: the safetensors files with `config` beside them).
 
     Fails closed: a weights file whose tensors no reader recognised, or an adapter of which no
@@ -130,7 +148,8 @@ def analyze_weights(root: Path, headers: Mapping[str, SafetensorsHeader],
     """
     if model is None:
         model = describe(root, headers, config)
-    stats = compute_statistics(model, emit, keep_grams=options.base_dir is not None)
+    stats = compute_statistics(model, emit, keep_grams=options.base_dir is not None,
+                               executor=executor)
     files: JSONValue = [f.summary() for f in model.files]  # type: ignore[misc]
     fail_closed(model, len(stats.results) + len(stats.scaling), emit)
     others: list[JSONValue] = [o.info.name for o in stats.others[:50]]

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass, replace
 
 import numpy as np
 
 from adapterscan.emit import Emitter
 from adapterscan.findings import JSONValue
-from adapterscan.static.formats.model import AdapterModule, Algorithm, Scale
+from adapterscan.static.formats.model import AdapterModule, Algorithm, Scale, TensorRef
 from adapterscan.static.formats.tensor_reader import FLOAT_DTYPES, TensorReadError
 from adapterscan.static.weights import checks as C
 from adapterscan.static.weights.algorithms import (
@@ -90,9 +91,32 @@ def _problem(emit: Emitter, m: AdapterModule, problem: str) -> None:
                         "shapes": {k: list(v.info.shape) for k, v in m.factors.items()}})
 
 
-def analyze_module(m: AdapterModule, emit: Emitter, *, keep_grams: bool = False
+Computed = tuple[PairStats, TensorRef | None]
+
+
+def needs_pair(m: AdapterModule) -> bool:
+    """Will analyze_module compute this module's pair statistics? (Decided from the header
+    alone; used to compute them ahead, on a worker thread. A wrong guess only costs time.)"""
+    if m.problem is not None or not math.isfinite(m.scale.value) or m.algorithm is Algorithm.IA3:
+        return False
+    if any(ref.info.dtype not in FLOAT_DTYPES for ref in m.factors.values()):
+        return False
+    return m.algorithm is not Algorithm.LORA or (
+        m.a is not None and m.b is not None and lora_rank(m)[0] <= MAX_RANK)
+
+
+def compute_pair(m: AdapterModule) -> Computed:
+    """The module's ΔW statistics (reads its factors; raises the algorithms' exceptions).
+    Emits nothing, so it runs on any thread."""
+    with np.errstate(all="ignore"):  # overflow is detected by analyze_module, not warned about
+        return PAIRS[m.algorithm](m, m.scale.value)
+
+
+def analyze_module(m: AdapterModule, emit: Emitter, *, keep_grams: bool = False,
+                   computed: Future[Computed] | None = None
                    ) -> ModuleResult | ScalingResult | None:
-    """Statistics of one module's update (one stored tensor in memory at a time for LoRA)."""
+    """Statistics of one module's update (one stored tensor in memory at a time for LoRA);
+    `computed` is compute_pair(m) started ahead on a worker, when it was."""
     if m.problem is not None:
         _problem(emit, m, m.problem)
         return None
@@ -115,8 +139,7 @@ def analyze_module(m: AdapterModule, emit: Emitter, *, keep_grams: bool = False
     if m.algorithm is Algorithm.LORA and not _lora_bounds(m, emit):
         return None
     try:
-        with np.errstate(all="ignore"):  # overflow is detected below, not warned about
-            pair, zero_ref = PAIRS[m.algorithm](m, scale.value)
+        pair, zero_ref = computed.result() if computed is not None else compute_pair(m)
     except ModuleProblem as exc:
         _problem(emit, m, str(exc))
         return None
