@@ -100,7 +100,8 @@ def compute_statistics(model: AdapterModel, emit: Emitter, *, keep_grams: bool =
         ahead = {i: executor.submit(compute_pair, m) for i, m in enumerate(model.modules)
                  if needs_pair(m)}
     for i, m in enumerate(model.modules):
-        r = analyze_module(m, emit, keep_grams=keep_grams, computed=ahead.get(i))
+        # pop: a consumed future must not keep its full-size Grams alive to the end
+        r = analyze_module(m, emit, keep_grams=keep_grams, computed=ahead.pop(i, None))
         if isinstance(r, ModuleResult):
             results.append(r)
         elif isinstance(r, ScalingResult):
