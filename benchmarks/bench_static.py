@@ -229,7 +229,8 @@ def run() -> BenchTable:
         "process except hashlib (this process, over a memory map: the floor without an "
         f"interpreter start). The scan process is `{Path(sys.executable).name} -m adapterscan "
         "scan FOLDER --format json -o report.json`, after one warm-up run (which also writes "
-        "the rule-set cache and the bytecode cache: children run as after `pip install`). Load average (1/5/15 min) before: "
+        "the rule-set cache and the bytecode cache: children run as after `pip install`). "
+        "Load average (1/5/15 min) before: "
         f"{lb[0]:.2f} / {lb[1]:.2f} / {lb[2]:.2f}; after: {la[0]:.2f} / {la[1]:.2f} / "
         f"{la[2]:.2f}.",
         "", "### Stage breakdown of the median scan (ms)", "",
