@@ -142,3 +142,23 @@ def test_block_length_bounds_the_dot_products() -> None:
         sizes = [blk.shape[0] for blk in _iter_blocks(TensorVectors(t, True))]
         assert sum(sizes) == 20000 and max(sizes) <= MAX_BLOCK_VECTORS
         assert math.prod(blk.dtype == np.float32 for blk in _iter_blocks(TensorVectors(t, True)))
+
+
+def test_ia3_gains_are_the_stored_values_in_float64(tmp_path: Path) -> None:
+    """(IA)3 vectors are small and never reduced to a Gram: the gains are read exactly and
+    summarised in float64 (no float32 step to bound)."""
+    from adapterscan.static.weights.ia3 import analyze_ia3
+    from tests.static.factories_weights import emitter
+
+    rng = np.random.default_rng(6)
+    v = (1.0 + rng.normal(0, 0.05, 11008)).astype(np.float16)  # PEFT stores the gain itself
+    p = "base_model.model.model.layers.0.mlp.down_proj.ia3_l"
+    m = _module(tmp_path / "a", {p: v}, config={"peft_type": "IA3", "target_modules":
+                                                ["down_proj"], "feedforward_modules":
+                                                ["down_proj"]})
+    assert m.algorithm is Algorithm.IA3
+    res = analyze_ia3(m, emitter())
+    assert res is not None
+    g = v.astype(np.float64)
+    assert (res.gain_min, res.gain_max, res.gain_median) == (g.min(), g.max(), np.median(g))
+    assert res.rms_change == float(np.sqrt(np.mean((g - 1.0) ** 2)))
