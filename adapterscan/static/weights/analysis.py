@@ -65,6 +65,7 @@ from adapterscan.static.weights.trigger_tokens import (
     robust_top,
 )
 
+AHEAD = 4  # modules whose statistics are computed ahead on the workers
 DEFAULT_BANK = Path(__file__).resolve().parents[2] / "reference" / "baseline_bank.json"
 
 
@@ -95,13 +96,22 @@ def compute_statistics(model: AdapterModel, emit: Emitter, *, keep_grams: bool =
     """
     results: list[ModuleResult] = []
     scaling: list[ScalingResult] = []
+    modules = model.modules
+    todo = iter([i for i, m in enumerate(modules) if needs_pair(m)] if executor else [])
     ahead: dict[int, Future[Computed]] = {}
-    if executor is not None:
-        ahead = {i: executor.submit(compute_pair, m) for i, m in enumerate(model.modules)
-                 if needs_pair(m)}
-    for i, m in enumerate(model.modules):
-        # pop: a consumed future must not keep its full-size Grams alive to the end
-        r = analyze_module(m, emit, keep_grams=keep_grams, computed=ahead.pop(i, None))
+
+    def submit_next() -> None:
+        i = next(todo, None)
+        if i is not None and executor is not None:
+            ahead[i] = executor.submit(compute_pair, modules[i])
+
+    for _ in range(AHEAD):  # a bounded window: working memory stays a few modules' worth
+        submit_next()
+    for i, m in enumerate(modules):
+        computed = ahead.pop(i, None)  # popped: a consumed result must not outlive its module
+        if computed is not None:
+            submit_next()
+        r = analyze_module(m, emit, keep_grams=keep_grams, computed=computed)
         if isinstance(r, ModuleResult):
             results.append(r)
         elif isinstance(r, ScalingResult):
