@@ -79,9 +79,12 @@ def scan(source: str | Path, *, options: ScanOptions | None = None, policy: Poli
         futures = hash_files_async(src.root, hashable, pool)
         # The static stage (numpy, BLAS, Hyperscan: ~0.2 s of imports) is imported while the
         # first file hashes: hashing is the floor of a scan, so it starts first.
+        t0 = time.perf_counter()
         from threadpoolctl import threadpool_limits
 
         from adapterscan.static.interface import run_static
+
+        timings["static.imports"] = time.perf_counter() - t0
 
         # One BLAS thread: the other core is hashing, and OpenBLAS threads that spin against
         # it made the weight statistics 40x slower on 2 cores (measured, docs/benchmarks).
