@@ -264,9 +264,10 @@ def run() -> BenchTable:
         "startup = process wall time − the report's `total` (interpreter, imports, CLI, rule "
         "set, writing the report); static imports (numpy, BLAS, Hyperscan, the analyzers) "
         "happen inside `total`, while the first file hashes. `static.tensor_data` (NaN/Inf "
-        "counts, tensor-start and embedded signatures) runs on a worker thread beside `static.weights`, after the hash "
-        "on the other worker, so its time overlaps; the `wait` columns are what the main "
-        "thread waited for it and for the hashes.", "",
+        "counts, tensor-start and embedded signatures) and the module statistics of "
+        "`static.weights` run on the two worker threads once the hashes are done or beside "
+        "them, so their times overlap; the `wait` columns are what the main thread waited "
+        "for the data scans and the hashes at the end.", "",
         "| folder | startup | fetch | static imports | safetensors headers | adapter_config "
         "| formats | weights | tensor data (worker) | tensor data wait | hash wait | total |",
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
