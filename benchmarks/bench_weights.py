@@ -106,13 +106,16 @@ def run() -> BenchTable:
         ("**peak working memory (peak − returned result) / largest tensor**",
          f"**{(peak - kept) / largest:.2f}×**"),
     ]
+    load = os.getloadavg()
     notes = ("Low-rank timing: one run right after writing the file (page cache warm), one "
-             "process, numpy float64 r×r algebra; kurtosis is the sampled-grid estimate "
+             "thread (no executor), factors mapped and reduced to float32 Grams summed in "
+             "float64, float64 r×r algebra; kurtosis is the sampled-grid estimate "
              "(256×256 entries per module) because exact Khatri-Rao costs more than dense at "
              "r=64. Dense reference: float32 ΔW, `np.linalg.norm` and "
              "`np.linalg.svd(compute_uv=False)`, measured on one module of each shape and "
              "multiplied by the module count (not run on all modules). Peak memory: tracemalloc "
              "over a second run of analyze_weights, result records included. BLAS threads: "
-             "whatever the environment sets (docs/weights.md gives the command used).")
+             "whatever the environment sets (docs/weights.md gives the command used). Load "
+             f"average at the end: {load[0]:.2f} / {load[1]:.2f} / {load[2]:.2f}.")
     return BenchTable(title="Weight statistics: low-rank vs dense (Llama-70B LoRA shapes)",
                       headers=("measure", "value"), rows=tuple(rows), notes=notes)
