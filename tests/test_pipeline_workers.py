@@ -53,7 +53,7 @@ def test_a_failed_data_scan_makes_the_scan_incomplete(tmp_path: Path,
 
 def test_a_failed_module_on_a_worker_is_not_clean(tmp_path: Path,
                                                   monkeypatch: pytest.MonkeyPatch) -> None:
-    def unreadable(_: object) -> object:
+    def unreadable(*_: object) -> object:
         raise OSError("gone")
 
     monkeypatch.setattr(analysis, "compute_pair", unreadable)

@@ -143,12 +143,6 @@ class RawTensor:
         for start in range(0, self.rows, step):
             yield start, self.to_f64(self.raw[start:start + step])
 
-    def take_rows(self, index: npt.NDArray[np.intp]) -> F64:
-        return self.to_f64(self.raw[index])
-
-    def take_cols(self, index: npt.NDArray[np.intp]) -> F64:
-        return self.to_f64(self.raw[:, index])
-
     def transposed(self) -> RawTensor:
         """The same bytes viewed as the transpose (MLX stores LoRA factors transposed)."""
         return RawTensor(self.name, self.dtype, tuple(reversed(self.shape)), self.raw.T)

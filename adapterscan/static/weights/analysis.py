@@ -103,7 +103,7 @@ def compute_statistics(model: AdapterModel, emit: Emitter, *, keep_grams: bool =
     def submit_next() -> None:
         i = next(todo, None)
         if i is not None and executor is not None:
-            ahead[i] = executor.submit(compute_pair, modules[i])
+            ahead[i] = executor.submit(compute_pair, modules[i], keep_grams)
 
     for _ in range(AHEAD):  # a bounded window: working memory stays a few modules' worth
         submit_next()

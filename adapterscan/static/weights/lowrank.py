@@ -82,7 +82,7 @@ class SideSummary:
     total: F64  # Σ of the row vectors
     kr_gram: F64 | None = None
     kr_cube: F64 | None = None
-    sample: F64 | None = None  # sampled (or, for exact-dense, all) vectors
+    sample: Floats | None = None  # sampled (or, for exact-dense, all) vectors
     finite: bool = True
     zero: bool = True
 
@@ -109,8 +109,8 @@ class Vectors(Protocol):
         """Vectors start..stop as float32 (float64 for F64 tensors), NaN/Inf kept."""
         ...
 
-    def take(self, index: npt.NDArray[np.intp]) -> F64:
-        """The chosen vectors as rows (len(index) × r)."""
+    def take(self, index: npt.NDArray[np.intp]) -> Floats:
+        """The chosen vectors as rows (len(index) × r), float32 (float64 for F64 tensors)."""
         ...
 
 
@@ -142,10 +142,10 @@ class TensorVectors:
         part = self.t.raw[start:stop] if self.rows else self.t.raw[:, start:stop]
         return self.t.to_float(part, self._scratch)
 
-    def take(self, index: npt.NDArray[np.intp]) -> F64:
+    def take(self, index: npt.NDArray[np.intp]) -> Floats:
         if self.rows:
-            return self.t.take_rows(index)
-        return np.ascontiguousarray(self.t.take_cols(index).T)
+            return self.t.to_float(self.t.raw[index])
+        return self.t.to_float(self.t.raw[:, index]).T.copy()  # rows, contiguous
 
 
 @dataclass(frozen=True)
@@ -177,7 +177,7 @@ class FaceSplit:
             return np.asarray((x[:, :, None] * y[:, None, :]).reshape(x.shape[0], -1))
         return np.asarray((x[:, None, :] * y[None, :, :]).reshape(-1, x.shape[1]))
 
-    def take(self, index: npt.NDArray[np.intp]) -> F64:
+    def take(self, index: npt.NDArray[np.intp]) -> Floats:
         x, y = self.left.take(index), self.right.take(index)
         return np.asarray((x[:, :, None] * y[:, None, :]).reshape(x.shape[0], -1))
 
@@ -334,12 +334,13 @@ class Moments:
         return m4 / (m2 * m2)
 
 
-def _moments_dense(rows: F64, cols: F64) -> Moments:
+def _moments_dense(rows: Floats, cols: Floats) -> Moments:
     s1 = s2 = s3 = s4 = 0.0
     step = max(1, _MOMENT_BLOCK // max(1, cols.shape[0]))
     # The entries come from a float32 product (r-long dot products, as in the Grams) and their
     # power sums are taken in float64: half the cost of a float64 product, same estimate.
-    rows32, cols32 = rows.astype(np.float32), cols.astype(np.float32)
+    rows32 = rows.astype(np.float32, copy=False)
+    cols32 = cols.astype(np.float32, copy=False)
     for i in range(0, rows.shape[0], step):
         e = (rows32[i:i + step] @ cols32.T).ravel().astype(np.float64)
         e2 = e * e  # the power sums as dot products: one temporary instead of four

@@ -106,11 +106,15 @@ def needs_pair(m: AdapterModule) -> bool:
         m.a is not None and m.b is not None and lora_rank(m)[0] <= MAX_RANK)
 
 
-def compute_pair(m: AdapterModule) -> Computed:
+def compute_pair(m: AdapterModule, keep_grams: bool = False) -> Computed:
     """The module's ΔW statistics (reads its factors; raises the algorithms' exceptions).
-    Emits nothing, so it runs on any thread."""
+    Emits nothing, so it runs on any thread. The r×r Grams are kept only when asked for or
+    for vocabulary modules (row energies need them): results queued ahead stay small."""
     with np.errstate(all="ignore"):  # overflow is detected by analyze_module, not warned about
-        return PAIRS[m.algorithm](m, m.scale.value)
+        pair, zero = PAIRS[m.algorithm](m, m.scale.value)
+    if not (keep_grams or m.embedding or m.module_type in VOCAB_TYPES):
+        pair = replace(pair, gram_a=_EMPTY, gram_b=_EMPTY)
+    return pair, zero
 
 
 def analyze_module(m: AdapterModule, emit: Emitter, *, keep_grams: bool = False,
@@ -140,7 +144,8 @@ def analyze_module(m: AdapterModule, emit: Emitter, *, keep_grams: bool = False,
     if m.algorithm is Algorithm.LORA and not _lora_bounds(m, emit):
         return None
     try:
-        pair, zero_ref = computed.result() if computed is not None else compute_pair(m)
+        pair, zero_ref = (computed.result() if computed is not None
+                          else compute_pair(m, keep_grams))
     except ModuleProblem as exc:
         _problem(emit, m, str(exc))
         return None
@@ -168,8 +173,6 @@ def analyze_module(m: AdapterModule, emit: Emitter, *, keep_grams: bool = False,
         return None
     bias_norm = _bias_norm(m, scale.value, emit) if m.bias is not None else None
     result = ModuleResult(m, scale, pair, zero_ref is not None, bias_norm)
-    if not (keep_grams or result.is_vocab):  # r×r Grams of every module add up on big models
-        result = replace(result, pair=replace(pair, gram_a=_EMPTY, gram_b=_EMPTY))
     if zero_ref is not None:
         effect = (f"only its {_bias_role(m)} changes the output" if bias_norm else
                   "this module changes nothing")
