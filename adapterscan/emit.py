@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 from adapterscan.findings import Evidence, Finding, JSONValue, Location
 from adapterscan.report import Skip, StageError
@@ -78,3 +79,39 @@ class Emitter:
     @property
     def errors(self) -> tuple[StageError, ...]:
         return tuple(self._errors)
+
+
+
+@dataclass(frozen=True)
+class _Observed:
+    check: str | None  # None: a skip of `file` for the reason `message`
+    message: str
+    file: str | None = None
+    tensor: str | None = None
+    key: str | None = None
+    offset: int | None = None
+    evidence: Mapping[str, JSONValue] | None = None
+
+
+class Recorder:
+    """Findings and skips observed off the scan's main thread, replayed into its Emitter in the
+    order they were observed, so a report never depends on thread timing."""
+
+    def __init__(self) -> None:
+        self._seen: list[_Observed] = []
+
+    def emit(self, check: str, message: str, *, file: str | None = None,
+             tensor: str | None = None, key: str | None = None, offset: int | None = None,
+             evidence: Mapping[str, JSONValue] | None = None) -> None:
+        self._seen.append(_Observed(check, message, file, tensor, key, offset, evidence))
+
+    def skip(self, path: str, reason: str) -> None:
+        self._seen.append(_Observed(None, reason, path))
+
+    def replay(self, emit: Emitter) -> None:
+        for o in self._seen:
+            if o.check is None:
+                emit.skip(o.file or ".", o.message)
+            else:
+                emit.emit(o.check, o.message, file=o.file, tensor=o.tensor, key=o.key,
+                          offset=o.offset, evidence=o.evidence)

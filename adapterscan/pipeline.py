@@ -9,9 +9,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
-
-from threadpoolctl import threadpool_limits
+from typing import TYPE_CHECKING, Any
 
 from adapterscan._quiet import quiet
 from adapterscan._version import __version__
@@ -28,10 +26,11 @@ from adapterscan.policy.policy import Policy
 from adapterscan.report import FileRecord, ScanReport, Subject
 from adapterscan.rules.loader import load_ruleset
 from adapterscan.rules.model import RuleSet
-from adapterscan.static.formats.model import AdapterFile, Family
-from adapterscan.static.interface import StaticOptions, run_static
 from adapterscan.static.model import StaticResult
-from adapterscan.static.weights.analysis import WeightOptions
+from adapterscan.static.options import StaticOptions, WeightOptions
+
+if TYPE_CHECKING:
+    from adapterscan.static.formats.model import AdapterFile
 
 Progress = Callable[[str], None]
 DEFAULT_MAX_FILE_BYTES = 4 * 1024**3
@@ -88,19 +87,31 @@ def scan(source: str | Path, *, options: ScanOptions | None = None, policy: Poli
 
     hashable = [e.path for e in src.entries if e.type is EntryType.FILE
                 and e.path not in src.remote_only]
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="sha256") as pool:
+    # Two workers: the hashes (queued first), then the safetensors data scans, beside the
+    # weight statistics on this thread. All three spend their time in hashlib, Hyperscan,
+    # numpy or BLAS calls that release the GIL.
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="scan") as pool:
         futures = hash_files_async(src.root, hashable, pool)
+        # The static stage (numpy, BLAS, Hyperscan: ~0.2 s of imports) is imported while the
+        # first file hashes: hashing is the floor of a scan, so it starts first.
+        t0 = time.perf_counter()
+        from threadpoolctl import threadpool_limits
+
+        from adapterscan.static.interface import run_static
+
+        timings["static.imports"] = time.perf_counter() - t0
+
         # One BLAS thread: the other core is hashing, and OpenBLAS threads that spin against
         # it made the weight statistics 40x slower on 2 cores (measured, docs/benchmarks).
         with threadpool_limits(limits=1, user_api="blas"):
-            static = run_static(src, emit, opts.static, timings, progress)
+            static = run_static(src, emit, opts.static, timings, progress, executor=pool)
         t0 = time.perf_counter()
         digests: dict[str, str] = {}
         for path, fut in futures.items():
             try:
                 digests[path] = fut.result()
             except OSError as exc:
-                emit.skip(path, f"cannot read for hashing: {exc.strerror}")
+                emit.skip(path, f"cannot read for hashing: {exc.strerror or exc}")
         timings["hash_wait"] = time.perf_counter() - t0
     _check_expected(src, digests, emit)
 
@@ -210,6 +221,8 @@ def _subject(src: FetchedSource, digests: dict[str, str], static: StaticResult) 
 
 def _diffusion_only(static: StaticResult) -> list[AdapterFile]:
     """The adapter files, when every one that holds modules is a diffusion-model LoRA."""
+    from adapterscan.static.formats.model import Family
+
     files = [f for f in (static.adapter.files if static.adapter else ()) if f.modules]
     return files if files and all(f.family is Family.DIFFUSION for f in files) else []
 

@@ -22,6 +22,7 @@ from adapterscan.emit import Emitter
 from adapterscan.rules.loader import load_ruleset
 from adapterscan.static.weights.alignment import parse_header
 from adapterscan.static.weights.analysis import WeightOptions, analyze_weights
+from benchmarks.adapters import write_lora
 from benchmarks.common import BenchTable
 
 HIDDEN, KV, R = 8192, 1024, 64
@@ -30,32 +31,8 @@ SHAPES = {"q_proj": HIDDEN, "k_proj": KV, "v_proj": KV, "o_proj": HIDDEN}
 
 def _write_adapter(folder: Path, layers: int) -> int:
     """Write the adapter tensor by tensor (never the whole file in memory); returns max bytes."""
-    rng = np.random.default_rng(0)
-    names: list[tuple[str, tuple[int, int]]] = []
-    for i in range(layers):
-        for m, out in SHAPES.items():
-            p = f"base_model.model.model.layers.{i}.self_attn.{m}"
-            names += [(f"{p}.lora_A.weight", (R, HIDDEN)), (f"{p}.lora_B.weight", (out, R))]
-    names.sort()
-    header: dict[str, object] = {}
-    offset = 0
-    for name, shape in names:
-        size = shape[0] * shape[1] * 2
-        header[name] = {"dtype": "F16", "shape": list(shape),
-                        "data_offsets": [offset, offset + size]}
-        offset += size
-    hb = json.dumps(header, separators=(",", ":")).encode()
-    hb += b" " * (-len(hb) % 8)
-    largest = 0
-    with (folder / "adapter_model.safetensors").open("wb") as fh:
-        fh.write(len(hb).to_bytes(8, "little") + hb)
-        for _, shape in names:
-            arr = (rng.standard_normal(shape, dtype=np.float32) * 0.01).astype("<f2")
-            largest = max(largest, arr.nbytes)
-            fh.write(arr.tobytes())
-    cfg = {"peft_type": "LORA", "r": R, "lora_alpha": 128, "target_modules": list(SHAPES)}
-    (folder / "adapter_config.json").write_text(json.dumps(cfg))
-    return largest
+    shapes = {m: (out, HIDDEN) for m, out in SHAPES.items()}
+    return write_lora(folder, layers, shapes, lambda i: (np.float16, R), std=0.01)
 
 
 def _dense_module(out: int, rng: np.random.Generator, svd: bool) -> tuple[float, float | None]:
@@ -129,13 +106,16 @@ def run() -> BenchTable:
         ("**peak working memory (peak − returned result) / largest tensor**",
          f"**{(peak - kept) / largest:.2f}×**"),
     ]
+    load = os.getloadavg()
     notes = ("Low-rank timing: one run right after writing the file (page cache warm), one "
-             "process, numpy float64 r×r algebra; kurtosis is the sampled-grid estimate "
+             "thread (no executor), factors mapped and reduced to float32 Grams summed in "
+             "float64, float64 r×r algebra; kurtosis is the sampled-grid estimate "
              "(256×256 entries per module) because exact Khatri-Rao costs more than dense at "
              "r=64. Dense reference: float32 ΔW, `np.linalg.norm` and "
              "`np.linalg.svd(compute_uv=False)`, measured on one module of each shape and "
              "multiplied by the module count (not run on all modules). Peak memory: tracemalloc "
              "over a second run of analyze_weights, result records included. BLAS threads: "
-             "whatever the environment sets (docs/weights.md gives the command used).")
+             "whatever the environment sets (docs/weights.md gives the command used). Load "
+             f"average at the end: {load[0]:.2f} / {load[1]:.2f} / {load[2]:.2f}.")
     return BenchTable(title="Weight statistics: low-rank vs dense (Llama-70B LoRA shapes)",
                       headers=("measure", "value"), rows=tuple(rows), notes=notes)

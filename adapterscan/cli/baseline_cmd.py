@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -12,15 +12,19 @@ from adapterscan.cli.common import fail, require, stderr_console, write_output
 from adapterscan.emit import Emitter
 from adapterscan.findings import JSONValue
 from adapterscan.rules.loader import load_ruleset
-from adapterscan.static.formats.tensor_reader import TensorReadError
-from adapterscan.static.weights.alignment import BaseModelError
-from adapterscan.static.weights.analysis import adapter_sample
-from adapterscan.static.weights.baseline import AdapterSample, build_bank
+
+if TYPE_CHECKING:
+    from adapterscan.static.weights.baseline import AdapterSample
 
 app = typer.Typer(help="Calibration banks for weight statistics.", no_args_is_help=True)
 
 
 def _samples(folders: list[Path]) -> list[AdapterSample]:
+    # The weight analysis (numpy) is imported here, not when the CLI starts.
+    from adapterscan.static.formats.tensor_reader import TensorReadError
+    from adapterscan.static.weights.alignment import BaseModelError
+    from adapterscan.static.weights.analysis import adapter_sample
+
     emit = Emitter(load_ruleset())
     samples: list[AdapterSample] = []
     console = stderr_console()
@@ -40,6 +44,8 @@ def _samples(folders: list[Path]) -> list[AdapterSample]:
 
 
 def _write(samples: list[AdapterSample], out: Path, meta: dict[str, JSONValue]) -> None:
+    from adapterscan.static.weights.baseline import build_bank
+
     write_output(json.dumps(build_bank(samples, meta), indent=1, sort_keys=True) + "\n", out)
     stderr_console().print(f"wrote {out} ({len(samples)} adapters)")
 

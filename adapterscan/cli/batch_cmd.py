@@ -5,17 +5,16 @@ from __future__ import annotations
 import os
 from collections import Counter
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
 from adapterscan.cli.common import require, run_or_exit
 from adapterscan.cli.exit_codes import ExitCode
-from adapterscan.integrations.batch import BatchOptions, ItemResult, done_sources, read_sources
-from adapterscan.integrations.batch import run_batch as _run_batch
+
+if TYPE_CHECKING:
+    from adapterscan.integrations.batch import ItemResult
 
 
 def batch_command(
@@ -39,6 +38,18 @@ def batch_command(
         require("ray", "adapterscan batch --engine ray")
     if base is not None:
         require("probe", "adapterscan batch --base")
+    # Imported here: every other command (scan above all) starts faster without them.
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
+    from adapterscan.integrations.batch import BatchOptions, done_sources, read_sources
+    from adapterscan.integrations.batch import run_batch as _run_batch
+
     sources = run_or_exit(lambda: read_sources(input_file))
     options = BatchOptions(base=base, policy_file=str(policy_file) if policy_file else None,
                            endpoint=endpoint or os.environ.get("HF_ENDPOINT"),
@@ -66,6 +77,8 @@ def _exit_code(results: list[ItemResult]) -> ExitCode:
 
 
 def _summary(results: list[ItemResult], skipped: int, con: Console) -> None:
+    from rich.table import Table
+
     table = Table(title=f"batch: {len(results)} scanned, {skipped} already done")
     for col in ("source", "status", "verdict", "rules", "seconds"):
         table.add_column(col, overflow="fold")

@@ -10,13 +10,7 @@ import typer
 from rich.console import Console
 
 from adapterscan.cli.common import fail, run_or_exit
-from adapterscan.provenance.keys import (
-    PASSPHRASE_ENV,
-    generate_private_key,
-    key_hint,
-    write_private_key,
-    write_public_key,
-)
+from adapterscan.provenance.names import PASSPHRASE_ENV
 
 
 def keygen_command(
@@ -28,6 +22,14 @@ def keygen_command(
     force: Annotated[bool, typer.Option(help="overwrite existing files")] = False,
 ) -> None:
     """Create a key pair for `adapterscan scan --sign-key` and `adapterscan verify --key`."""
+    # cryptography is imported by the command that uses it, not by every CLI start.
+    from adapterscan.provenance.keys import (
+        generate_private_key,
+        key_hint,
+        write_private_key,
+        write_public_key,
+    )
+
     passphrase = os.environ.get(passphrase_env)
     for path in (out_private, out_public):
         if path.exists() and not force:

@@ -7,8 +7,6 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.markdown import Markdown
-from rich.table import Table
 
 from adapterscan.cli.common import fail, run_or_exit
 from adapterscan.rules.docgen import check_docs, render_rule, write_docs
@@ -21,6 +19,8 @@ app = typer.Typer(help="List and explain the detection rules.", no_args_is_help=
 def list_rules(stage: Annotated[str | None, typer.Option(help="only this stage")] = None) -> None:
     """List every rule with its id, name, severity and summary."""
     ruleset = run_or_exit(load_ruleset)
+    from rich.table import Table
+
     table = Table(title=f"adapterscan rules (rule set {ruleset.digest[:12]})")
     for col in ("id", "name", "stage", "severity", "confidence", "summary"):
         table.add_column(col, overflow="fold")
@@ -40,6 +40,8 @@ def explain(rule_id: Annotated[str, typer.Argument(help="a rule id such as AS201
     matches = [r for r in ruleset.rules if key.upper() == r.id or key == r.name]
     if not matches:
         fail(f"no rule {rule_id!r}; `adapterscan rules list` shows them all")
+    from rich.markdown import Markdown  # ~60 ms of markdown parser: only for this command
+
     Console(highlight=False).print(Markdown(render_rule(matches[0])))
 
 

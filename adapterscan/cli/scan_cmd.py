@@ -23,8 +23,7 @@ from adapterscan.probe.interface import ProbeOptions
 from adapterscan.report import ScanReport
 from adapterscan.rules.loader import load_ruleset
 from adapterscan.rules.model import RuleSet
-from adapterscan.static.interface import StaticOptions
-from adapterscan.static.weights.analysis import WeightOptions
+from adapterscan.static.options import StaticOptions, WeightOptions
 
 
 class ProbeDtype(enum.StrEnum):

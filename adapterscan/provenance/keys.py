@@ -11,8 +11,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from adapterscan.errors import SigningError
+from adapterscan.provenance.names import PASSPHRASE_ENV
 
-PASSPHRASE_ENV = "ADAPTERSCAN_KEY_PASSPHRASE"
 MAX_PEM_BYTES = 64 * 1024
 
 PublicKeyLike = Path | str | ec.EllipticCurvePublicKey

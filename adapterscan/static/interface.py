@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from concurrent.futures import Executor, Future
+from dataclasses import dataclass
+from pathlib import Path
 
-from adapterscan.emit import Emitter
+from adapterscan.emit import Emitter, Recorder
 from adapterscan.fetch.interface import FetchedSource
 from adapterscan.findings import JSONValue
 from adapterscan.static.config import adapter_config
@@ -23,18 +25,14 @@ from adapterscan.static.formats.readers import read_adapters
 from adapterscan.static.inventory import inventory
 from adapterscan.static.limits import StaticLimits
 from adapterscan.static.model import FileClass, SafetensorsHeader, StaticResult
+from adapterscan.static.options import StaticOptions
 from adapterscan.static.pickle import ops as pickle_ops
+from adapterscan.static.safetensors import checks as safetensors_checks
 from adapterscan.static.safetensors import data as safetensors_data
 from adapterscan.static.safetensors import header as safetensors_header
 from adapterscan.static.weights import analysis as weights
 
 Progress = Callable[[str], None]
-
-
-@dataclass(frozen=True)
-class StaticOptions:
-    limits: StaticLimits = field(default_factory=StaticLimits)
-    weights: weights.WeightOptions = field(default_factory=weights.WeightOptions)
 
 
 def _guarded(emit: Emitter, stage: str, path: str | None, fn: Callable[..., object],
@@ -48,14 +46,34 @@ def _guarded(emit: Emitter, stage: str, path: str | None, fn: Callable[..., obje
     return None
 
 
+@dataclass(frozen=True)
+class _DataScan:
+    path: str
+    result: Future[tuple[Recorder, float]]
+
+
+def _measure(path: Path, header: SafetensorsHeader, limits: StaticLimits,
+             anywhere: bool) -> tuple[Recorder, float]:
+    t0 = time.perf_counter()
+    rec = safetensors_data.measure_tensor_data(path, header, limits, anywhere)
+    return rec, time.perf_counter() - t0
+
+
 def run_static(src: FetchedSource, emit: Emitter, options: StaticOptions,
-               timings: dict[str, float], progress: Progress | None = None) -> StaticResult:
+               timings: dict[str, float], progress: Progress | None = None,
+               executor: Executor | None = None) -> StaticResult:
+    """The static stage. With an `executor`, each safetensors data scan and each module's factor
+    statistics run there (mostly numpy, BLAS and Hyperscan, which release the GIL) as its
+    workers free up; findings are emitted on this thread in a fixed order (data scans replayed
+    after the weights, file by file), so a report never depends on timing."""
     limits = options.limits
     t0 = time.perf_counter()
     inv = inventory.build_inventory(src, emit, limits)
     timings["static.inventory"] = time.perf_counter() - t0
 
     headers: dict[str, SafetensorsHeader] = {}
+    scans: list[_DataScan] = []
+    anywhere = bool(emit.param(safetensors_checks.EMBEDDED_MAGIC, "search_anywhere"))
     t0 = time.perf_counter()
     for item in inv.of_class(FileClass.SAFETENSORS):
         if item.path in src.remote_only:
@@ -68,8 +86,16 @@ def run_static(src: FetchedSource, emit: Emitter, options: StaticOptions,
         if isinstance(header, SafetensorsHeader):
             headers[item.path] = header
             if limits.scan_tensor_data:
-                _guarded(emit, "safetensors", item.path, safetensors_data.scan_tensor_data,
-                         path, header, emit, limits)
+                job: Future[tuple[Recorder, float]]
+                if executor is not None:
+                    job = executor.submit(_measure, path, header, limits, anywhere)
+                else:
+                    job = Future()
+                    try:
+                        job.set_result(_measure(path, header, limits, anywhere))
+                    except Exception as exc:  # reported like a worker's failure, below
+                        job.set_exception(exc)
+                scans.append(_DataScan(item.path, job))
     timings["static.safetensors"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
@@ -120,10 +146,30 @@ def run_static(src: FetchedSource, emit: Emitter, options: StaticOptions,
     stats = None
     if isinstance(model, AdapterModel):
         stats = _guarded(emit, "weights", None, weights.analyze_weights, src.root, headers, cfg,
-                         emit, options.weights, model)
+                         emit, options.weights, model, executor)
     if stats is not None:
         results["weights"] = stats  # type: ignore[assignment]
     timings["static.weights"] = time.perf_counter() - t0
+    _replay_data_scans(scans, emit, timings)
     return StaticResult(inventory=inv, headers=headers, adapter_config=cfg, results=results,
                         adapter=model if isinstance(model, AdapterModel) else None)
 
+
+def _replay_data_scans(scans: list[_DataScan], emit: Emitter,
+                       timings: dict[str, float]) -> None:
+    """Wait for the data scans and report what they found; a failed one is a stage error."""
+    t0 = time.perf_counter()
+    spent = 0.0
+    for scan in scans:
+        try:
+            rec, seconds = scan.result.result()
+        except MemoryError:
+            emit.error("safetensors", "ran out of memory", scan.path)
+            continue
+        except Exception as exc:  # an analyzer bug must make the scan incomplete, never clean
+            emit.error("safetensors", f"internal error {type(exc).__name__}: {exc}", scan.path)
+            continue
+        rec.replay(emit)
+        spent += seconds
+    timings["static.tensor_data"] = spent
+    timings["static.tensor_data_wait"] = time.perf_counter() - t0

@@ -66,3 +66,34 @@ def test_digest_changes_with_rule_bytes(tmp_path: Path) -> None:
     a = load_ruleset(_sigdir(tmp_path / "a", {"AS101.toml": GOOD}), checks=checks)
     b = load_ruleset(_sigdir(tmp_path / "b", {"AS101.toml": GOOD + "\n"}), checks=checks)
     assert a.digest != b.digest
+
+
+def test_validated_rule_set_is_cached_by_digest(tmp_path: Path) -> None:
+    checks = frozenset({"integrity.sha256_mismatch"})
+    root, cache = _sigdir(tmp_path, {"AS101.toml": GOOD}), tmp_path / "cache"
+    fresh = load_ruleset(root, checks=checks, cache_dir=cache)
+    (entry,) = cache.glob("*.json")
+    again = load_ruleset(root, checks=checks, cache_dir=cache)
+    assert again == fresh and again.rules == fresh.rules
+    assert again.rules == load_ruleset(root, checks=checks, use_cache=False).rules
+    # Any changed byte is another key: the edit is validated, not served from the cache.
+    (root / "rules" / "AS101.toml").write_text(GOOD.replace('severity = "critical"',
+                                                            'severity = "apocalyptic"'))
+    with pytest.raises(RuleError, match="schema violation at severity"):
+        load_ruleset(root, checks=checks, cache_dir=cache)
+    # So is another set of implemented checks.
+    with pytest.raises(RuleError, match="without a rule"):
+        load_ruleset(_sigdir(tmp_path / "b", {"AS101.toml": GOOD}), cache_dir=cache,
+                     checks=checks | {"other.check"})
+    assert [p.name for p in cache.glob("*.json")] == [entry.name]
+
+
+def test_broken_cache_entry_is_ignored_and_rewritten(tmp_path: Path) -> None:
+    checks = frozenset({"integrity.sha256_mismatch"})
+    root, cache = _sigdir(tmp_path, {"AS101.toml": GOOD}), tmp_path / "cache"
+    fresh = load_ruleset(root, checks=checks, cache_dir=cache)
+    (entry,) = cache.glob("*.json")
+    for junk in (b"{not json", b'{"tables": [{"id": "AS101"}]}', b"[]"):
+        entry.write_bytes(junk)
+        assert load_ruleset(root, checks=checks, cache_dir=cache).rules == fresh.rules
+        assert b"sha256-mismatch" in entry.read_bytes()

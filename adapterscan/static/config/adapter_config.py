@@ -7,6 +7,7 @@ rules are re-implemented in config/peft_keys.py and config/peft_match.py. Rules 
 from __future__ import annotations
 
 import json
+import os
 import posixpath
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -93,7 +94,10 @@ def _read(root: Path, rel: str, emit: Emitter,
         emit.skip(rel, "adapter_config.json is not a regular file (see inventory findings)")
         return None
     with path.open("rb") as fh:
-        data = fh.read(limits.max_json_bytes + 1)
+        # read(n) allocates n bytes up front: ask for no more than the file holds (4 MiB of
+        # transient memory per scan otherwise), still one byte past the cap to detect it.
+        size = os.fstat(fh.fileno()).st_size
+        data = fh.read(min(size, limits.max_json_bytes) + 1)
     if len(data) > limits.max_json_bytes:
         emit.emit("adapter_config.invalid",
                   f"larger than the {limits.max_json_bytes}-byte cap for JSON files", file=rel,

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import posixpath
 from collections.abc import Mapping, Sequence
+from concurrent.futures import Executor, Future
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +24,7 @@ from adapterscan.static.formats.model import AdapterModel, Algorithm, TensorRef
 from adapterscan.static.formats.readers import read_adapters
 from adapterscan.static.formats.tensor_reader import TensorReadError
 from adapterscan.static.model import SafetensorsHeader
+from adapterscan.static.options import WeightOptions
 from adapterscan.static.weights import checks as C
 from adapterscan.static.weights.alignment import (
     BaseModelError,
@@ -39,7 +41,6 @@ from adapterscan.static.weights.baseline import (
     BankError,
     load_bank,
     module_key,
-    robust,
     zscores,
 )
 from adapterscan.static.weights.copies import full_copy_rows
@@ -47,7 +48,15 @@ from adapterscan.static.weights.coverage import fail_closed
 from adapterscan.static.weights.dora import check_magnitudes
 from adapterscan.static.weights.ia3 import ScalingResult
 from adapterscan.static.weights.lowrank import row_energies
-from adapterscan.static.weights.stats import ModuleResult, analyze_module, summarize_adapter
+from adapterscan.static.weights.outliers import module_outliers
+from adapterscan.static.weights.stats import (
+    Computed,
+    ModuleResult,
+    analyze_module,
+    compute_pair,
+    needs_pair,
+    summarize_adapter,
+)
 from adapterscan.static.weights.tokens import order_candidates, trainable_tokens
 from adapterscan.static.weights.trigger_tokens import (
     TokenCandidate,
@@ -56,20 +65,8 @@ from adapterscan.static.weights.trigger_tokens import (
     robust_top,
 )
 
+AHEAD = 4  # modules whose statistics are computed ahead on the workers
 DEFAULT_BANK = Path(__file__).resolve().parents[2] / "reference" / "baseline_bank.json"
-
-
-@dataclass(frozen=True)
-class WeightOptions:
-    # A trusted HF model folder with *.safetensors weights: relative updates, trigger tokens.
-    base_dir: Path | None = None
-    # The unaligned twin of base_dir (same shapes): enables the Safe-LoRA alignment check.
-    unaligned_dir: Path | None = None
-    # A calibration bank (`adapterscan baseline build`); None uses DEFAULT_BANK when present.
-    baseline: Path | None = None
-    use_default_baseline: bool = True
-    trigger_top_k: int = 20
-    trigger_layers: int = 1
 
 
 @dataclass(frozen=True)
@@ -89,13 +86,32 @@ def describe(root: Path, headers: Mapping[str, SafetensorsHeader],
     return read_adapters(root, headers, {}, configs)
 
 
-def compute_statistics(model: AdapterModel, emit: Emitter, *,
-                       keep_grams: bool = False) -> AdapterStatistics:
-    """Per-module statistics and the adapter summary (no calibration, no base model)."""
+def compute_statistics(model: AdapterModel, emit: Emitter, *, keep_grams: bool = False,
+                       executor: Executor | None = None) -> AdapterStatistics:
+    """Per-module statistics and the adapter summary (no calibration, no base model).
+
+    With an `executor`, the modules' factor statistics (Grams: BLAS, GIL released) are computed
+    there, as its workers free up from hashing and data scans; findings are still emitted here,
+    module by module in order.
+    """
     results: list[ModuleResult] = []
     scaling: list[ScalingResult] = []
-    for m in model.modules:
-        r = analyze_module(m, emit, keep_grams=keep_grams)
+    modules = model.modules
+    todo = iter([i for i, m in enumerate(modules) if needs_pair(m)] if executor else [])
+    ahead: dict[int, Future[Computed]] = {}
+
+    def submit_next() -> None:
+        i = next(todo, None)
+        if i is not None and executor is not None:
+            ahead[i] = executor.submit(compute_pair, modules[i], keep_grams)
+
+    for _ in range(AHEAD):  # a bounded window: working memory stays a few modules' worth
+        submit_next()
+    for i, m in enumerate(modules):
+        computed = ahead.pop(i, None)  # popped: a consumed result must not outlive its module
+        if computed is not None:
+            submit_next()
+        r = analyze_module(m, emit, keep_grams=keep_grams, computed=computed)
         if isinstance(r, ModuleResult):
             results.append(r)
         elif isinstance(r, ScalingResult):
@@ -134,7 +150,8 @@ def adapter_sample(folder: Path, emit: Emitter) -> AdapterSample:
 
 def analyze_weights(root: Path, headers: Mapping[str, SafetensorsHeader],
                     config: Mapping[str, JSONValue] | None, emit: Emitter,
-                    options: WeightOptions, model: AdapterModel | None = None) -> JSONValue:
+                    options: WeightOptions, model: AdapterModel | None = None,
+                    executor: Executor | None = None) -> JSONValue:
     """Weight analysis of `model` (by default: the safetensors files with `config` beside them).
 
     Fails closed: a weights file whose tensors no reader recognised, or an adapter of which no
@@ -142,7 +159,8 @@ def analyze_weights(root: Path, headers: Mapping[str, SafetensorsHeader],
     """
     if model is None:
         model = describe(root, headers, config)
-    stats = compute_statistics(model, emit, keep_grams=options.base_dir is not None)
+    stats = compute_statistics(model, emit, keep_grams=options.base_dir is not None,
+                               executor=executor)
     files: JSONValue = [f.summary() for f in model.files]  # type: ignore[misc]
     fail_closed(model, len(stats.results) + len(stats.scaling), emit)
     others: list[JSONValue] = [o.info.name for o in stats.others[:50]]
@@ -160,7 +178,7 @@ def analyze_weights(root: Path, headers: Mapping[str, SafetensorsHeader],
         return {"files": files, "modules": scaling, "summary": stats.summary,
                 "other_tensors": others, "dora": dora, "trainable_tokens": tokens}
     _layer_rule(stats.summary, emit)
-    _module_outliers(stats, emit)
+    module_outliers(stats.results, emit)
     vocab = _vocab_rows(stats.results, emit)
     out: dict[str, JSONValue] = {"summary": stats.summary}
     out["calibration"] = _calibrate(stats, options, emit)
@@ -205,44 +223,6 @@ def _layer_rule(summary: Mapping[str, JSONValue], emit: Emitter) -> None:
                   f"{layers} adapted layers", evidence={
                       "layer_top_share": share, "layer_top_k": summary.get("layer_top_k"),
                       "layers": layers, "layer_energy": summary.get("layer_energy")})
-
-
-def _module_outliers(stats: AdapterStatistics, emit: Emitter) -> None:
-    """Robust outliers among modules of the same type and shape within this adapter."""
-    threshold = emit.num(C.MODULE_OUTLIER, "z")
-    min_modules = emit.num(C.MODULE_OUTLIER, "min_modules")
-    names = [str(s) for s in _as_list(emit.param(C.MODULE_OUTLIER, "stats"))]
-    groups: dict[str, list[ModuleResult]] = {}
-    for r in stats.results:
-        key = module_key(r.module.module_type, r.pair.out_features, r.pair.in_features)
-        groups.setdefault(key, []).append(r)
-    for key, rs in groups.items():
-        if len(rs) < min_modules:
-            continue
-        flagged: dict[int, dict[str, JSONValue]] = {}
-        for name in names:
-            vals = [r.values.get(name) for r in rs]
-            rb = robust([v for v in vals if v is not None])
-            if rb is None:
-                continue
-            for idx, v in enumerate(vals):
-                if v is not None and abs(rb.z(v)) >= threshold:
-                    flagged.setdefault(idx, {})[name] = {
-                        "value": v, "z": rb.z(v), "median": rb.median, "mad": rb.mad}
-        for idx, hits in flagged.items():  # one finding per module, its worst statistic first
-            r = rs[idx]
-            worst = max(hits, key=lambda n: abs(_z(hits[n])))
-            emit.emit(C.MODULE_OUTLIER,
-                      f"{r.module.name}: {worst} is {_z(hits[worst]):+.1f} robust SDs from the "
-                      f"other {len(rs) - 1} {key} modules",
-                      file=r.module.file,
-                      evidence={"module": r.module.name, "statistic": worst, "group": key,
-                                "count": len(rs), "statistics": hits})
-
-
-def _z(hit: JSONValue) -> float:
-    z = hit.get("z") if isinstance(hit, dict) else None
-    return float(z) if isinstance(z, int | float) else 0.0
 
 
 def _as_list(v: object) -> list[object]:

@@ -13,11 +13,10 @@ from __future__ import annotations
 
 import json
 import math
+import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-
-import numpy as np
 
 from adapterscan.findings import JSONValue
 
@@ -64,10 +63,11 @@ def robust(values: Sequence[float], sources: Sequence[int] | None = None) -> Rob
     keep = [i for i, v in enumerate(values) if math.isfinite(v)]
     if not keep:
         return None
-    xs = np.asarray([values[i] for i in keep], dtype=np.float64)
-    med = float(np.median(xs))
+    xs = [float(values[i]) for i in keep]
+    # statistics.median (same value as np.median), which spares a scan numpy.ma's import
+    med = float(statistics.median(xs))
     adapters = len({sources[i] for i in keep}) if sources is not None else len(keep)
-    return Robust(med, float(np.median(np.abs(xs - med))), int(xs.size), adapters)
+    return Robust(med, float(statistics.median([abs(x - med) for x in xs])), len(xs), adapters)
 
 
 def module_key(module_type: str, out_features: int, in_features: int) -> str:

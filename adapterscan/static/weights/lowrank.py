@@ -2,8 +2,12 @@
 
 Everything reduces to r×r matrices: with G_B = BᵀB and G_A = AAᵀ (the Grams whose Cholesky
 factors are the R factors of QR(B) and QR(Aᵀ)), ‖BA‖_F² = tr(G_B G_A) and the singular values
-of BA are those of G_B^½ G_A^½. The Grams are accumulated in row blocks of the stored tensor, so
-only one tensor is held (in its stored dtype) at a time; see docs/weights.md for the math.
+of BA are those of G_B^½ G_A^½. The Grams are accumulated over blocks of the stored (mapped)
+tensor: each block's Gram is one float32 BLAS product over at most MAX_BLOCK_VECTORS vectors,
+summed across blocks in float64 (docs/weights.md derives the error bound and the tests hold it
+to float64). The same product tells finiteness and zeros: a NaN or Inf anywhere in a block makes
+its Gram's trace non-finite, and the trace is 0 only for (near-)zero blocks, so neither needs a
+pass of its own; both are confirmed exactly on the rare block that trips them.
 
 Kurtosis of the entries of BA (Pearson, 3 for a Gaussian) is computed exactly when that is cheap:
 by dense blocks when out·in ≤ DENSE_ENTRIES, otherwise with the Khatri-Rao identity
@@ -14,6 +18,7 @@ SAMPLE_SIDE² entries (rows × columns chosen uniformly without replacement).
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -22,9 +27,12 @@ from typing import Protocol
 import numpy as np
 import numpy.typing as npt
 
-from adapterscan.static.formats.tensor_reader import BLOCK_ELEMS, F64, RawTensor
+from adapterscan.static.formats.tensor_reader import BLOCK_ELEMS, F64, Floats, RawTensor
 
 DENSE_ENTRIES = 1 << 18
+_MOMENT_BLOCK = 8192  # entries per block of the dense moments (64 KiB: stays in L1/L2)
+# Vectors per block: the length of the float32 dot products in one block's Gram (error bound).
+MAX_BLOCK_VECTORS = 4096
 KR_BUDGET = 2e7  # exact Khatri-Rao kurtosis only where it costs less than a sample
 SAMPLE_SIDE = 256
 SAMPLE_SEED = 0
@@ -38,7 +46,10 @@ class KurtosisPlan:
     cols: npt.NDArray[np.intp] | None = None  # sampled columns of A
 
 
+@functools.lru_cache(maxsize=256)
 def plan_kurtosis(out: int, inp: int, r: int) -> KurtosisPlan:
+    """Pure in (out, in, r): cached, since every layer of a model repeats the same shapes (the
+    sampled indices are read-only)."""
     if out * inp <= DENSE_ENTRIES:
         return KurtosisPlan("exact-dense")
     p = r * (r + 1) // 2
@@ -47,7 +58,10 @@ def plan_kurtosis(out: int, inp: int, r: int) -> KurtosisPlan:
     rng = np.random.default_rng(SAMPLE_SEED)
     rows = np.sort(rng.choice(out, size=min(out, SAMPLE_SIDE), replace=False))
     cols = np.sort(rng.choice(inp, size=min(inp, SAMPLE_SIDE), replace=False))
-    return KurtosisPlan("sampled-grid", rows.astype(np.intp), cols.astype(np.intp))
+    rows, cols = rows.astype(np.intp), cols.astype(np.intp)
+    rows.setflags(write=False)
+    cols.setflags(write=False)
+    return KurtosisPlan("sampled-grid", rows, cols)
 
 
 def _sym_pairs(x: F64) -> F64:
@@ -68,7 +82,7 @@ class SideSummary:
     total: F64  # Σ of the row vectors
     kr_gram: F64 | None = None
     kr_cube: F64 | None = None
-    sample: F64 | None = None  # sampled (or, for exact-dense, all) vectors
+    sample: Floats | None = None  # sampled (or, for exact-dense, all) vectors
     finite: bool = True
     zero: bool = True
 
@@ -91,19 +105,30 @@ class Vectors(Protocol):
         """True: blocks are (k × r); False: blocks are (r × k), i.e. column slices."""
         ...
 
-    def block(self, start: int, stop: int) -> F64: ...
+    def block(self, start: int, stop: int) -> Floats:
+        """Vectors start..stop as float32 (float64 for F64 tensors), NaN/Inf kept."""
+        ...
 
-    def take(self, index: npt.NDArray[np.intp]) -> F64:
-        """The chosen vectors as rows (len(index) × r)."""
+    def take(self, index: npt.NDArray[np.intp]) -> Floats:
+        """The chosen vectors as rows (len(index) × r), float32 (float64 for F64 tensors)."""
         ...
 
 
 @dataclass(frozen=True)
 class TensorVectors:
-    """B's rows (rows=True) or A's columns (rows=False) of one stored factor."""
+    """B's rows (rows=True) or A's columns (rows=False) of one stored factor.
+
+    A block is valid until the next call to `block` (f16/bf16 are widened into one reused
+    buffer of BLOCK_ELEMS int32).
+    """
 
     t: RawTensor
     rows: bool
+    _scratch: npt.NDArray[np.int32] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        size = BLOCK_ELEMS if self.t.dtype in ("F16", "BF16") else 0
+        object.__setattr__(self, "_scratch", np.empty(size, np.int32))
 
     @property
     def count(self) -> int:
@@ -113,13 +138,14 @@ class TensorVectors:
     def r(self) -> int:
         return self.t.cols if self.rows else self.t.rows
 
-    def block(self, start: int, stop: int) -> F64:
-        return self.t.to_f64(self.t.raw[start:stop] if self.rows else self.t.raw[:, start:stop])
+    def block(self, start: int, stop: int) -> Floats:
+        part = self.t.raw[start:stop] if self.rows else self.t.raw[:, start:stop]
+        return self.t.to_float(part, self._scratch)
 
-    def take(self, index: npt.NDArray[np.intp]) -> F64:
+    def take(self, index: npt.NDArray[np.intp]) -> Floats:
         if self.rows:
-            return self.t.take_rows(index)
-        return np.ascontiguousarray(self.t.take_cols(index).T)
+            return self.t.to_float(self.t.raw[index])
+        return self.t.to_float(self.t.raw[:, index]).T.copy()  # rows, contiguous
 
 
 @dataclass(frozen=True)
@@ -145,24 +171,24 @@ class FaceSplit:
     def r(self) -> int:
         return self.left.r * self.right.r
 
-    def block(self, start: int, stop: int) -> F64:
+    def block(self, start: int, stop: int) -> Floats:
         x, y = self.left.block(start, stop), self.right.block(start, stop)
         if self.rows:
             return np.asarray((x[:, :, None] * y[:, None, :]).reshape(x.shape[0], -1))
         return np.asarray((x[:, None, :] * y[None, :, :]).reshape(-1, x.shape[1]))
 
-    def take(self, index: npt.NDArray[np.intp]) -> F64:
+    def take(self, index: npt.NDArray[np.intp]) -> Floats:
         x, y = self.left.take(index), self.right.take(index)
         return np.asarray((x[:, :, None] * y[:, None, :]).reshape(x.shape[0], -1))
 
 
-def _iter_blocks(v: Vectors) -> Iterator[F64]:
-    step = max(1, BLOCK_ELEMS // max(1, v.r))
+def _iter_blocks(v: Vectors) -> Iterator[Floats]:
+    step = max(1, min(MAX_BLOCK_VECTORS, BLOCK_ELEMS // max(1, v.r)))
     for start in range(0, v.count, step):
         yield v.block(start, min(v.count, start + step))
 
 
-def _iter_vectors(v: Vectors) -> Iterator[F64]:
+def _iter_vectors(v: Vectors) -> Iterator[Floats]:
     """Blocks of vectors as rows (k × r)."""
     for blk in _iter_blocks(v):
         yield blk if v.rows else blk.T
@@ -181,21 +207,18 @@ def summarize_vectors(v: Vectors, plan: KurtosisPlan) -> SideSummary:
         s.kr_gram = np.zeros((p, p))
         s.kr_cube = np.zeros((r, r, r))
     kept: list[F64] = []
+    exact = plan.method != "sampled-grid"
     for blk in _iter_blocks(v):
-        if not bool(np.isfinite(blk).all()):
+        g = _block_gram(blk, rows)
+        if g is None:
             s.finite = False
             return s
-        if s.zero and bool(blk.any()):
+        s.gram += g
+        if s.zero and (float(np.trace(g)) > 0.0 or bool(blk.any())):
             s.zero = False
-        # B blocks are rows (k × r); A blocks are column slices (r × k): no transposed copies.
-        if rows:
-            s.gram += blk.T @ blk
-            s.total += blk.sum(axis=0)
-        else:
-            s.gram += blk @ blk.T
-            s.total += blk.sum(axis=1)
-        if s.kr_gram is not None or plan.method == "exact-dense":
-            vec = blk if rows else np.ascontiguousarray(blk.T)
+        if exact:  # the power sums of the exact kurtosis are summed in float64 (small modules)
+            vec = np.asarray(blk if rows else blk.T, dtype=np.float64)
+            s.total += vec.sum(axis=0)
             _kr_accumulate(s, vec)
             if plan.method == "exact-dense":
                 kept.append(vec)
@@ -206,6 +229,23 @@ def summarize_vectors(v: Vectors, plan: KurtosisPlan) -> SideSummary:
     elif not rows and plan.cols is not None:
         s.sample = v.take(plan.cols)
     return s
+
+
+def _block_gram(blk: Floats, rows: bool) -> F64 | None:
+    """The block's Gram in float64 (one float32 BLAS product), or None if it holds NaN/Inf.
+
+    B blocks are rows (k × r), A blocks column slices (r × k): numpy sends X.T @ X and X @ X.T
+    to BLAS syrk, with no transposed copy. A non-finite trace means NaN/Inf in the block, or
+    finite values whose squares overflow float32 (|x| > 1.8e19): those blocks are redone in
+    float64.
+    """
+    g = blk.T @ blk if rows else blk @ blk.T
+    if math.isfinite(float(np.trace(g))):
+        return np.asarray(g, dtype=np.float64)
+    if not bool(np.isfinite(blk).all()):
+        return None
+    b64 = np.asarray(blk, dtype=np.float64)
+    return np.asarray(b64.T @ b64 if rows else b64 @ b64.T, dtype=np.float64)
 
 
 def _kr_accumulate(s: SideSummary, vec: F64) -> None:
@@ -294,16 +334,20 @@ class Moments:
         return m4 / (m2 * m2)
 
 
-def _moments_dense(rows: F64, cols: F64) -> Moments:
+def _moments_dense(rows: Floats, cols: Floats) -> Moments:
     s1 = s2 = s3 = s4 = 0.0
-    step = max(1, (BLOCK_ELEMS // 4) // max(1, cols.shape[0]))
+    step = max(1, _MOMENT_BLOCK // max(1, cols.shape[0]))
+    # The entries come from a float32 product (r-long dot products, as in the Grams) and their
+    # power sums are taken in float64: half the cost of a float64 product, same estimate.
+    rows32 = rows.astype(np.float32, copy=False)
+    cols32 = cols.astype(np.float32, copy=False)
     for i in range(0, rows.shape[0], step):
-        e = rows[i:i + step] @ cols.T
-        e2 = e * e
+        e = (rows32[i:i + step] @ cols32.T).ravel().astype(np.float64)
+        e2 = e * e  # the power sums as dot products: one temporary instead of four
         s1 += float(e.sum())
         s2 += float(e2.sum())
-        s3 += float((e2 * e).sum())
-        s4 += float((e2 * e2).sum())
+        s3 += float(np.dot(e2, e))
+        s4 += float(np.dot(e2, e2))
     return Moments(rows.shape[0] * cols.shape[0], s1, s2, s3, s4)
 
 

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import math
+import statistics
 from collections.abc import Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass, replace
 
 import numpy as np
 
 from adapterscan.emit import Emitter
 from adapterscan.findings import JSONValue
-from adapterscan.static.formats.model import AdapterModule, Algorithm, Scale
+from adapterscan.static.formats.model import AdapterModule, Algorithm, Scale, TensorRef
 from adapterscan.static.formats.tensor_reader import FLOAT_DTYPES, TensorReadError
 from adapterscan.static.weights import checks as C
 from adapterscan.static.weights.algorithms import (
@@ -90,9 +92,36 @@ def _problem(emit: Emitter, m: AdapterModule, problem: str) -> None:
                         "shapes": {k: list(v.info.shape) for k, v in m.factors.items()}})
 
 
-def analyze_module(m: AdapterModule, emit: Emitter, *, keep_grams: bool = False
+Computed = tuple[PairStats, TensorRef | None]
+
+
+def needs_pair(m: AdapterModule) -> bool:
+    """Will analyze_module compute this module's pair statistics? (Decided from the header
+    alone; used to compute them ahead, on a worker thread. A wrong guess only costs time.)"""
+    if m.problem is not None or not math.isfinite(m.scale.value) or m.algorithm is Algorithm.IA3:
+        return False
+    if any(ref.info.dtype not in FLOAT_DTYPES for ref in m.factors.values()):
+        return False
+    return m.algorithm is not Algorithm.LORA or (
+        m.a is not None and m.b is not None and lora_rank(m)[0] <= MAX_RANK)
+
+
+def compute_pair(m: AdapterModule, keep_grams: bool = False) -> Computed:
+    """The module's ΔW statistics (reads its factors; raises the algorithms' exceptions).
+    Emits nothing, so it runs on any thread. The r×r Grams are kept only when asked for or
+    for vocabulary modules (row energies need them): results queued ahead stay small."""
+    with np.errstate(all="ignore"):  # overflow is detected by analyze_module, not warned about
+        pair, zero = PAIRS[m.algorithm](m, m.scale.value)
+    if not (keep_grams or m.embedding or m.module_type in VOCAB_TYPES):
+        pair = replace(pair, gram_a=_EMPTY, gram_b=_EMPTY)
+    return pair, zero
+
+
+def analyze_module(m: AdapterModule, emit: Emitter, *, keep_grams: bool = False,
+                   computed: Future[Computed] | None = None
                    ) -> ModuleResult | ScalingResult | None:
-    """Statistics of one module's update (one stored tensor in memory at a time for LoRA)."""
+    """Statistics of one module's update (one stored tensor in memory at a time for LoRA);
+    `computed` is compute_pair(m) started ahead on a worker, when it was."""
     if m.problem is not None:
         _problem(emit, m, m.problem)
         return None
@@ -115,8 +144,8 @@ def analyze_module(m: AdapterModule, emit: Emitter, *, keep_grams: bool = False
     if m.algorithm is Algorithm.LORA and not _lora_bounds(m, emit):
         return None
     try:
-        with np.errstate(all="ignore"):  # overflow is detected below, not warned about
-            pair, zero_ref = PAIRS[m.algorithm](m, scale.value)
+        pair, zero_ref = (computed.result() if computed is not None
+                          else compute_pair(m, keep_grams))
     except ModuleProblem as exc:
         _problem(emit, m, str(exc))
         return None
@@ -132,14 +161,18 @@ def analyze_module(m: AdapterModule, emit: Emitter, *, keep_grams: bool = False
     except (np.linalg.LinAlgError, ValueError) as exc:
         emit.skip(m.file, f"module {m.name}: statistics overflow or do not converge ({exc})")
         return None
-    if not math.isfinite(pair.spectrum.fro):
-        emit.skip(m.file, f"module {m.name}: statistics overflow or do not converge "
-                  "(non-finite norm)")
+    overflow = _merge_overflow(m, pair)
+    if overflow is not None:  # finite factors whose product is not: merging writes Inf
+        ref = m.b or m.first
+        emit.emit(C.NONFINITE, f"{m.name}: its finite factors multiply to an update that "
+                  f"overflows {overflow} (RMS entry of ΔW {pair.spectrum.fro:.3g}/√"
+                  f"{pair.out_features * pair.in_features}): merging it writes Inf into the "
+                  "base weights", file=ref.file, tensor=ref.info.name,
+                  evidence={"module": m.name, "role": "overflow", "dtype": overflow,
+                            "delta_fro": pair.spectrum.fro})
         return None
     bias_norm = _bias_norm(m, scale.value, emit) if m.bias is not None else None
     result = ModuleResult(m, scale, pair, zero_ref is not None, bias_norm)
-    if not (keep_grams or result.is_vocab):  # r×r Grams of every module add up on big models
-        result = replace(result, pair=replace(pair, gram_a=_EMPTY, gram_b=_EMPTY))
     if zero_ref is not None:
         effect = (f"only its {_bias_role(m)} changes the output" if bias_norm else
                   "this module changes nothing")
@@ -166,6 +199,28 @@ def analyze_module(m: AdapterModule, emit: Emitter, *, keep_grams: bool = False
                   evidence={"module": m.name, "scale": scale.value, "alpha": scale.alpha,
                             "r": scale.r, "source": scale.source})
     return result
+
+
+# Largest finite value of each stored dtype (GGUF Q8_0 is dequantized to float32).
+_DTYPE_MAX = {"F16": 65504.0, "BF16": 3.3895313892515355e38, "F32": 3.4028234663852886e38,
+              "Q8_0": 3.4028234663852886e38, "F64": 1.7976931348623157e308}
+
+
+def _merge_overflow(m: AdapterModule, pair: PairStats) -> str | None:
+    """The dtype a merge of this update certainly overflows (None: it does not).
+
+    Certain, not possible: the RMS entry ‖ΔW‖_F/√(out·in) is below the largest entry, so when
+    it exceeds the largest value of the factors' dtype (the dtype PEFT merges in, as a rule),
+    some merged weight becomes Inf. A norm that overflows float64 overflows every dtype.
+    """
+    fro = pair.spectrum.fro
+    if not math.isfinite(fro):
+        return "float64"
+    entries = pair.out_features * pair.in_features
+    limit = _DTYPE_MAX.get(m.first.info.dtype)
+    if limit is None or entries <= 0 or fro / math.sqrt(entries) <= limit:
+        return None
+    return m.first.info.dtype
 
 
 def _bias_role(m: AdapterModule) -> str:
@@ -237,7 +292,8 @@ def summarize_adapter(results: Sequence[ModuleResult],
 
     def med(vals: list[float | None]) -> float | None:
         xs = [v for v in vals if v is not None and math.isfinite(v)]
-        return float(np.median(xs)) if xs else None
+        # statistics.median, not np.median: numpy's imports numpy.ma (~30 ms) on first use
+        return float(statistics.median(xs)) if xs else None
 
     types: dict[str, JSONValue] = {}
     for t, rs in sorted(per_type.items()):

@@ -70,15 +70,17 @@ def test_every_reader_feeds_the_same_model(tmp_path: Path) -> None:
         assert [f.format for f in model.files] == [fmt]
         assert not model.files[0].unrecognised, (fmt, model.files[0].unrecognised)
         stats = compute_statistics(model, emitter())
+        # Float32 Grams sum in storage order (MLX transposed, GGUF q/k rows permuted): the
+        # statistics agree to float32 rounding, far inside docs/weights.md's bound.
         got = sorted((r.pair.out_features, r.pair.in_features, r.pair.rank, r.scale.value,
-                      round(r.pair.spectrum.fro, 9), round(r.pair.kurtosis or 0.0, 6))
-                     for r in stats.results)
+                      r.pair.spectrum.fro, r.pair.kurtosis or 0.0) for r in stats.results)
         assert len(got) == len(FACTORS)
         assert all(m.algorithm is Algorithm.LORA and m.problem is None
                    for m in model.modules)
         if reference is None:
             reference = got
-        assert got == reference, fmt
+        assert got == [(*ref[:4], pytest.approx(ref[4], rel=1e-6), pytest.approx(ref[5], rel=1e-6))
+                       for ref in reference], fmt
     families = {fmt: model.files[0].family.value for fmt, model in models.items()}
     assert families == {Format.PEFT: "causal-lm", Format.DIFFUSERS: "diffusion",
                         Format.KOHYA: "diffusion", Format.MLX: "causal-lm",

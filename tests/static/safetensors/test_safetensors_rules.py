@@ -13,6 +13,7 @@ import pytest
 
 from adapterscan.rules.model import ParamValue
 from adapterscan.static.limits import StaticLimits
+from adapterscan.static.safetensors import signatures
 from tests.factories import lora_tensors, safetensors_bytes
 from tests.static.factories_safetensors import (
     compact,
@@ -217,13 +218,22 @@ def test_trailer_without_read_access_still_reported() -> None:
     assert finding.evidence["trailing_bytes"] == 4
 
 
+@pytest.fixture(params=["numpy", "hyperscan"])
+def engine(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The AS233 search engine under test (Hyperscan where its wheel is installed)."""
+    if request.param == "hyperscan":
+        pytest.importorskip("hyperscan")
+    monkeypatch.setattr(signatures, "HYPERSCAN", request.param == "hyperscan")
+    return str(request.param)
+
+
 def test_search_anywhere_can_be_turned_off(tmp_path: Path) -> None:
     scan = scan_bytes(tmp_path, _zip_in_middle(),
                       params={"AS233": {"search_anywhere": False}})
     assert "AS233" not in scan.ids()
 
 
-def test_magic_split_across_chunks_is_found(tmp_path: Path) -> None:
+def test_magic_split_across_chunks_is_found(tmp_path: Path, engine: str) -> None:
     data = bytearray(np.full(4096, 0.01, np.float32).tobytes())
     data[4094:4102] = b"PK\x03\x04\x14\x00\x00\x00"  # straddles the 4096-byte chunk boundary
     scan = scan_bytes(tmp_path, one({"w": entry("F32", [4096], 0, 16384)}, bytes(data)))
@@ -258,7 +268,8 @@ def test_pe_at_tensor_start_needs_pe_header(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("at", [4088, 4092, 4093, 4094, 4095, 4096, 8189, 16376])
-def test_embedded_signatures_found_at_every_chunk_position(at: int, tmp_path: Path) -> None:
+def test_embedded_signatures_found_at_every_chunk_position(at: int, tmp_path: Path,
+                                                           engine: str) -> None:
     for magic, kind in ((b"PK\x03\x04\x14\x00", "zip"), (b"\x7fELF\x02\x01\x01", "elf")):
         data = bytearray(np.full(4096, 0.01, np.float32).tobytes())
         data[at:at + len(magic)] = magic
@@ -267,7 +278,7 @@ def test_embedded_signatures_found_at_every_chunk_position(at: int, tmp_path: Pa
                 for f in scan.of("AS233")] == [(kind, at)]
 
 
-def test_embedded_pickle_frame_needs_a_sane_length(tmp_path: Path) -> None:
+def test_embedded_pickle_frame_needs_a_sane_length(tmp_path: Path, engine: str) -> None:
     data = bytearray(np.full(256, 0.01, np.float32).tobytes())
     data[40:52] = b"\x80\x04\x95" + struct.pack("<Q", 64) + b"\x8c"
     scan = scan_bytes(tmp_path, one({"w": entry("F32", [256], 0, 1024)}, bytes(data)))
@@ -277,7 +288,7 @@ def test_embedded_pickle_frame_needs_a_sane_length(tmp_path: Path) -> None:
                                                    bytes(data))).ids()
 
 
-def test_flood_of_signatures_is_bounded_and_incomplete(tmp_path: Path) -> None:
+def test_flood_of_signatures_is_bounded_and_incomplete(tmp_path: Path, engine: str) -> None:
     blob = b"PK\x03\x04" * 12_000
     scan = scan_bytes(tmp_path, good(w=np.frombuffer(blob, np.uint8)))
     assert len(scan.of("AS233")) <= 21  # the emitter keeps 20 per rule and file plus a note

@@ -1,0 +1,121 @@
+"""AS508: one module's update out of line with the adapter's other modules (no bank needed).
+
+Each module is compared with the first of these groups that is large enough:
+
+1. modules of its type and shape (`q_proj:4096x4096`), at least `min_modules` of them — the
+   comparison of large adapters, unchanged;
+2. modules of its shape across types (q_proj and o_proj, k_proj and v_proj), at least
+   `min_small_group`;
+3. modules of its layer, whatever their shape, at least `min_small_group`, on size-free values:
+   each statistic minus its size term (log10 ‖ΔW‖_F − ½·log10(out·in) is the log RMS entry).
+
+A 2-layer adapter has two modules per type, so (1) alone never tested it; (2) and (3) do. Small
+groups cannot estimate a spread: their robust scale is floored at `min_spread` (log10 units,
+0.2 = ×1.6), so z ≥ 8 there needs a module ≥ 1.6 decades (×40) away from its group's median.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+from adapterscan.emit import Emitter
+from adapterscan.findings import JSONValue
+from adapterscan.static.weights import checks as C
+from adapterscan.static.weights.baseline import module_key, robust
+from adapterscan.static.weights.stats import ModuleResult
+
+# The size term of each statistic for the within-layer comparison (log10 of ‖ΔW‖_F and of σ₁
+# grow like √(out·in) for updates with entries of one scale; the other statistics are ratios).
+_SIZE_EXPONENT = {"log10_fro": 0.5, "log10_spectral": 0.5}
+
+
+@dataclass(frozen=True)
+class _Group:
+    kind: str  # "type" | "shape" | "layer"
+    key: str
+    members: tuple[int, ...]  # indices into the results
+    floor: float  # minimum robust scale (0: the group is large enough to estimate its own)
+
+
+def _groups(results: Sequence[ModuleResult], min_modules: float, min_small: float,
+            min_spread: float) -> dict[int, _Group]:
+    """The group each module is compared in (modules in no group large enough are absent)."""
+    def collect(key: Callable[[ModuleResult], str | None]) -> dict[str, list[int]]:
+        out: dict[str, list[int]] = {}
+        for i, r in enumerate(results):
+            k = key(r)
+            if k is not None:
+                out.setdefault(k, []).append(i)
+        return out
+
+    by_type = collect(lambda r: module_key(r.module.module_type, r.pair.out_features,
+                                           r.pair.in_features))
+    by_shape = collect(lambda r: f"{r.pair.out_features}x{r.pair.in_features}")
+    by_layer = collect(lambda r: None if r.module.layer is None else f"layer {r.module.layer}")
+    chosen: dict[int, _Group] = {}
+    for kind, groups, minimum, floor in (("type", by_type, min_modules, 0.0),
+                                         ("shape", by_shape, min_small, min_spread),
+                                         ("layer", by_layer, min_small, min_spread)):
+        for key, members in groups.items():
+            if len(members) < minimum:
+                continue
+            group = _Group(kind, key, tuple(members), floor)
+            for i in members:
+                chosen.setdefault(i, group)
+    return chosen
+
+
+def _value(r: ModuleResult, name: str, kind: str) -> float | None:
+    v = r.values.get(name)
+    if v is None or kind != "layer":
+        return v
+    if name not in _SIZE_EXPONENT:
+        return v
+    return v - _SIZE_EXPONENT[name] * math.log10(max(1, r.pair.out_features * r.pair.in_features))
+
+
+def _z(hit: JSONValue) -> float:
+    z = hit.get("z") if isinstance(hit, dict) else None
+    return float(z) if isinstance(z, int | float) else 0.0
+
+
+def module_outliers(results: Sequence[ModuleResult], emit: Emitter) -> None:
+    """One AS508 finding per module that stands out in its group, its worst statistic first."""
+    threshold = emit.num(C.MODULE_OUTLIER, "z")
+    raw = emit.param(C.MODULE_OUTLIER, "stats")
+    names = [str(s) for s in (raw if isinstance(raw, list) else [raw])]
+    chosen = _groups(results, emit.num(C.MODULE_OUTLIER, "min_modules"),
+                     emit.num(C.MODULE_OUTLIER, "min_small_group"),
+                     emit.num(C.MODULE_OUTLIER, "min_spread"))
+    flagged: dict[int, dict[str, JSONValue]] = {}
+    for group in {id(g): g for g in chosen.values()}.values():
+        for name in names:
+            vals = {i: _value(results[i], name, group.kind) for i in group.members}
+            rb = robust([v for v in vals.values() if v is not None])
+            if rb is None:
+                continue
+            scale = max(rb.scale, group.floor)
+            for i, v in vals.items():
+                if v is None or chosen.get(i) is not group:
+                    continue
+                z = (v - rb.median) / scale
+                if abs(z) >= threshold:
+                    flagged.setdefault(i, {})[name] = {
+                        "value": v, "z": z, "median": rb.median, "mad": rb.mad}
+    for i in sorted(flagged):
+        _report(results[i], chosen[i], flagged[i], emit)
+
+
+def _report(r: ModuleResult, group: _Group, hits: Mapping[str, JSONValue],
+            emit: Emitter) -> None:
+    worst = max(hits, key=lambda n: abs(_z(hits[n])))
+    what = {"type": f"{group.key} modules", "shape": f"modules of shape {group.key}",
+            "layer": f"modules of {group.key} (size-normalised)"}[group.kind]
+    emit.emit(C.MODULE_OUTLIER,
+              f"{r.module.name}: {worst} is {_z(hits[worst]):+.1f} robust SDs from the other "
+              f"{len(group.members) - 1} {what}", file=r.module.file,
+              evidence={"module": r.module.name, "statistic": worst, "group": group.key,
+                        "comparison": group.kind, "count": len(group.members),
+                        "statistics": dict(hits)})
