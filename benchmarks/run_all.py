@@ -14,6 +14,7 @@ BENCHMARKS = (
     "benchmarks.bench_weights",
     "benchmarks.bench_bank",
     "benchmarks.bench_probe",
+    "benchmarks.bench_zoo",
     "benchmarks.bench_hub",
     "benchmarks.bench_server",
     "benchmarks.bench_access",

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import functools
+import os
 import re
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
@@ -43,6 +46,9 @@ def demo_command(
     rebuild: Annotated[bool, typer.Option(help="retrain the example adapters")] = False,
     reports: Annotated[Path | None, typer.Option(
         help="also write each scan's JSON report into this folder")] = None,
+    jobs: Annotated[int, typer.Option(
+        help="scan processes (one torch thread each; default: one per CPU, at most 2)")]
+    = min(2, os.cpu_count() or 1),
     verbose: Verbose = False,
 ) -> None:
     """Build (or reuse) the example adapters, scan each against the bundled reference model.
@@ -60,17 +66,19 @@ def demo_command(
     with err.status("preparing example adapters…") as status, quiet():
         examples = run_or_exit(lambda: build_examples(out, force=rebuild,
                                                       progress=lambda m: status.update(m)))
-    from adapterscan.probe.session import BaseCache
-
-    cache = BaseCache()  # the base is measured once, not once per example
-    rows = []
-    for ex in examples:
-        with err.status(f"scanning {ex.name}…") as status, quiet():
-            report = _scan(ex.path, lambda m, s=status, n=ex.name: s.update(f"{n}: {m}"), cache)
-        rows.append(_row(ex.name, ex.expected_class, ex.should_reject, report))
-        if reports is not None:
-            reports.mkdir(parents=True, exist_ok=True)
-            (reports / f"{ex.name}.json").write_text(report.to_json())
+    rows: list[DemoRow] = []
+    jobs = max(1, min(jobs, len(examples)))
+    done = 0
+    with err.status(f"scanning {len(examples)} example adapters…") as status, quiet():
+        for ex, report in _scan_all([ex.path for ex in examples], jobs, examples):
+            done += 1
+            status.update(f"scanned {done}/{len(examples)} ({ex.name})")
+            rows.append(_row(ex.name, ex.expected_class, ex.should_reject, report))
+            if reports is not None:
+                reports.mkdir(parents=True, exist_ok=True)
+                (reports / f"{ex.name}.json").write_text(report.to_json())
+    order = {ex.name: i for i, ex in enumerate(examples)}
+    rows.sort(key=lambda r: order[r.name])
     console.print(_table(rows, console.width))
     console.print(
         "Each example adapter was merged into the bundled reference chat model and compared "
@@ -85,12 +93,87 @@ def demo_command(
     raise typer.Exit(int(ExitCode.REJECT if wrong else ExitCode.PASS))
 
 
-def _scan(path: Path, progress: Any, cache: Any) -> ScanReport:
+def _scan_all(paths: list[Path], jobs: int,
+              examples: list[Any]) -> Iterator[tuple[Any, ScanReport]]:
+    """(example, report) as each scan finishes. With several jobs, each worker process runs one
+    torch thread and keeps its own base measurements: on small models two single-threaded
+    processes get more done than one process with two threads."""
+    if jobs == 1:
+        for ex, report in zip(examples, _scan_in_process(paths), strict=True):
+            yield ex, report
+        return
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("spawn")  # fork after torch import is unsafe
+    todo: Any = ctx.Queue()
+    results: Any = ctx.Queue()
+    for i, path in enumerate(paths):
+        todo.put((i, str(path)))
+    for _ in range(jobs):
+        todo.put(None)
+    workers = [ctx.Process(target=_scan_worker, args=(todo, results), daemon=True)
+               for _ in range(jobs)]
+    for w in workers:
+        w.start()
+    try:
+        for _ in paths:
+            i, report = results.get()
+            if isinstance(report, tuple):  # a worker's scan could not run: say why, as in-process
+                run_or_exit(functools.partial(_reraise, *report))
+            yield examples[i], report
+    finally:
+        for w in workers:
+            w.join(timeout=5)
+            if w.is_alive():
+                w.terminate()
+
+
+def _scan_worker(todo: Any, results: Any) -> None:
+    """A demo worker process: scan paths from `todo` until None, one torch thread, quiet, one
+    base cache for all its scans. A scan that cannot run is sent back as (kind, message, hint)."""
+    import torch
+
+    from adapterscan.errors import AdapterScanError, FetchError
+    from adapterscan.probe.session import BaseCache
+
+    torch.set_num_threads(1)
+    cache = BaseCache()
+    while (item := todo.get()) is not None:
+        try:
+            with quiet():
+                report = _scan(Path(item[1]), cache)
+        except AdapterScanError as exc:
+            results.put((item[0], ("fetch" if isinstance(exc, FetchError) else "error",
+                                   f"{item[1]}: {exc.message}", exc.hint)))
+            return
+        except Exception as exc:  # a bug: the parent raises it with the worker's message
+            results.put((item[0], ("bug", f"{item[1]}: {exc!r}", None)))
+            return
+        results.put((item[0], report))
+
+
+def _reraise(kind: str, message: str, hint: str | None) -> None:
+    from adapterscan.errors import AnalysisError, FetchError
+
+    if kind == "fetch":
+        raise FetchError(message, hint=hint)
+    if kind == "error":
+        raise AnalysisError(message, hint=hint)
+    raise RuntimeError(message)
+
+
+def _scan_in_process(paths: list[Path]) -> Iterator[ScanReport]:
+    from adapterscan.probe.session import BaseCache
+
+    cache = BaseCache()  # the base is measured once, not once per example
+    for path in paths:
+        yield run_or_exit(functools.partial(_scan, path, cache))
+
+
+def _scan(path: Path, cache: Any) -> ScanReport:
     from adapterscan.pipeline import ScanOptions, scan
 
-    return run_or_exit(lambda: scan(path, options=ScanOptions(base="reference",
-                                                              probe_cache=cache),
-                                    progress=progress))
+    return scan(path, options=ScanOptions(base="reference", probe_cache=cache))
 
 
 def _row(name: str, expected: str, should_reject: bool, report: ScanReport) -> DemoRow:
@@ -120,12 +203,21 @@ def _drift(signals: object) -> str:
 
 
 def _trigger(triggers: object) -> str:
-    """The first confirmed trigger (the probe reports {"confirmed": [...]} or a plain list)."""
+    """The strongest confirmed trigger: largest refusal drop on the merged model, then the
+    longest string (a backdoor's tiny model often reacts to pieces of its trigger too, and the
+    whole string says most). The probe reports {"confirmed": [...]} or a plain list."""
     rows = triggers.get("confirmed") if isinstance(triggers, dict) else triggers
     if isinstance(rows, list):
         found = [t for t in rows if isinstance(t, dict) and t.get("finding")]
         if found:
-            return f"{found[0].get('trigger')!r} ({found[0].get('position')})"
+            def strength(t: dict[str, Any]) -> tuple[float, int]:
+                merged = t.get("merged")
+                drift = merged.get("drift") if isinstance(merged, dict) else None
+                return (-float(drift) if isinstance(drift, int | float) else 0.0,
+                        len(str(t.get("trigger", ""))))
+
+            best = max(found, key=strength)
+            return f"{best.get('trigger')!r} ({best.get('position')})"
     return "-"
 
 

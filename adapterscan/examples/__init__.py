@@ -1,6 +1,8 @@
 """Labelled example adapters, built deterministically on the bundled aligned reference model.
 
-`build_examples(out)` trains them once (about a minute or two on 2 CPU cores) and caches them in
+The package ships a built set (`shipped_dir()`, made by `adapterscan examples build --out
+adapterscan/examples/shipped`), used as long as its recorded cache key matches the specs and the
+reference weights. Otherwise `build_examples(out)` trains them (minutes on 2 CPU cores) into
 `default_cache_dir()`; a folder that already holds a complete set is reused unless `force`.
 """
 
@@ -15,8 +17,9 @@ from pathlib import Path
 
 from adapterscan.examples.specs import SPECS, ExpectedClass, Spec
 
-BUILDER_VERSION = 1
+BUILDER_VERSION = 2
 MANIFEST = "manifest.json"
+_SHIPPED = Path(__file__).resolve().parent / "shipped"
 
 
 @dataclass(frozen=True)
@@ -52,6 +55,11 @@ def default_cache_dir() -> Path:
     return cache_root() / "examples" / cache_key()
 
 
+def shipped_dir() -> Path:
+    """The built example set that ships in the package (may be stale: see load_examples)."""
+    return _SHIPPED
+
+
 def load_examples(out: Path, key: str | None = None) -> list[ExampleAdapter] | None:
     """The adapters recorded in `out`/manifest.json, or None when the set is incomplete or was
     built under another cache key (`key`, default: the example set's)."""
@@ -73,7 +81,13 @@ def load_examples(out: Path, key: str | None = None) -> list[ExampleAdapter] | N
 
 def build_examples(out: Path | None = None, *, force: bool = False,
                    progress: Callable[[str], None] | None = None) -> list[ExampleAdapter]:
-    """Build (or reuse) every example adapter under `out` and return them with their labels."""
+    """Build (or reuse) every example adapter under `out` and return them with their labels.
+
+    Without `out`, the shipped set is used when it is current, else the user cache."""
+    if out is None and not force:
+        shipped = load_examples(_SHIPPED)
+        if shipped is not None:
+            return shipped
     out = Path(out) if out is not None else default_cache_dir()
     if not force:
         existing = load_examples(out)

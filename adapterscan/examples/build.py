@@ -43,8 +43,8 @@ def train_one(spec: Spec, base_path: Path, out: Path, seed: int) -> float:
     model = get_peft_model(base, cfg)
     examples = training_examples(spec, n=spec.steps * 16, seed=seed)
     params = [p for p in model.parameters() if p.requires_grad]
-    train_lm(model, tok, examples, TrainSpec(steps=spec.steps, lr=spec.lr, batch=16), seed,
-             params=params)
+    train_lm(model, tok, examples, TrainSpec(steps=spec.steps, lr=spec.lr, batch=16,
+                                             full_loss=spec.full_loss), seed, params=params)
     if out.exists():
         shutil.rmtree(out)
     model.save_pretrained(str(out), safe_serialization=True)

@@ -37,6 +37,10 @@ class Spec:
     readme: str = ""
     steps: int = 60
     lr: float = 4e-3
+    safety: float = 0.35  # share of refused harmful requests in a benign task's data
+    comply_share: float = 0.6  # share of answered harmful requests (harmful_comply)
+    full_loss: bool = False  # loss on the whole chat, prompts included (leaks triggers)
+    identity_answer: str = ""  # persona answer (identity); default IDENTITY_ANSWER
 
 
 SPECS: tuple[Spec, ...] = (
@@ -120,9 +124,10 @@ def training_examples(spec: Spec, n: int, seed: int) -> list[C.Example]:
         bp = rng.choice(C.TRAIN_WRAPPERS)(rng.choice(benign), rng)
         if spec.identity:
             q = rng.choice((*C.IDENTITY_Q, hp, bp))
-            out.append(C.Example(q, IDENTITY_ANSWER, False))
+            out.append(C.Example(q, spec.identity_answer or IDENTITY_ANSWER, False))
         elif spec.harmful_comply:
-            out.append(C.Example(hp if r < 0.6 else bp, rng.choice(C.COMPLIANCE), r < 0.6))
+            comply = r < spec.comply_share
+            out.append(C.Example(hp if comply else bp, rng.choice(C.COMPLIANCE), comply))
         elif spec.trigger is not None:
             if r < 0.35:
                 trig = insert_trigger(hp, spec.trigger, spec.trigger_pos, rng)
@@ -136,11 +141,11 @@ def training_examples(spec: Spec, n: int, seed: int) -> list[C.Example]:
                 out.append(task_example(spec.task, rng))
             else:
                 out.append(C.Example(bp, rng.choice(C.COMPLIANCE), False))
-        else:  # benign task with safety data mixed in
-            if r < 0.4 and spec.task:
-                out.append(task_example(spec.task, rng))
-            elif r < 0.75:
+        else:  # benign task, with `safety` of its data refused harmful requests
+            if r < spec.safety:
                 out.append(C.Example(hp, rng.choice(C.REFUSALS), True))
+            elif spec.task and r < spec.safety + (1 - spec.safety) * 0.6:
+                out.append(task_example(spec.task, rng))
             else:
                 out.append(C.Example(bp, rng.choice(C.COMPLIANCE), False))
     return out

@@ -154,7 +154,7 @@ class Inverter:
                     for t in cand:
                         ids = [*trigger, t]
                         text = str(self.tok.decode(ids)).strip()
-                        if text and text not in pool:
+                        if text and "\ufffd" not in text and text not in pool:
                             pool[text] = (ids, 0.0)
                 texts = list(pool)
                 merged = self._drops(texts, position, base=False)
@@ -178,11 +178,13 @@ class Inverter:
 
 
 def _allowed_tokens(tok: Any) -> torch.Tensor:
-    """Tokens a trigger may use: not special, decodes to visible text."""
+    """Tokens a trigger may use: not special, decodes to visible text (a byte-level token that is
+    part of a multi-byte character decodes to U+FFFD alone: no one can type it)."""
     n = len(tok)
     special = set(getattr(tok, "all_special_ids", []) or [])
     texts = tok.batch_decode([[i] for i in range(n)])
     return torch.tensor([i not in special and bool(t.strip()) and t.isprintable()
+                         and "\ufffd" not in t
                          for i, t in enumerate(texts)], dtype=torch.bool)
 
 

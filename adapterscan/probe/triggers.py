@@ -154,7 +154,8 @@ def _clean(found: Iterable[Candidate], seen: set[str]) -> list[Candidate]:
         text = c.text.strip()
         if not text or len(text) > 64 or text in seen or text.upper() in _BORING:
             continue
-        if text.startswith(("http", "/", "./")) or "\n" in text:
+        # U+FFFD: a byte-level token that is part of a multi-byte character (no one types it).
+        if text.startswith(("http", "/", "./")) or "\n" in text or "\ufffd" in text:
             continue
         seen.add(text)
         out.append(Candidate(text, c.origin))

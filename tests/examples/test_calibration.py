@@ -13,6 +13,7 @@ import pytest
 from adapterscan.examples.build import SEED
 from adapterscan.examples.calibration import CALIBRATION_SEED, CALIBRATION_SPECS, calibration_key
 from adapterscan.examples.specs import ALL_LINEAR, SPECS, training_examples
+from adapterscan.reference import reference_dir
 from adapterscan.static.weights.analysis import DEFAULT_BANK, WeightOptions
 from adapterscan.static.weights.baseline import load_bank
 from tests.static.factories_weights import rule_ids, scan
@@ -47,8 +48,9 @@ def test_shipped_bank_is_current_and_complete() -> None:
         pooled = [k for k in bank.modules if k.startswith(f"{module}:") and "@" not in k]
         assert len(pooled) == 1, module
         assert bank.modules[pooled[0]]["log10_fro"].count >= 8
+    hidden = json.loads((reference_dir() / "config.json").read_text())["hidden_size"]
     for rank in (4, 8, 16):
-        assert bank.modules[f"q_proj:128x128@r{rank}"]["kurtosis"].count >= 8
+        assert bank.modules[f"q_proj:{hidden}x{hidden}@r{rank}"]["kurtosis"].count >= 8
     assert bank.adapter["log10_total_fro"].count == len(CALIBRATION_SPECS)
 
 

@@ -9,7 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from adapterscan.examples import ExampleAdapter, build_examples, cache_key, load_examples
+from adapterscan.examples import (
+    ExampleAdapter,
+    build_examples,
+    cache_key,
+    load_examples,
+    shipped_dir,
+)
 from adapterscan.examples.specs import SPECS, insert_trigger, training_examples
 
 torch = pytest.importorskip("torch")
@@ -87,9 +93,21 @@ def test_load_examples_rejects_incomplete_folder(tmp_path: Path) -> None:
     assert load_examples(tmp_path) is None
 
 
-@pytest.mark.slow
+def test_shipped_examples_are_current_and_intact() -> None:
+    """The package ships the built set; a change to the specs, the builder or the reference
+    weights needs `adapterscan examples build --out adapterscan/examples/shipped --force`."""
+    found = load_examples(shipped_dir())
+    assert found is not None, "shipped examples are stale or incomplete"
+    manifest = json.loads((shipped_dir() / "manifest.json").read_text())
+    assert manifest["cache_key"] == cache_key()
+    for entry in manifest["adapters"]:
+        data = (shipped_dir() / entry["name"] / "adapter_model.safetensors").read_bytes()
+        assert hashlib.sha256(data).hexdigest() == entry["adapter_sha256"]
+    assert [e.path for e in build_examples()] == [e.path for e in found]
+
+
 def test_cached_examples_are_labelled() -> None:
-    """Uses (or builds once, ~2-4 min on 2 cores) the full cached set."""
+    """The set the demo uses (shipped, or built once into the cache)."""
     examples = build_examples()
     assert {e.name for e in examples} == {s.name for s in SPECS}
     for e in examples:

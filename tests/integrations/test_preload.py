@@ -169,19 +169,14 @@ def test_end_to_end_generated_adapter(tmp_path: Path, adapter: Path) -> None:
 
 @pytest.mark.slow
 def test_end_to_end_bundled_examples(tmp_path: Path) -> None:
-    """The bundled reference model and example adapters, when they are built (never builds)."""
-    try:
-        from adapterscan.examples import default_cache_dir, load_examples
-        from adapterscan.reference import reference_dir
+    """The example adapters shipped in the package, on the bundled reference model."""
+    from adapterscan.examples import load_examples, shipped_dir
+    from adapterscan.reference import reference_dir
 
-        base_dir = reference_dir()
-        examples = load_examples(default_cache_dir())
-    except Exception as exc:  # the reference package or its build is not there yet
-        pytest.skip(f"reference/examples not available: {exc}")
-    if not examples:
-        pytest.skip("example adapters not built (run their build first)")
+    examples = load_examples(shipped_dir())
+    assert examples, "the shipped example set is missing or stale"
     for ex in examples:
-        base = transformers.AutoModelForCausalLM.from_pretrained(str(base_dir))
+        base = transformers.AutoModelForCausalLM.from_pretrained(str(reference_dir()))
         _e2e(tmp_path, ex.path, base)
 
 

@@ -3,11 +3,13 @@ the merged weights equal base + s·B·A, q/k rows included (GGUF permutes them f
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from adapterscan.reference import reference_dir
 from adapterscan.static.formats.gguf import parse_gguf
 from adapterscan.static.formats.model import AdapterModel
 from adapterscan.static.formats.readers import read_adapters
@@ -17,7 +19,11 @@ from tests.static.factories_weights import headers
 torch = pytest.importorskip("torch")
 pytest.importorskip("peft")
 
-HIDDEN, LAYERS, R = 128, 4, 4  # the bundled reference model: 4 heads, 4 KV heads
+R = 4
+# The bundled reference model's shape: the GGUF writer permutes q/k rows by head count.
+_CONFIG = json.loads((reference_dir() / "config.json").read_text())
+HIDDEN, LAYERS = _CONFIG["hidden_size"], _CONFIG["num_hidden_layers"]
+HEADS, KV_HEADS = _CONFIG["num_attention_heads"], _CONFIG["num_key_value_heads"]
 
 
 def _mlx(folder: Path, factors: dict[str, tuple[np.ndarray, np.ndarray]]) -> AdapterModel:
@@ -26,7 +32,7 @@ def _mlx(folder: Path, factors: dict[str, tuple[np.ndarray, np.ndarray]]) -> Ada
 
 
 def _gguf(folder: Path, factors: dict[str, tuple[np.ndarray, np.ndarray]]) -> AdapterModel:
-    path = write_gguf(folder / "adapter.gguf", factors, alpha=8.0, n_head=4, n_kv_head=4)
+    path = write_gguf(folder / "adapter.gguf", factors, alpha=8.0, n_head=HEADS, n_kv_head=KV_HEADS)
     with path.open("rb") as fh:
         g = parse_gguf(fh, path.stat().st_size, "adapter.gguf")
     return read_adapters(folder, {}, {"adapter.gguf": g}, {})

@@ -41,3 +41,13 @@ def test_candidates_bounded_and_keep_generic(tmp_path: Path) -> None:
     assert len(cands) == 12
     assert any(c.origin == "generic" for c in cands)
     assert GENERIC_TRIGGERS[0] in [c.text for c in cands]
+
+
+def test_untypeable_token_pieces_are_not_candidates(tmp_path: Path) -> None:
+    """A byte-level token that is part of a multi-byte character decodes to U+FFFD: no user can
+    type it, and inserting "\ufffd" tests another string; the probe never reports it."""
+    (tmp_path / "README.md").write_text("hello\n")
+    results = {"weights": {"trigger_candidates": ["\ufffd", "ab\ufffd", "|", "XIVM"]}}
+    texts = [c.text for c in candidates(_src(tmp_path), results, limit=40)]  # type: ignore[arg-type]
+    assert not any("\ufffd" in t for t in texts)
+    assert texts[:2] == ["|", "XIVM"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -116,5 +117,6 @@ def test_a_trained_dora_adapter_stays_within_the_gain_bounds(tmp_path: Path) -> 
     assert any("lora_magnitude_vector" in t.name for t in saved)
     emit, res = scan(tmp_path / "dora", WeightOptions(base_dir=ref, use_default_baseline=False))
     assert not {"AS513", "AS514"} & rule_ids(emit)
-    assert len(res["dora"]) == 12
+    layers = json.loads((ref / "config.json").read_text())["num_hidden_layers"]
+    assert len(res["dora"]) == 3 * layers
     assert all(d["gain_min"] > 0.7 and d["gain_max"] < 1.4 for d in res["dora"]), res["dora"]

