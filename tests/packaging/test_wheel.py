@@ -148,7 +148,9 @@ def work(tmp_path_factory: pytest.TempPathFactory) -> Path:
     assert not w.resolve().is_relative_to(ROOT)
     write_adapter(w / "adapter", seed=1)
     write_adapter(w / "adapter2", seed=2)
-    write_adapter(w / "for-reference", layers=4, hidden=128, seed=3)  # fits the bundled model
+    ref = json.loads((ROOT / "adapterscan" / "reference" / "aligned" / "config.json").read_text())
+    write_adapter(w / "for-reference", layers=ref["num_hidden_layers"], hidden=ref["hidden_size"],
+                  seed=3)  # fits the bundled model
     hostile = w / "hostile"
     hostile.mkdir()
     # Header length far past the end of the file: a structural finding that rejects.
