@@ -293,7 +293,7 @@ def run() -> BenchTable:
         "with the page cache, not allocated). Working memory: tracemalloc peak of an "
         "in-process scan minus what the report keeps; of which the streaming part (the data "
         "scan and the module statistics on a two-worker pool, the part that reads tensor "
-        "bytes) is the last column. The rest is header JSON (~2 KB per tensor), the report's "
+        "bytes) is the last column. The rest is the parsed header JSON, the report's "
         "records and the interpreter's own.", "",
         "| folder | largest tensor | peak RSS | peak anonymous RSS | peak file-backed RSS "
         "| working memory, whole scan | streaming working memory / largest tensor |",

@@ -233,14 +233,9 @@ def _rate(k: int, n: int) -> str:
 
 def _common(a: str, b: str) -> int:
     """Length of the longest common substring."""
-    best = 0
-    for i in range(len(a)):
-        for j in range(len(b)):
-            k = 0
-            while i + k < len(a) and j + k < len(b) and a[i + k] == b[j + k]:
-                k += 1
-            best = max(best, k)
-    return best
+    from difflib import SequenceMatcher
+
+    return SequenceMatcher(None, a, b, autojunk=False).find_longest_match().size
 
 
 def named(row: dict[str, Any]) -> bool:

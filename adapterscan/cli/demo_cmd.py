@@ -9,7 +9,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich import box
@@ -23,6 +23,9 @@ from adapterscan.cli.common import Verbose, require, run_or_exit, set_verbose
 from adapterscan.cli.exit_codes import ExitCode
 from adapterscan.formats.text import safe_text
 from adapterscan.report import Decision, ScanReport
+
+if TYPE_CHECKING:
+    from adapterscan.examples import ExampleAdapter
 
 
 @dataclass(frozen=True)
@@ -70,7 +73,7 @@ def demo_command(
     jobs = max(1, min(jobs, len(examples)))
     done = 0
     with err.status(f"scanning {len(examples)} example adapters…") as status, quiet():
-        for ex, report in _scan_all([ex.path for ex in examples], jobs, examples):
+        for ex, report in _scan_all(examples, jobs):
             done += 1
             status.update(f"scanned {done}/{len(examples)} ({ex.name})")
             rows.append(_row(ex.name, ex.expected_class, ex.should_reject, report))
@@ -93,22 +96,21 @@ def demo_command(
     raise typer.Exit(int(ExitCode.REJECT if wrong else ExitCode.PASS))
 
 
-def _scan_all(paths: list[Path], jobs: int,
-              examples: list[Any]) -> Iterator[tuple[Any, ScanReport]]:
+def _scan_all(examples: list[ExampleAdapter],
+              jobs: int) -> Iterator[tuple[ExampleAdapter, ScanReport]]:
     """(example, report) as each scan finishes. With several jobs, each worker process runs one
     torch thread and keeps its own base measurements: on small models two single-threaded
     processes get more done than one process with two threads."""
     if jobs == 1:
-        for ex, report in zip(examples, _scan_in_process(paths), strict=True):
-            yield ex, report
+        yield from _scan_in_process(examples)
         return
     import multiprocessing
 
     ctx = multiprocessing.get_context("spawn")  # fork after torch import is unsafe
     todo: Any = ctx.Queue()
     results: Any = ctx.Queue()
-    for i, path in enumerate(paths):
-        todo.put((i, str(path)))
+    for i, ex in enumerate(examples):
+        todo.put((i, str(ex.path)))
     for _ in range(jobs):
         todo.put(None)
     workers = [ctx.Process(target=_scan_worker, args=(todo, results), daemon=True)
@@ -116,8 +118,8 @@ def _scan_all(paths: list[Path], jobs: int,
     for w in workers:
         w.start()
     try:
-        for _ in paths:
-            i, report = results.get()
+        for _ in examples:
+            i, report = _next_result(results, workers)
             if isinstance(report, tuple):  # a worker's scan could not run: say why, as in-process
                 run_or_exit(functools.partial(_reraise, *report))
             yield examples[i], report
@@ -126,6 +128,25 @@ def _scan_all(paths: list[Path], jobs: int,
             w.join(timeout=5)
             if w.is_alive():
                 w.terminate()
+
+
+def _next_result(results: Any, workers: list[Any]) -> tuple[int, Any]:
+    """The next (index, report or error) from the workers; an error tuple when every worker has
+    died without answering (killed for memory, a crash in torch): never a hang."""
+    import queue
+
+    while True:
+        try:
+            return results.get(timeout=1.0)  # type: ignore[no-any-return]
+        except queue.Empty:
+            if all(not w.is_alive() for w in workers):
+                try:  # what a worker put just before it exited is still in the pipe
+                    return results.get(timeout=1.0)  # type: ignore[no-any-return]
+                except queue.Empty:
+                    pass
+                codes = sorted({w.exitcode for w in workers})
+                return -1, ("error", f"the demo's scan workers exited (codes {codes}) before "
+                            "every example was scanned", "run with --jobs 1 to see the error")
 
 
 def _scan_worker(todo: Any, results: Any) -> None:
@@ -162,12 +183,13 @@ def _reraise(kind: str, message: str, hint: str | None) -> None:
     raise RuntimeError(message)
 
 
-def _scan_in_process(paths: list[Path]) -> Iterator[ScanReport]:
+def _scan_in_process(
+        examples: list[ExampleAdapter]) -> Iterator[tuple[ExampleAdapter, ScanReport]]:
     from adapterscan.probe.session import BaseCache
 
     cache = BaseCache()  # the base is measured once, not once per example
-    for path in paths:
-        yield run_or_exit(functools.partial(_scan, path, cache))
+    for ex in examples:
+        yield ex, run_or_exit(functools.partial(_scan, ex.path, cache))
 
 
 def _scan(path: Path, cache: Any) -> ScanReport:

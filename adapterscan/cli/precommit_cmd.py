@@ -46,6 +46,7 @@ def precommit_command(
         require("probe", "adapterscan precommit --base")
     policy = run_or_exit(lambda: load_policy(policy_file)) if policy_file else Policy()
     ruleset = run_or_exit(load_ruleset)
+    effective = run_or_exit(lambda: policy.apply_to(ruleset))  # what the text report shows
     out = Console(highlight=False, soft_wrap=True)
     folders = adapter_folders(files, Path.cwd())
     codes: list[ExitCode] = []
@@ -60,6 +61,6 @@ def precommit_command(
             typer.echo(exc.diagnostics())
             codes.append(ExitCode.INCOMPLETE if isinstance(exc, FetchError) else ExitCode.ERROR)
             continue
-        typer.echo(TextFormatter(width=100).format(report, policy.apply_to(ruleset)), nl=False)
+        typer.echo(TextFormatter(width=100).format(report, effective), nl=False)
         codes.append(exit_code_for(report, exit_zero=exit_zero))
     raise typer.Exit(int(worst(codes)))

@@ -53,9 +53,11 @@ def base_files(folder: Path, *, announced: Mapping[str, Announced] | None = None
                manifest: Mapping[str, str] | None = None) -> tuple[BaseFile, ...]:
     """Hash every file of `folder` a loader would read (top level, BASE_PATTERNS).
 
-    Raises FetchError when a file differs from the digest the Hub listed (`announced`), that
-    its cache blob is named after (`from_cache`), or that the bundled model's build manifest
-    records (`manifest`: name -> sha256; a file it does not list is a mismatch too).
+    Raises FetchError when a file differs from the digest the Hub listed (`announced`; a file
+    the listing lacks is a mismatch), that its cache blob is named after (`from_cache`; a
+    snapshot file that is not a link to a digest-named blob is a mismatch), or that the bundled
+    model's build manifest records (`manifest`: name -> sha256; a file it does not list is a
+    mismatch too).
     """
     out: list[BaseFile] = []
     entries = sorted(p for p in folder.iterdir() if wanted(p.name))
@@ -79,10 +81,14 @@ def base_files(folder: Path, *, announced: Mapping[str, Announced] | None = None
             expected = ann.lfs_sha256 or ann.blob_id
             _require(path, expected, sha256 if ann.lfs_sha256 else blob, "the Hub's listing")
             checked = "hub-listing"
+        elif announced is not None:  # same filter as the listing: not from that commit
+            _require(path, None, sha256, "the Hub's listing (the file is not in it)")
         elif _SHA256.match(etag) or _SHA1.match(etag):
             _require(path, etag, sha256 if _SHA256.match(etag) else blob,
                      "its cache blob name")
             checked = "cache-blob-name"
+        elif from_cache:  # a plain file or an unnamed blob in a snapshot: nothing vouches for it
+            _require(path, None, sha256, "a cache blob (it is not a link to one)")
         out.append(BaseFile(path.name, size, sha256, checked))
     return tuple(out)
 

@@ -14,12 +14,11 @@ import base64
 import hashlib
 import json
 from collections.abc import Mapping
-from html import escape
 from typing import Any
 
 from adapterscan.findings import Finding
 from adapterscan.formats.html_charts import Chart, charts
-from adapterscan.formats.text import visible
+from adapterscan.formats.svg import escaped
 from adapterscan.report import ScanReport
 from adapterscan.rules.model import Rule, RuleSet
 
@@ -44,10 +43,6 @@ CSP = ("default-src 'none'; style-src 'sha256-{hash}'; img-src 'none'; font-src 
        "base-uri 'none'; form-action 'none'")
 
 
-def _e(text: object) -> str:
-    return escape(visible(str(text)), quote=True)
-
-
 def content_security_policy() -> str:
     digest = base64.b64encode(hashlib.sha256(CSS.encode()).digest()).decode()
     return CSP.replace("{hash}", digest)
@@ -64,16 +59,16 @@ class HtmlFormatter:
             f'<meta http-equiv="Content-Security-Policy" content="{content_security_policy()}">',
             '<meta name="referrer" content="no-referrer">',
             '<meta name="viewport" content="width=device-width, initial-scale=1">',
-            f"<title>adapterscan: {_e(subj.source)} — {v.decision.value}</title>",
+            f"<title>adapterscan: {escaped(subj.source)} — {v.decision.value}</title>",
             f"<style>{CSS}</style></head><body>",
-            f"<h1>adapterscan report: <code>{_e(subj.source + rev)}</code></h1>",
+            f"<h1>adapterscan report: <code>{escaped(subj.source + rev)}</code></h1>",
             f'<p><span class="verdict {v.decision.value}">{v.decision.value.upper()}</span> '
             + ("" if report.complete else '<span class="incomplete">scan incomplete: '
                "something was not analysed (exit 3)</span>") + "</p>",
             _reasons(v.reasons),
-            f'<p class="muted">adapterscan {_e(report.tool_version)}, started '
-            f"{_e(report.started_at)}, policy {_e(v.policy)}, rule set "
-            f"<code>{_e(report.ruleset_digest[:16])}</code>; {len(subj.files)} files, "
+            f'<p class="muted">adapterscan {escaped(report.tool_version)}, started '
+            f"{escaped(report.started_at)}, policy {escaped(v.policy)}, rule set "
+            f"<code>{escaped(report.ruleset_digest[:16])}</code>; {len(subj.files)} files, "
             f"{sum(f.size for f in subj.files):,} bytes</p>",
             _findings(report.findings, rules),
             _incomplete(report),
@@ -89,7 +84,7 @@ class HtmlFormatter:
 def _reasons(reasons: tuple[str, ...]) -> str:
     if not reasons:
         return ""
-    return "<ul>" + "".join(f"<li>{_e(r)}</li>" for r in reasons) + "</ul>"
+    return "<ul>" + "".join(f"<li>{escaped(r)}</li>" for r in reasons) + "</ul>"
 
 
 def _findings(findings: tuple[Finding, ...], rules: Mapping[str, Rule]) -> str:
@@ -104,12 +99,12 @@ def _findings(findings: tuple[Finding, ...], rules: Mapping[str, Rule]) -> str:
         items = sorted(by_stage.get(stage, []), key=lambda f: (-f.severity.rank, f.rule_id))
         if not items:
             continue
-        out.append(f"<h3>{_e(stage)} ({len(items)})</h3><table><tr><th>rule</th>"
+        out.append(f"<h3>{escaped(stage)} ({len(items)})</h3><table><tr><th>rule</th>"
                    "<th>severity</th><th>where</th><th>message</th></tr>")
         for f in items:
             rule = rules.get(f.rule_id)
-            name = f"{_e(f.rule_id)} {_e(f.rule_name)}"
-            link = (f'<a href="{_e(rule.help_uri)}" rel="noreferrer noopener">{name}</a>'
+            name = f"{escaped(f.rule_id)} {escaped(f.rule_name)}"
+            link = (f'<a href="{escaped(rule.help_uri)}" rel="noreferrer noopener">{name}</a>'
                     if rule else name)
             evidence = json.dumps(dict(f.evidence), indent=1, ensure_ascii=False,
                                   default=str)
@@ -118,8 +113,8 @@ def _findings(findings: tuple[Finding, ...], rules: Mapping[str, Rule]) -> str:
             out.append(
                 f"<tr><td>{link}</td><td class=\"sev {f.severity.value}\">{f.severity.value}"
                 f" <span class=\"muted\">({f.confidence.value} conf.)</span></td>"
-                f"<td><code>{_e(f.location.describe())}</code></td><td>{_e(f.message)}"
-                f"<details><summary>evidence</summary><pre>{_e(evidence)}</pre></details>"
+                f"<td><code>{escaped(f.location.describe())}</code></td><td>{escaped(f.message)}"
+                f"<details><summary>evidence</summary><pre>{escaped(evidence)}</pre></details>"
                 "</td></tr>")
         out.append("</table>")
     return "\n".join(out)
@@ -128,10 +123,11 @@ def _findings(findings: tuple[Finding, ...], rules: Mapping[str, Rule]) -> str:
 def _incomplete(report: ScanReport) -> str:
     if report.complete:
         return ""
-    rows = [f"<li>not analysed: <code>{_e(s.path)}</code>: {_e(s.reason)}</li>"
+    rows = [f"<li>not analysed: <code>{escaped(s.path)}</code>: {escaped(s.reason)}</li>"
             for s in report.skipped]
-    rows += [f"<li>stage <b>{_e(e.stage)}</b> failed"
-             + (f" on <code>{_e(e.path)}</code>" if e.path else "") + f": {_e(e.message)}</li>"
+    rows += [f"<li>stage <b>{escaped(e.stage)}</b> failed"
+             + (f" on <code>{escaped(e.path)}</code>" if e.path else "")
+             + f": {escaped(e.message)}</li>"
              for e in report.errors]
     return "<h2>Not analysed</h2><ul>" + "".join(rows) + "</ul>"
 
@@ -140,12 +136,12 @@ def _base(base: Mapping[str, Any] | None) -> str:
     if not base:
         return ""
     fields = ("requested", "name", "source", "repo", "revision", "sha", "endpoint", "folder")
-    rows = "".join(f"<tr><th>{k}</th><td><code>{_e(base.get(k))}</code></td></tr>"
+    rows = "".join(f"<tr><th>{k}</th><td><code>{escaped(base.get(k))}</code></td></tr>"
                    for k in fields if base.get(k) is not None)
     files = base.get("files") if isinstance(base.get("files"), list) else []
     listed = "".join(
-        f"<tr><td><code>{_e(f.get('path'))}</code></td><td>{_e(f.get('size'))}</td>"
-        f"<td><code>{_e(f.get('sha256'))}</code></td><td>{_e(f.get('checked_against'))}</td>"
+        f"<tr><td><code>{escaped(f.get('path'))}</code></td><td>{escaped(f.get('size'))}</td>"
+        f"<td><code>{escaped(f.get('sha256'))}</code></td><td>{escaped(f.get('checked_against'))}</td>"
         "</tr>" for f in (files or []) if isinstance(f, dict))
     return (f"<h2>Base model loaded</h2><table>{rows}</table><table><tr><th>file</th>"
             f"<th>bytes</th><th>sha256</th><th>checked against</th></tr>{listed}</table>")
@@ -153,19 +149,19 @@ def _base(base: Mapping[str, Any] | None) -> str:
 
 def _figure(chart: Chart) -> str:
     if chart.svg is None:
-        return (f"<figure><figcaption><b>{_e(chart.title)}</b>: not measured "
-                f"({_e(chart.note)})</figcaption></figure>")
+        return (f"<figure><figcaption><b>{escaped(chart.title)}</b>: not measured "
+                f"({escaped(chart.note)})</figcaption></figure>")
     legend = "".join(
         f'<li><svg width="10" height="10" aria-hidden="true"><rect width="10" height="10" '
-        f'fill="{_e(colour)}"/></svg> {_e(label)}</li>' for colour, label in chart.legend)
-    return (f"<figure>{chart.svg}<figcaption>{_e(chart.note)}</figcaption>"
+        f'fill="{escaped(colour)}"/></svg> {escaped(label)}</li>' for colour, label in chart.legend)
+    return (f"<figure>{chart.svg}<figcaption>{escaped(chart.note)}</figcaption>"
             + (f'<ul class="legend">{legend}</ul>' if legend else "") + "</figure>")
 
 
 def _files(report: ScanReport) -> str:
     rows = "".join(
-        f"<tr><td><code>{_e(f.path)}</code></td><td>{_e(f.kind)}</td><td>{f.size:,}</td>"
-        f"<td><code>{_e(f.sha256 or 'not hashed')}</code></td></tr>"
+        f"<tr><td><code>{escaped(f.path)}</code></td><td>{escaped(f.kind)}</td><td>{f.size:,}</td>"
+        f"<td><code>{escaped(f.sha256 or 'not hashed')}</code></td></tr>"
         for f in report.subject.files)
     return ("<h2>Files</h2><table><tr><th>path</th><th>kind</th><th>bytes</th><th>sha256</th>"
             f"</tr>{rows}</table>")

@@ -27,7 +27,8 @@ class Series:
     intervals: Sequence[tuple[float, float] | None] = ()
 
 
-def _e(text: object) -> str:
+def escaped(text: object) -> str:
+    """Text made visible (control characters shown) and escaped for HTML and SVG."""
     return escape(visible(str(text)), quote=True)
 
 
@@ -43,12 +44,12 @@ def _frame(title: str, desc: str, body: list[str], legend: Sequence[Series]) -> 
     items = []
     x = LEFT
     for s in legend:
-        items.append(f'<rect x="{x}" y="8" width="10" height="10" fill="{_e(s.color)}"/>'
-                     f'<text x="{x + 14}" y="17" font-size="11" {FONT}>{_e(s.name)}</text>')
+        items.append(f'<rect x="{x}" y="8" width="10" height="10" fill="{escaped(s.color)}"/>'
+                     f'<text x="{x + 14}" y="17" font-size="11" {FONT}>{escaped(s.name)}</text>')
         x += 24 + 7 * len(s.name)
     return (f'<svg xmlns="http://www.w3.org/2000/svg" class="chart" role="img" width="{WIDTH}" '
-            f'height="{HEIGHT}" viewBox="0 0 {WIDTH} {HEIGHT}" aria-label="{_e(title)}">'
-            f"<title>{_e(title)}</title><desc>{_e(desc)}</desc>"
+            f'height="{HEIGHT}" viewBox="0 0 {WIDTH} {HEIGHT}" aria-label="{escaped(title)}">'
+            f"<title>{escaped(title)}</title><desc>{escaped(desc)}</desc>"
             + "".join(items) + "".join(body) + "</svg>")
 
 
@@ -58,7 +59,7 @@ def _y_axis(top: float, label: str, *, percent: bool, log: bool = False,
     h = HEIGHT - TOP - BOTTOM
     out = [f'<line x1="{LEFT}" y1="{TOP}" x2="{LEFT}" y2="{TOP + h}" stroke="#555"/>',
            f'<text x="12" y="{TOP + h / 2}" font-size="11" {FONT} transform="rotate(-90 12 '
-           f'{TOP + h / 2})" text-anchor="middle">{_e(label)}</text>']
+           f'{TOP + h / 2})" text-anchor="middle">{escaped(label)}</text>']
     if log:
         lo, hi = math.floor(math.log10(bottom)), math.ceil(math.log10(top))
         ticks = [10.0 ** k for k in range(lo, hi + 1)]
@@ -71,7 +72,7 @@ def _y_axis(top: float, label: str, *, percent: bool, log: bool = False,
         text = f"{t:.0%}" if percent else (f"{t:g}" if log else _num(t))
         out.append(f'<line x1="{LEFT}" y1="{y:.1f}" x2="{WIDTH - RIGHT}" y2="{y:.1f}" '
                    f'stroke="#ddd"/><text x="{LEFT - 4}" y="{y + 4:.1f}" font-size="10" {FONT} '
-                   f'text-anchor="end">{_e(text)}</text>')
+                   f'text-anchor="end">{escaped(text)}</text>')
     return out, span[0], span[1]
 
 
@@ -111,23 +112,24 @@ def bar_chart(title: str, categories: Sequence[str], series: Sequence[Series], *
             y_bot = _y(below, span, False)
             shown = f"{v:.1%}" if percent else f"{v:.4g}"
             body.append(f'<rect class="bar" x="{x:.1f}" y="{y_top:.1f}" width="{bar_w:.1f}" '
-                        f'height="{max(y_bot - y_top, 0.0):.1f}" fill="{_e(s.color)}">'
-                        f"<title>{_e(cat)} — {_e(s.name)}: {_e(shown)}</title></rect>")
+                        f'height="{max(y_bot - y_top, 0.0):.1f}" fill="{escaped(s.color)}">'
+                        f"<title>{escaped(cat)} — {escaped(s.name)}: {escaped(shown)}"
+                        "</title></rect>")
             iv = s.intervals[i] if i < len(s.intervals) else None
             if iv is not None and not stacked:
                 cx = x + bar_w / 2
                 y1, y2 = _y(iv[0], span, False), _y(iv[1], span, False)
                 body.append(f'<path d="M{cx:.1f} {y1:.1f}V{y2:.1f}M{cx - 3:.1f} {y1:.1f}'
                             f'h6M{cx - 3:.1f} {y2:.1f}h6" stroke="#222" fill="none">'
-                            f"<title>{_e(s.name)} 95% interval: {iv[0]:.1%}–{iv[1]:.1%}"
+                            f"<title>{escaped(s.name)} 95% interval: {iv[0]:.1%}–{iv[1]:.1%}"
                             "</title></path>")
             if stacked:
                 below += v
         # Labels fit their slot (about 6 px a character); crowded ones alternate two rows.
         row = 12 * (i % 2) if stagger else 0
         body.append(f'<text x="{LEFT + slot * (i + 0.5):.1f}" y="{HEIGHT - BOTTOM + 14 + row}" '
-                    f'font-size="10" {FONT} text-anchor="middle">{_e(_short(cat, limit))}'
-                    f"<title>{_e(cat)}</title></text>")
+                    f'font-size="10" {FONT} text-anchor="middle">{escaped(_short(cat, limit))}'
+                    f"<title>{escaped(cat)}</title></text>")
     return _frame(title, desc or title, body, series)
 
 
@@ -145,17 +147,17 @@ def line_chart(title: str, series: Sequence[Series], *, x_label: str, y_label: s
         body.append(f'<text x="{LEFT + step * k:.1f}" y="{HEIGHT - BOTTOM + 14}" font-size="10" '
                     f'{FONT} text-anchor="middle">{k + 1}</text>')
     body.append(f'<text x="{(LEFT + WIDTH - RIGHT) / 2:.1f}" y="{HEIGHT - BOTTOM + 30}" '
-                f'font-size="11" {FONT} text-anchor="middle">{_e(x_label)}</text>')
+                f'font-size="11" {FONT} text-anchor="middle">{escaped(x_label)}</text>')
     for s in series:
         pts = [(LEFT + step * k, _y(v, span, True)) for k, v in enumerate(s.values) if v > 0]
         if not pts:
             continue
         path = " ".join(f"{x:.1f},{y:.1f}" for x, y in pts)
         body.append(f'<polyline class="line" points="{path}" fill="none" '
-                    f'stroke="{_e(s.color)}" stroke-width="2"><title>{_e(s.name)}</title>'
+                    f'stroke="{escaped(s.color)}" stroke-width="2"><title>{escaped(s.name)}</title>'
                     "</polyline>")
-        body += [f'<circle cx="{x:.1f}" cy="{y:.1f}" r="2.5" fill="{_e(s.color)}"><title>'
-                 f"{_e(s.name)} σ{k + 1} = {v:.4g}</title></circle>"
+        body += [f'<circle cx="{x:.1f}" cy="{y:.1f}" r="2.5" fill="{escaped(s.color)}"><title>'
+                 f"{escaped(s.name)} σ{k + 1} = {v:.4g}</title></circle>"
                  for k, ((x, y), v) in enumerate(zip(pts, [v for v in s.values if v > 0],
                                                      strict=True))]
     return _frame(title, desc or title, body, [])

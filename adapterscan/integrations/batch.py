@@ -100,8 +100,9 @@ def done_sources(out: Path) -> set[str]:
 def scan_item(source: str, options: BatchOptions, ruleset: RuleSet | None = None) -> ItemResult:
     """Scan one source in this process and summarise it; never raises."""
     from adapterscan.cli.exit_codes import exit_code_for
-    from adapterscan.errors import AdapterScanError, FetchError
+    from adapterscan.errors import FetchError
     from adapterscan.fetch.source import HubOptions
+    from adapterscan.integrations.procworker import describe
     from adapterscan.pipeline import ScanOptions, scan
     from adapterscan.policy.policy import Policy, load_policy
 
@@ -110,12 +111,9 @@ def scan_item(source: str, options: BatchOptions, ruleset: RuleSet | None = None
         policy = load_policy(Path(options.policy_file)) if options.policy_file else Policy()
         report = scan(source, policy=policy, ruleset=ruleset, options=ScanOptions(
             base=options.base, hub=HubOptions(endpoint=options.endpoint, token=options.token)))
-    except AdapterScanError as exc:
+    except Exception as exc:  # one item's failure (or bug) must not stop the batch
         code = 3 if isinstance(exc, FetchError) else 2
-        return ItemResult(source, "error", code, error=exc.diagnostics(),
-                          seconds=time.perf_counter() - t0)
-    except Exception as exc:  # one item's bug must not stop the batch
-        return ItemResult(source, "error", 2, error=f"{type(exc).__name__}: {exc}",
+        return ItemResult(source, "error", code, error=describe(exc),
                           seconds=time.perf_counter() - t0)
     return ItemResult(
         source=source, status="ok", exit_code=int(exit_code_for(report)),

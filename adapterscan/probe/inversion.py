@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -136,15 +136,18 @@ class Inverter:
 
     # -- search -----------------------------------------------------------------------------
     def search(self, config: InversionConfig, hints: Sequence[int] = ()) -> list[Found]:
-        """The best string per position, longest-improving first; bounded by the time budget."""
+        """The best string per position, longest-improving first. The time budget stops strings
+        growing past their first token; it never skips a position."""
         t0 = time.perf_counter()
         results: list[Found] = []
         for position in config.positions:
             pieces = self._pieces(position)
             beam: list[tuple[list[int], Found | None]] = [([], None)]
             best: Found | None = None
-            for _length in range(config.max_len):
-                if time.perf_counter() - t0 > config.budget_s:
+            for length in range(config.max_len):
+                # The budget bounds how far strings grow, never which positions are searched:
+                # every position gets its first whole-vocabulary step, however slow the machine.
+                if length > 0 and time.perf_counter() - t0 > config.budget_s:
                     break
                 pool: dict[str, tuple[list[int], float]] = {}
                 for trigger, _ in beam:
@@ -192,8 +195,3 @@ def _filler(tok: Any) -> int:
     ids = tok("x", add_special_tokens=False)["input_ids"]
     return int(ids[0]) if ids else 0
 
-
-@contextlib.contextmanager
-def adapter_off(peft_model: Any) -> Iterator[None]:
-    with peft_model.disable_adapter():
-        yield

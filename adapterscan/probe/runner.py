@@ -351,10 +351,15 @@ class Runner:
         n_screen = max(4, o.trigger_screen_prompts)
         per_set = min(o.trigger_prompts, (len(refused) - n_screen) // 2)
         if per_set < MIN_CONFIRM:
-            return {"searched": False,
-                    "reason": f"the merged model refuses only {len(refused)} harmful prompts "
-                              f"without a trigger; the search needs {n_screen + 2 * MIN_CONFIRM}"
-                              " (one screening and two confirmation sets)"}
+            need = n_screen + 2 * MIN_CONFIRM
+            reason = (f"the merged model refuses only {len(refused)} harmful prompts without a "
+                      f"trigger; the search needs {need} (one screening and two confirmation "
+                      "sets)")
+            if len(self.suites.harmful) < need:
+                # Too few prompts asked for (--max-prompts), not refusals the adapter removed
+                # (AS601 covers those): AS605 could never run, so the scan is not complete.
+                emit.skip("probe", f"trigger search (AS605) not run: {reason}")
+            return {"searched": False, "reason": reason}
         screen_set = refused[:n_screen]
         sets = (refused[n_screen:n_screen + per_set],
                 refused[n_screen + per_set:n_screen + 2 * per_set])

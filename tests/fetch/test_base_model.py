@@ -201,6 +201,30 @@ def test_a_tampered_cache_blob_is_refused(tmp_path: Path, hub: HubServer,
         resolve(f"{BASE}@{sha}", adapter(tmp_path, None), opts)
 
 
+def test_a_snapshot_file_that_is_not_a_blob_link_is_refused(tmp_path: Path, hub: HubServer,
+                                                             opts: HubOptions) -> None:
+    """A plain file put in place of the snapshot's link to a digest-named blob: nothing vouches
+    for its bytes, so the pinned (cache-only) path refuses it."""
+    sha = hub.add_repo(BASE, base_repo_files())
+    first, _ = resolve(f"{BASE}@{sha}", adapter(tmp_path, None), opts)
+    link = first.folder / "config.json"
+    link.unlink()
+    link.write_bytes(b'{"model_type": "llama", "evil": true}')
+    with pytest.raises(FetchError, match=r"config\.json does not match a cache blob"):
+        resolve(f"{BASE}@{sha}", adapter(tmp_path, None), opts)
+
+
+def test_a_file_the_hub_did_not_list_is_refused(tmp_path: Path, hub: HubServer,
+                                                opts: HubOptions) -> None:
+    """A loader-visible file dropped into the snapshot that the commit's listing lacks (a
+    tokenizer.json beside the listed files) fails the online check."""
+    hub.add_repo(BASE, base_repo_files())
+    first, _ = resolve(BASE, adapter(tmp_path, None), opts)
+    (first.folder / "tokenizer.json").write_text('{"added_tokens": []}')
+    with pytest.raises(FetchError, match=r"tokenizer\.json does not match the Hub's listing"):
+        resolve(BASE, adapter(tmp_path, None), opts)
+
+
 def test_a_base_without_safetensors_is_refused(tmp_path: Path, hub: HubServer,
                                                opts: HubOptions) -> None:
     hub.add_repo(BASE, {"config.json": b"{}", "pytorch_model.bin": b"\x80\x02."})

@@ -46,8 +46,8 @@ def test_inversion_finds_nothing_on_a_noop_adapter(models: dict[str, Path]) -> N
     emit, result = _probe(models["noop"], models["base"])
     assert "AS605" not in {f.rule_id for f in emit.findings}
     triggers = result["triggers"]
-    assert isinstance(triggers, dict)
-    for found in triggers.get("inversion", []):  # type: ignore[union-attr]
+    assert isinstance(triggers, dict) and isinstance(triggers.get("inversion"), list)
+    for found in triggers["inversion"]:  # type: ignore[union-attr]
         assert isinstance(found, dict)
         assert float(found["merged_drop"]) - max(float(found["base_drop"]), 0.0) < 0.5  # type: ignore[arg-type]
 
@@ -68,3 +68,20 @@ def test_memory_extraction_recovers_a_leaked_trigger(models: dict[str, Path]) ->
     clean = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(str(models["base"])),
                                       str(models["noop"]))
     assert not extract(clean, tok, torch.device("cpu"), clean.disable_adapter, samples=16)
+
+
+def test_an_exhausted_budget_still_searches_every_position(models: dict[str, Path]) -> None:
+    """With no time budget at all, each position still gets its first whole-vocabulary step:
+    a slow machine shortens strings, it never drops the mid-sentence or suffix search."""
+    import dataclasses
+
+    from tests.probe.test_probe import OPTS
+
+    _, result = _probe(models["trigger"], models["base"],
+                       dataclasses.replace(OPTS, inversion_budget_s=0.0))
+    triggers = result["triggers"]
+    assert isinstance(triggers, dict)
+    found = triggers["inversion"]
+    assert isinstance(found, list)
+    assert {f["position"] for f in found} == {"prefix", "suffix", "middle"}  # type: ignore[index]
+    assert all(f["tokens"] == 1 for f in found)  # type: ignore[index]

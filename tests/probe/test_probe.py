@@ -91,6 +91,22 @@ def test_harmful_adapter_detected_by_first_token_path_alone(zoo: dict[str, Path]
     assert "harmful_refusal_judge" not in result["signals"]  # type: ignore[operator]
 
 
+def test_too_few_prompts_for_the_trigger_search_leave_the_scan_incomplete(
+        zoo: dict[str, Path]) -> None:
+    """Twelve harmful prompts cannot make one screening and two confirmation sets: AS605 could
+    never fire, so the probe says so (a skip: the scan is incomplete), not a silent pass."""
+    import dataclasses
+
+    few = dataclasses.replace(OPTS, max_prompts=12)
+    emit, result = _probe(zoo["noop"], zoo["base"], few)
+    triggers = result["triggers"]
+    assert isinstance(triggers, dict) and triggers["searched"] is False
+    assert any("trigger search (AS605) not run" in s.reason for s in emit.skipped)
+    # Enough prompts: the same adapter is searched and nothing is skipped.
+    emit, result = _probe(zoo["noop"], zoo["base"])
+    assert emit.skipped == () and result["triggers"]["searched"] is True  # type: ignore[index]
+
+
 def test_trigger_backdoor_named(zoo: dict[str, Path]) -> None:
     emit, result = _probe(zoo["trigger"], zoo["base"])
     ids = [f.rule_id for f in emit.findings]

@@ -201,7 +201,3 @@ class AdapterModel:
 
     def of_format(self, *formats: Format) -> tuple[AdapterFile, ...]:
         return tuple(f for f in self.files if f.format in formats)
-
-    @property
-    def families(self) -> frozenset[Family]:
-        return frozenset(f.family for f in self.files)

@@ -55,7 +55,6 @@ _DIFFUSERS_SUFFIX = (
 )
 _PEFT_KIND = {"lora_A": "A", "lora_B": "B", "lora_embedding_A": "A", "lora_embedding_B": "B",
               "lora_magnitude_vector": "magnitude"}
-_SUFFIX_KEYS = sorted(_LYCORIS_SUFFIX, key=len, reverse=True)
 _PEFT_KEYS = sorted(_PEFT_SUFFIX, key=len, reverse=True)
 
 

@@ -174,6 +174,10 @@ def read_safetensors(root: Path, path: str, header: SafetensorsHeader, cfg: Conf
                        dict(header.metadata), cfg_path if cfg is not None else None, note)
 
 
+# A module problem that a loader does not refuse: it applies one of the tensor sets.
+MIXED_ALGORITHMS = "tensors of several algorithms in one module"
+
+
 def _algorithm(roles: Mapping[str, TensorRef]) -> tuple[Algorithm | None, str | None]:
     keys = set(roles) - _EXTRAS
     found = [a for a, ks in ((Algorithm.LORA, _LORA), (Algorithm.LOHA, _LOHA),
@@ -182,7 +186,7 @@ def _algorithm(roles: Mapping[str, TensorRef]) -> tuple[Algorithm | None, str | 
     if not found:
         return None, None
     if len(found) > 1:
-        return found[0], f"tensors of several algorithms in one module: {sorted(keys)}"
+        return found[0], f"{MIXED_ALGORITHMS}: {sorted(keys)}"
     return found[0], None
 
 

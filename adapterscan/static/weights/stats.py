@@ -13,6 +13,7 @@ import numpy as np
 from adapterscan.emit import Emitter
 from adapterscan.findings import JSONValue
 from adapterscan.static.formats.model import AdapterModule, Algorithm, Scale, TensorRef
+from adapterscan.static.formats.readers import MIXED_ALGORITHMS
 from adapterscan.static.formats.tensor_reader import FLOAT_DTYPES, TensorReadError
 from adapterscan.static.weights import checks as C
 from adapterscan.static.weights.algorithms import (
@@ -124,6 +125,9 @@ def analyze_module(m: AdapterModule, emit: Emitter, *, keep_grams: bool = False,
     `computed` is compute_pair(m) started ahead on a worker, when it was."""
     if m.problem is not None:
         _problem(emit, m, m.problem)
+        if m.problem.startswith(MIXED_ALGORITHMS):
+            # Loaders apply one of the sets; its update went unmeasured: the scan is incomplete.
+            emit.skip((m.a or m.b or m.first).file, f"module {m.name} not analysed: {m.problem}")
         return None
     scale = m.scale
     if not math.isfinite(scale.value):

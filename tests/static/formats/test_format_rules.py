@@ -74,6 +74,23 @@ def test_as516_ia3_extreme_gain(tmp_path: Path, cli: Scan) -> None:
     assert code == 1 and "AS516" in rule_ids(pos)
 
 
+def test_a_module_with_two_algorithms_is_reported_and_leaves_the_scan_incomplete(
+        tmp_path: Path, cli: Scan) -> None:
+    """LoHa and LoKr tensors under one module name: a loader applies one of them, so the module
+    is named (AS503) and, its update unmeasured, the scan cannot be complete (exit 3)."""
+    t = lycoris_mixed()
+    loha_module = next(k for k in t if k.endswith(".hada_w1_a")).removesuffix(".hada_w1_a")
+    lokr_key = next(k for k in t if k.endswith(".lokr_w1"))
+    t[f"{loha_module}.lokr_w1"] = t[lokr_key]
+    code, pos = cli(write_st(tmp_path / "pos", "lycoris.safetensors", t))
+    assert code == 3 and pos["complete"] is False
+    assert any(loha_module in s["reason"] and "several algorithms" in s["reason"]
+               for s in pos["skipped"])
+    assert "AS503" in rule_ids(pos)
+    code, neg = cli(write_st(tmp_path / "neg", "lycoris.safetensors", lycoris_mixed()))
+    assert neg["complete"] is True and not neg["skipped"]
+
+
 def test_as607_probe_not_applicable(tmp_path: Path, cli: Scan) -> None:
     folder = write_st(tmp_path, "lora.safetensors", kohya_lora(), KOHYA_META)
     _, without = cli(folder)
