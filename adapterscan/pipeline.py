@@ -17,8 +17,8 @@ from adapterscan.emit import Emitter
 from adapterscan.errors import FetchError, UsageError
 from adapterscan.extras import require_extra
 from adapterscan.fetch.base_model import AUTO, ResolvedBase
-from adapterscan.fetch.interface import EntryType, FetchedSource, FetchLimits
-from adapterscan.fetch.source import HubOptions, make_fetcher
+from adapterscan.fetch.dispatch import make_fetcher
+from adapterscan.fetch.hub_options import HubOptions
 from adapterscan.findings import JSONValue
 from adapterscan.hashing import hash_files_async
 from adapterscan.pipeline_checks import NOT_APPLICABLE
@@ -26,6 +26,7 @@ from adapterscan.policy.policy import Policy
 from adapterscan.report import FileRecord, ScanReport, Subject
 from adapterscan.rules.loader import load_ruleset
 from adapterscan.rules.model import RuleSet
+from adapterscan.source import EntryType, FetchedSource, FetchLimits
 from adapterscan.static.model import StaticResult
 from adapterscan.static.options import StaticOptions, WeightOptions
 

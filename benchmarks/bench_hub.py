@@ -19,10 +19,10 @@ from huggingface_hub import hf_hub_download
 
 from adapterscan.emit import Emitter
 from adapterscan.fetch.hub import HubFetcher
-from adapterscan.fetch.interface import FetchLimits
-from adapterscan.fetch.source import HubOptions
+from adapterscan.fetch.hub_options import HubOptions
 from adapterscan.pipeline import ScanOptions, scan
 from adapterscan.rules.loader import load_ruleset
+from adapterscan.source import FetchLimits
 from benchmarks.common import BenchTable
 from tests import factories
 from tests.hubserver import HubServer

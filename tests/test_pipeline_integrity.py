@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from adapterscan.emit import Emitter
-from adapterscan.fetch.interface import Entry, EntryType, FetchedSource
 from adapterscan.hashing import sha256_file
 from adapterscan.pipeline import _check_expected
 from adapterscan.rules.loader import load_ruleset
+from adapterscan.source import Entry, EntryType, FetchedSource
 
 
 def _src(tmp_path: Path, expected: str) -> tuple[FetchedSource, dict[str, str]]:

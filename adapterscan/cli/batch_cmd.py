@@ -11,7 +11,7 @@ import typer
 from rich.console import Console
 
 from adapterscan.cli.common import require, run_or_exit
-from adapterscan.cli.exit_codes import ExitCode
+from adapterscan.exit_codes import ExitCode
 
 if TYPE_CHECKING:
     from adapterscan.integrations.batch import ItemResult

@@ -13,8 +13,8 @@ from rich.console import Console
 from rich.markup import escape
 
 from adapterscan._quiet import VERBOSE_ENV
-from adapterscan.cli.exit_codes import ExitCode
 from adapterscan.errors import AdapterScanError, FetchError
+from adapterscan.exit_codes import ExitCode
 from adapterscan.extras import MissingExtraError, require_extra
 
 T = TypeVar("T")

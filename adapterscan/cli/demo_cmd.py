@@ -20,8 +20,8 @@ from rich.table import Table
 from adapterscan._quiet import quiet
 from adapterscan._version import __version__
 from adapterscan.cli.common import Verbose, require, run_or_exit, set_verbose
-from adapterscan.cli.exit_codes import ExitCode
-from adapterscan.formats.text import safe_text
+from adapterscan.exit_codes import ExitCode
+from adapterscan.render.text import safe_text
 from adapterscan.report import Decision, ScanReport
 
 if TYPE_CHECKING:

@@ -15,12 +15,12 @@ from rich.console import Console
 
 from adapterscan._quiet import quiet
 from adapterscan.cli.common import Verbose, require, run_or_exit, set_verbose
-from adapterscan.cli.exit_codes import ExitCode, exit_code_for
 from adapterscan.errors import AdapterScanError, FetchError
-from adapterscan.formats.text import TextFormatter, safe_text
+from adapterscan.exit_codes import ExitCode, exit_code_for
 from adapterscan.integrations.precommit import adapter_folders
 from adapterscan.pipeline import ScanOptions, scan
 from adapterscan.policy.policy import Policy, load_policy
+from adapterscan.render.text import TextFormatter, safe_text
 from adapterscan.rules.loader import load_ruleset
 
 # Which code a run of many scans ends with: an error, then a rejection, then incompleteness.

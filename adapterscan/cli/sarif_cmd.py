@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from adapterscan.cli.common import run_or_exit, write_output
-from adapterscan.formats.sarif_merge import merge_sarif
+from adapterscan.render.sarif_merge import merge_sarif
 
 app = typer.Typer(help="SARIF logs for code scanning.", no_args_is_help=True)
 

@@ -12,17 +12,17 @@ from rich.console import Console
 
 from adapterscan._quiet import quiet
 from adapterscan.cli.common import Verbose, require, run_or_exit, set_verbose, write_output
-from adapterscan.cli.exit_codes import exit_code_for
-from adapterscan.fetch.interface import FetchLimits
-from adapterscan.fetch.source import HubOptions
-from adapterscan.formats.interface import OutputFormat, formatter_for
-from adapterscan.formats.text import safe_text
+from adapterscan.exit_codes import exit_code_for
+from adapterscan.fetch.hub_options import HubOptions
 from adapterscan.pipeline import DEFAULT_MAX_FILE_BYTES, ScanOptions, scan, weight_options_for
 from adapterscan.policy.policy import Policy, load_policy
 from adapterscan.probe.interface import ProbeOptions
+from adapterscan.render.interface import OutputFormat, formatter_for
+from adapterscan.render.text import safe_text
 from adapterscan.report import ScanReport
 from adapterscan.rules.loader import load_ruleset
 from adapterscan.rules.model import RuleSet
+from adapterscan.source import FetchLimits
 from adapterscan.static.options import StaticOptions, WeightOptions
 
 

@@ -13,8 +13,8 @@ from rich.markup import escape
 
 from adapterscan._version import __version__
 from adapterscan.cli.common import run_or_exit
-from adapterscan.cli.exit_codes import ExitCode
-from adapterscan.fetch.source import HubOptions
+from adapterscan.exit_codes import ExitCode
+from adapterscan.fetch.hub_options import HubOptions
 from adapterscan.policy.policy import Policy, load_policy
 from adapterscan.report import Decision, finding_to_dict
 

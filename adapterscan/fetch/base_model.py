@@ -22,11 +22,11 @@ from typing import Any
 from adapterscan.emit import Emitter
 from adapterscan.errors import FetchError
 from adapterscan.fetch.base_files import BaseFile, base_files, wanted
+from adapterscan.fetch.hub_options import HubOptions
 from adapterscan.fetch.hub_plan import SHA_RE
 from adapterscan.fetch.hub_verify import Announced
-from adapterscan.fetch.interface import FetchedSource
-from adapterscan.fetch.source import HubOptions
 from adapterscan.findings import JSONValue
+from adapterscan.source import FetchedSource
 
 AUTO = "auto"
 REFERENCE = "reference"

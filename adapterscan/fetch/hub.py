@@ -39,10 +39,10 @@ from adapterscan.fetch.hub_client import (
     with_deadline,
 )
 from adapterscan.fetch.hub_meta import base_model_hint, ingest_security_status
+from adapterscan.fetch.hub_options import HubOptions
 from adapterscan.fetch.hub_triage import triage_header
 from adapterscan.fetch.hub_verify import Announced, Verified, copy_verified
-from adapterscan.fetch.interface import Entry, EntryType, FetchedSource, FetchLimits
-from adapterscan.fetch.source import HubOptions
+from adapterscan.source import Entry, EntryType, FetchedSource, FetchLimits
 from adapterscan.static.limits import StaticLimits
 
 DOWNLOAD_WORKERS = 4

@@ -18,7 +18,7 @@ from huggingface_hub.utils._headers import build_hf_headers
 from huggingface_hub.utils._http import hf_raise_for_status, http_stream_backoff
 
 from adapterscan.errors import FetchError
-from adapterscan.fetch.source import HubOptions
+from adapterscan.fetch.hub_options import HubOptions
 
 T = TypeVar("T")
 DEFAULT_ENDPOINT = "https://huggingface.co"

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from adapterscan.emit import Emitter
 from adapterscan.errors import FetchError
-from adapterscan.fetch.interface import Entry, EntryType, FetchedSource, FetchLimits
+from adapterscan.source import Entry, EntryType, FetchedSource, FetchLimits
 
 
 class LocalFetcher:

@@ -99,9 +99,9 @@ def done_sources(out: Path) -> set[str]:
 
 def scan_item(source: str, options: BatchOptions, ruleset: RuleSet | None = None) -> ItemResult:
     """Scan one source in this process and summarise it; never raises."""
-    from adapterscan.cli.exit_codes import exit_code_for
     from adapterscan.errors import FetchError
-    from adapterscan.fetch.source import HubOptions
+    from adapterscan.exit_codes import exit_code_for
+    from adapterscan.fetch.hub_options import HubOptions
     from adapterscan.integrations.procworker import describe
     from adapterscan.pipeline import ScanOptions, scan
     from adapterscan.policy.policy import Policy, load_policy

@@ -20,8 +20,7 @@ from typing import Any
 
 from adapterscan.errors import AdapterRejected, AdapterScanError, SigningError, UsageError
 from adapterscan.extras import require_extra
-from adapterscan.fetch.interface import EntryType, FetchedSource
-from adapterscan.fetch.source import HubOptions
+from adapterscan.fetch.hub_options import HubOptions
 from adapterscan.integrations.service_client import ServiceAttestation, fetch_attestation
 from adapterscan.pipeline import ScanOptions, scan
 from adapterscan.policy.policy import Policy
@@ -29,6 +28,7 @@ from adapterscan.provenance.keys import PublicKeyLike, load_public_keys
 from adapterscan.provenance.verify import Tree, TrustConfig, check_attestation, fetch_source
 from adapterscan.report import Decision, ScanReport
 from adapterscan.rules.loader import load_ruleset
+from adapterscan.source import EntryType, FetchedSource
 
 _CHUNK = 4 * 1024 * 1024
 Loader = Callable[..., Any]

@@ -15,11 +15,11 @@ from typing import Any
 
 from adapterscan.emit import Emitter
 from adapterscan.errors import ProbeError
-from adapterscan.fetch.interface import FetchedSource
 from adapterscan.findings import JSONValue
 from adapterscan.probe.judge import KeywordJudge, RefusalJudge
 from adapterscan.probe.prompts import PromptSuites, capped, default_suites
 from adapterscan.probe.session import BaseCache
+from adapterscan.source import FetchedSource
 from adapterscan.static.model import StaticResult
 
 

@@ -10,7 +10,6 @@ from typing import Any
 import torch
 
 from adapterscan.emit import Emitter
-from adapterscan.fetch.interface import FetchedSource
 from adapterscan.findings import JSONValue
 from adapterscan.probe import signals as sg
 from adapterscan.probe.activation import direction_shift
@@ -24,6 +23,7 @@ from adapterscan.probe.power import PowerCheck, assess
 from adapterscan.probe.prompts import PromptSuites
 from adapterscan.probe.session import BaseCache, base_key
 from adapterscan.probe.triggers import Candidate, candidates, insert
+from adapterscan.source import FetchedSource
 from adapterscan.static.model import StaticResult
 
 # Openers of refusals in many chat models; their first tokens seed the fast path's token set.

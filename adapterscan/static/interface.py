@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from adapterscan.emit import Emitter, Recorder
-from adapterscan.fetch.interface import FetchedSource
 from adapterscan.findings import JSONValue
+from adapterscan.source import FetchedSource
 from adapterscan.static.config import adapter_config
 from adapterscan.static.formats.gguf import GgufFile
 from adapterscan.static.formats.gguf_scan import scan_gguf_file

@@ -9,8 +9,8 @@ import pytest
 import typer
 
 from adapterscan.cli.demo_cmd import _scan_all, _trigger
-from adapterscan.cli.exit_codes import ExitCode
 from adapterscan.examples import ExampleAdapter
+from adapterscan.exit_codes import ExitCode
 
 pytest.importorskip("torch")
 pytest.importorskip("peft")

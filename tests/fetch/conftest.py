@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from adapterscan.fetch.source import HubOptions
+from adapterscan.fetch.hub_options import HubOptions
 from tests import factories
 from tests.hubserver import HubServer
 

@@ -12,10 +12,10 @@ import pytest
 from adapterscan.emit import Emitter
 from adapterscan.errors import FetchError
 from adapterscan.fetch.base_model import BaseNotFound, ResolvedBase, resolve_base
-from adapterscan.fetch.interface import FetchedSource
-from adapterscan.fetch.source import HubOptions
+from adapterscan.fetch.hub_options import HubOptions
 from adapterscan.reference import reference_dir
 from adapterscan.rules.loader import load_ruleset
+from adapterscan.source import FetchedSource
 from tests.hubserver import HubServer
 
 BASE = "acme/tiny-base"

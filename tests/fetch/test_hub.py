@@ -10,12 +10,13 @@ import pytest
 
 from adapterscan.emit import Emitter
 from adapterscan.errors import FetchError, UsageError
+from adapterscan.fetch.dispatch import make_fetcher
 from adapterscan.fetch.hub import HubFetcher
-from adapterscan.fetch.interface import FetchLimits
-from adapterscan.fetch.source import HubOptions, make_fetcher
+from adapterscan.fetch.hub_options import HubOptions
 from adapterscan.pipeline import ScanOptions, scan
 from adapterscan.report import Decision, ScanReport
 from adapterscan.rules.loader import load_ruleset
+from adapterscan.source import FetchLimits
 from tests import factories
 from tests.fetch.conftest import adapter_files
 from tests.hubserver import HubServer, git_blob_id

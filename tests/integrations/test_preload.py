@@ -207,7 +207,7 @@ def test_loader_reads_a_private_verified_copy(tmp_path: Path, adapter: Path,
 
 def test_load_from_hub_attested(tmp_path: Path, adapter: Path, key: ec.EllipticCurvePrivateKey,
                                 monkeypatch: pytest.MonkeyPatch) -> None:
-    from adapterscan.fetch.source import HubOptions
+    from adapterscan.fetch.hub_options import HubOptions
     from adapterscan.integrations.preload import load_adapter
     from tests.hubserver import HubServer
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from adapterscan.fetch.source import HubOptions
+from adapterscan.fetch.hub_options import HubOptions
 from adapterscan.pipeline import ScanOptions, scan
 from adapterscan.provenance.verify import TrustConfig, verify_source
 from tests.fetch.conftest import adapter_files

@@ -17,11 +17,11 @@ from functools import lru_cache
 from pathlib import Path
 
 from adapterscan.emit import Emitter
-from adapterscan.fetch.interface import FetchLimits
 from adapterscan.fetch.local import LocalFetcher
 from adapterscan.findings import Finding
 from adapterscan.rules.loader import default_signatures_dir, load_ruleset
 from adapterscan.rules.model import RuleSet
+from adapterscan.source import FetchLimits
 from adapterscan.static.inventory.checks import CHECKS as INVENTORY_CHECKS
 from adapterscan.static.inventory.inventory import build_inventory
 from adapterscan.static.limits import StaticLimits

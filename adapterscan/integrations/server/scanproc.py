@@ -59,8 +59,8 @@ def scan_handler(setup: ScanSetup) -> Handler:
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import ec
 
-    from adapterscan.cli.exit_codes import exit_code_for
-    from adapterscan.fetch.source import HubOptions
+    from adapterscan.exit_codes import exit_code_for
+    from adapterscan.fetch.hub_options import HubOptions
     from adapterscan.pipeline import ScanOptions, scan
     from adapterscan.provenance.api import attest
     from adapterscan.rules.loader import load_ruleset

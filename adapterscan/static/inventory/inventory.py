@@ -14,8 +14,8 @@ from collections import defaultdict
 from collections.abc import Mapping
 
 from adapterscan.emit import Emitter
-from adapterscan.fetch.interface import Entry, EntryType, FetchedSource
 from adapterscan.findings import JSONValue
+from adapterscan.source import Entry, EntryType, FetchedSource
 from adapterscan.static.inventory import sniff as sn
 from adapterscan.static.limits import StaticLimits
 from adapterscan.static.model import FileClass, Inventory, InventoryItem

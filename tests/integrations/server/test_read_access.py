@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from adapterscan.errors import AdapterRejected
-from adapterscan.fetch.source import HubOptions
+from adapterscan.fetch.hub_options import HubOptions
 from adapterscan.integrations.preload import _load
 from adapterscan.integrations.server.session import Sessions
 from adapterscan.integrations.service_client import ServiceAttestation

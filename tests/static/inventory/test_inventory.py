@@ -203,7 +203,7 @@ def test_text_never_sniffs_as_pickle(clean: Path, text: str) -> None:
 
 def test_remote_only_entries_classified_by_name(clean: Path) -> None:
     from adapterscan.emit import Emitter
-    from adapterscan.fetch.interface import Entry, EntryType, FetchedSource
+    from adapterscan.source import Entry, EntryType, FetchedSource
     from adapterscan.static.inventory.inventory import build_inventory
     from adapterscan.static.limits import StaticLimits
 

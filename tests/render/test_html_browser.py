@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from adapterscan.formats.html import HtmlFormatter
+from adapterscan.render.html import HtmlFormatter
 from adapterscan.report import ScanReport
 from adapterscan.rules.loader import load_ruleset
 from tests.browser import Browser, chromium_or_skip

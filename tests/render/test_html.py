@@ -14,8 +14,8 @@ from typer.testing import CliRunner
 
 from adapterscan.cli.app import app
 from adapterscan.findings import Confidence, Finding, Location, Severity
-from adapterscan.formats.html import HtmlFormatter
-from adapterscan.formats.svg import BOTTOM, HEIGHT, TOP
+from adapterscan.render.html import HtmlFormatter
+from adapterscan.render.svg import BOTTOM, HEIGHT, TOP
 from adapterscan.report import Decision, FileRecord, ScanReport, Subject, Verdict
 from adapterscan.rules.loader import load_ruleset
 from tests import factories

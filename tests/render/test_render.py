@@ -7,10 +7,10 @@ import jsonschema
 import pytest
 import sarif_pydantic
 
-from adapterscan.cli.exit_codes import ExitCode, exit_code_for
+from adapterscan.exit_codes import ExitCode, exit_code_for
 from adapterscan.findings import Confidence, Finding, Location, Severity
-from adapterscan.formats.interface import OutputFormat, formatter_for
 from adapterscan.policy.policy import Policy
+from adapterscan.render.interface import OutputFormat, formatter_for
 from adapterscan.report import FileRecord, ScanReport, Skip, Subject
 from adapterscan.rules.loader import load_ruleset
 from tests import factories
@@ -38,7 +38,7 @@ def test_json_report_validates_against_committed_schema() -> None:
 
 
 def test_sarif_is_valid_2_1_0_with_help_uri_and_security_severity() -> None:
-    schema = json.loads((ROOT / "tests" / "formats" / "sarif_subset.schema.json").read_text())
+    schema = json.loads((ROOT / "tests" / "render" / "sarif_subset.schema.json").read_text())
     rs = load_ruleset()
     text = formatter_for(OutputFormat.SARIF).format(_report(skipped=(Skip("x", "big"),)), rs)
     doc = json.loads(text)

@@ -21,10 +21,10 @@ class Formatter(Protocol):
 
 
 def formatter_for(fmt: OutputFormat, *, color: bool = False) -> Formatter:
-    from adapterscan.formats.html import HtmlFormatter
-    from adapterscan.formats.json import JsonFormatter
-    from adapterscan.formats.sarif import SarifFormatter
-    from adapterscan.formats.text import TextFormatter
+    from adapterscan.render.html import HtmlFormatter
+    from adapterscan.render.json import JsonFormatter
+    from adapterscan.render.sarif import SarifFormatter
+    from adapterscan.render.text import TextFormatter
 
     if fmt is OutputFormat.JSON:
         return JsonFormatter()

@@ -17,8 +17,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from adapterscan.findings import Finding
-from adapterscan.formats.html_charts import Chart, charts
-from adapterscan.formats.svg import escaped
+from adapterscan.render.html_charts import Chart, charts
+from adapterscan.render.svg import escaped
 from adapterscan.report import ScanReport
 from adapterscan.rules.model import Rule, RuleSet
 

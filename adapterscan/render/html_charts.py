@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from adapterscan.findings import Finding
-from adapterscan.formats.svg import Series, bar_chart, line_chart
-from adapterscan.formats.text import visible
+from adapterscan.render.svg import Series, bar_chart, line_chart
+from adapterscan.render.text import visible
 
 BASE, MERGED = "#7f8c8d", "#c0392b"
 WITHOUT, WITH, BASE_WITH = "#2e86c1", "#c0392b", "#95a5a6"

@@ -14,7 +14,7 @@ from typing import Any
 from urllib.parse import quote
 
 from adapterscan.errors import UsageError
-from adapterscan.formats.sarif import SARIF_SCHEMA
+from adapterscan.render.sarif import SARIF_SCHEMA
 
 MAX_INPUT_BYTES = 256 * 1024 * 1024
 
