@@ -16,7 +16,7 @@ from adapterscan.errors import UsageError
 # extra -> the top-level modules it provides (import names, not distribution names). Kept equal
 # to pyproject.toml's [project.optional-dependencies] by tests/test_extras.py.
 EXTRAS: dict[str, tuple[str, ...]] = {
-    "probe": ("torch", "transformers", "peft", "tokenizers", "accelerate"),
+    "probe": ("torch", "transformers", "peft", "tokenizers", "accelerate", "gguf"),
     "sign": ("sigstore",),
     "serve": ("fastapi", "uvicorn", "httpx"),
     "postgres": ("psycopg", "psycopg_pool"),  # on top of serve's, which it also installs

@@ -13,6 +13,7 @@ import typer
 
 from adapterscan._version import __version__
 from adapterscan.cli import (
+    base_cmd,
     baseline_cmd,
     batch_cmd,
     demo_cmd,
@@ -38,6 +39,7 @@ app.command("scan")(scan_cmd.scan_command)
 app.add_typer(rules_cmd.app, name="rules")
 app.add_typer(baseline_cmd.app, name="baseline")
 app.add_typer(reference_cmd.app, name="reference")
+app.add_typer(base_cmd.app, name="base")
 app.add_typer(examples_cmd.app, name="examples")
 app.command("demo")(demo_cmd.demo_command)
 app.command("verify")(verify_cmd.verify_command)
