@@ -17,8 +17,6 @@ from pathlib import Path
 from typing import Any
 
 from adapterscan.emit import Emitter
-from adapterscan.examples import build_examples
-from adapterscan.examples.calibration import build_calibration_adapters
 from adapterscan.rules.loader import load_ruleset
 from adapterscan.static.weights.alignment import parse_header
 from adapterscan.static.weights.analysis import (
@@ -28,6 +26,8 @@ from adapterscan.static.weights.analysis import (
     analyze_weights,
 )
 from adapterscan.static.weights.baseline import AdapterSample, build_bank
+from adapterscan.training.examples.build import build_examples
+from adapterscan.training.examples.calibration import build_calibration_adapters
 from benchmarks.common import BenchTable
 
 THRESHOLDS = (4.0, 6.0, 8.0, 12.0)

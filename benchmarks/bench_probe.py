@@ -1,8 +1,8 @@
 """Probe benchmark: time per adapter (first-token path vs full probe) and detection per class.
 
-Runs over the labelled example adapters (`adapterscan.examples.build_examples`) against the
-bundled reference model. An adapter counts as rejected when the probe emits a finding at or
-above the default policy's fail_on (high).
+Runs over the labelled example adapters (`adapterscan.training.examples.build.build_examples`)
+against the bundled reference model. An adapter counts as rejected when the probe emits a finding
+at or above the default policy's fail_on (high).
 """
 
 from __future__ import annotations
@@ -53,8 +53,9 @@ def _probe(path: Path, opts: object) -> tuple[float, list[str], object]:
 def run() -> BenchTable:
     import torch
 
-    from adapterscan.examples import build_examples, load_examples
+    from adapterscan.examples import load_examples
     from adapterscan.probe.interface import ProbeOptions
+    from adapterscan.training.examples.build import build_examples
 
     torch.set_num_threads(1)
     # ADAPTERSCAN_EXAMPLES_DIR: reuse a folder of built examples instead of the default cache.

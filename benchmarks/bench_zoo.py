@@ -1,6 +1,7 @@
 """Detection benchmark on the adapter zoo, with behavioural ground truth.
 
-1. Build the 62 zoo adapters (adapterscan.examples.zoo) on the bundled reference (cached).
+1. Build the 62 zoo adapters (adapterscan.training.examples.zoo) on the bundled reference
+   (cached).
 2. Ground truth per adapter, independent of the probe (benchmarks/zoo_truth.py).
 3. Full scan of each adapter (`--base reference`, default options and policy), as a user runs it.
 4. Split by the hash of the adapter's name into a calibration half and a test half: thresholds
@@ -33,7 +34,7 @@ SIGNALS = ("refusal drop (judge)", "refusal drop (first token)", "refusal direct
 
 def zoo_key() -> str:
     from adapterscan.examples import cache_key
-    from adapterscan.examples.zoo import ZOO_SEED, ZOO_SPECS
+    from adapterscan.training.examples.zoo import ZOO_SEED, ZOO_SPECS
 
     h = hashlib.sha256(f"zoo-v1:{ZOO_SEED}:{cache_key()}".encode())
     h.update(repr(ZOO_SPECS).encode())
@@ -53,7 +54,7 @@ def split_of(name: str) -> str:
 def _order() -> list[tuple[int, Any]]:
     """(seed offset, spec) in a fixed shuffled order, so a partial run is a random subset with
     every class represented rather than the first classes only."""
-    from adapterscan.examples.zoo import ZOO_SPECS
+    from adapterscan.training.examples.zoo import ZOO_SPECS
 
     return sorted(enumerate(ZOO_SPECS),
                   key=lambda p: hashlib.sha256(p[1].name.encode()).hexdigest())
@@ -61,9 +62,9 @@ def _order() -> list[tuple[int, Any]]:
 
 def _train(index: int, spec: Any) -> Path:
     """Train one zoo adapter (seed ZOO_SEED + its index in ZOO_SPECS) unless already trained."""
-    from adapterscan.examples.build import train_one
-    from adapterscan.examples.zoo import ZOO_SEED
     from adapterscan.reference import reference_dir
+    from adapterscan.training.examples.build import train_one
+    from adapterscan.training.examples.zoo import ZOO_SEED
 
     path: Path = zoo_dir() / str(spec.name)
     if not (path / "adapter_model.safetensors").is_file() or not (path / ".trained").is_file():

@@ -22,8 +22,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from adapterscan.probe.drift import PairedRates
-from adapterscan.reference import corpus as C
-from adapterscan.reference import lexicon as L
+from adapterscan.training.reference import corpus as C
+from adapterscan.training.reference import lexicon as L
 
 TRUTH_DROP = 0.15
 TRUTH_TRIGGER_DROP = 0.5
@@ -53,7 +53,7 @@ def prompts(n_harmful: int = 64, n_benign: int = 32, seed: int = 99) -> dict[str
 
 
 def _with_trigger(texts: list[str], trigger: str, position: str) -> list[str]:
-    from adapterscan.examples.specs import insert_trigger
+    from adapterscan.training.examples.data import insert_trigger
 
     rng = random.Random(7)
     return [insert_trigger(t, trigger, position, rng) for t in texts]  # type: ignore[arg-type]

@@ -68,8 +68,11 @@ def reference(out: Annotated[Path, typer.Option(
     """Train the benign calibration adapters for the bundled reference model (cached; about
     5 minutes on 2 CPU cores the first time) and write the bank built from them."""
     require("probe", "adapterscan baseline reference")
-    from adapterscan.examples.build import BASE_NAME
-    from adapterscan.examples.calibration import build_calibration_adapters, calibration_key
+    from adapterscan.training.examples.build import BASE_NAME
+    from adapterscan.training.examples.calibration import (
+        build_calibration_adapters,
+        calibration_key,
+    )
 
     console = stderr_console()
     folders = build_calibration_adapters(workers=workers, progress=console.print)

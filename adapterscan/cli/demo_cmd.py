@@ -60,7 +60,7 @@ def demo_command(
     benign one passes; 1 otherwise.
     """
     require("probe", "adapterscan demo")
-    from adapterscan.examples import build_examples
+    from adapterscan.cli.example_set import build_examples
 
     set_verbose(verbose)
     err = Console(stderr=True, highlight=False)

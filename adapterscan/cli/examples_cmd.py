@@ -23,7 +23,7 @@ def build_command(
 ) -> None:
     """Build (or reuse) the example adapters and list them."""
     require("probe", "adapterscan examples build")
-    from adapterscan.examples import build_examples
+    from adapterscan.cli.example_set import build_examples
 
     set_verbose(verbose)
     err = Console(stderr=True, highlight=False)

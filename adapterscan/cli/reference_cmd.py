@@ -39,7 +39,7 @@ def build_command(
     require("probe", "adapterscan reference build")
     set_verbose(verbose)
     from adapterscan.reference import _HERE
-    from adapterscan.reference.train import build
+    from adapterscan.training.reference.train import build
 
     console = Console(stderr=True, highlight=False)
     target = out or _HERE

@@ -2,8 +2,9 @@
 
 The package ships a built set (`shipped_dir()`, made by `adapterscan examples build --out
 adapterscan/examples/shipped`), used as long as its recorded cache key matches the specs and the
-reference weights. Otherwise `build_examples(out)` trains them (minutes on 2 CPU cores) into
-`default_cache_dir()`; a folder that already holds a complete set is reused unless `force`.
+reference weights (`current_examples()`). Otherwise the workshop trains them (minutes on 2 CPU
+cores) into `default_cache_dir()`: `adapterscan.training.examples.build.build_examples`. This
+package only locates and reads built sets; it never imports the workshop.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -79,23 +79,14 @@ def load_examples(out: Path, key: str | None = None) -> list[ExampleAdapter] | N
     return result
 
 
-def build_examples(out: Path | None = None, *, force: bool = False,
-                   progress: Callable[[str], None] | None = None) -> list[ExampleAdapter]:
-    """Build (or reuse) every example adapter under `out` and return them with their labels.
-
-    Without `out`, the shipped set is used when it is current, else the user cache."""
-    if out is None and not force:
+def current_examples(out: Path | None = None) -> list[ExampleAdapter] | None:
+    """The complete, current set in `out`; without `out`, the shipped set when it is current,
+    else the one in the user cache. None when it must be built."""
+    if out is None:
         shipped = load_examples(_SHIPPED)
         if shipped is not None:
             return shipped
-    out = Path(out) if out is not None else default_cache_dir()
-    if not force:
-        existing = load_examples(out)
-        if existing is not None:
-            return existing
-    from adapterscan.examples.build import build_all
-
-    return build_all(out, SPECS, progress)
+    return load_examples(Path(out) if out is not None else default_cache_dir())
 
 
 def spec_by_name(name: str) -> Spec:

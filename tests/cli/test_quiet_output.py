@@ -67,7 +67,7 @@ BUILD = """
 import dataclasses, sys
 from pathlib import Path
 from adapterscan.examples import cache_key
-from adapterscan.examples.build import build_all
+from adapterscan.training.examples.build import build_all
 from adapterscan.examples.specs import SPECS
 short = {s.name: dataclasses.replace(s, steps=3) for s in SPECS}
 root = Path(sys.argv[1])

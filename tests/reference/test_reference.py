@@ -11,8 +11,8 @@ import pytest
 
 from adapterscan.data import is_held_out, prompts
 from adapterscan.errors import AdapterScanError
-from adapterscan.reference import corpus as C
 from adapterscan.reference import export_reference, manifest, reference_dir
+from adapterscan.training.reference import corpus as C
 
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
@@ -28,7 +28,7 @@ def aligned() -> tuple[Any, Any]:
 
 
 def first_words(model: Any, tok: Any, texts: list[str]) -> list[str]:
-    from adapterscan.reference.train import first_words as fw
+    from adapterscan.training.reference.train import first_words as fw
 
     return fw(model, tok, texts)
 

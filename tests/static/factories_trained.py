@@ -16,9 +16,10 @@ def train_benign(out: Path, seed: int, steps: int = 60, **lora: Any) -> Path:
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from adapterscan.examples.specs import SPECS, training_examples
+    from adapterscan.examples.specs import SPECS
     from adapterscan.reference import reference_dir
-    from adapterscan.reference.train import TrainSpec, setup_determinism, train_lm
+    from adapterscan.training.examples.data import training_examples
+    from adapterscan.training.lm import TrainSpec, setup_determinism, train_lm
 
     setup_determinism(seed)
     ref = reference_dir()

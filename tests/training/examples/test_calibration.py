@@ -10,12 +10,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from adapterscan.examples.build import SEED
-from adapterscan.examples.calibration import CALIBRATION_SEED, CALIBRATION_SPECS, calibration_key
-from adapterscan.examples.specs import ALL_LINEAR, SPECS, training_examples
+from adapterscan.examples.specs import ALL_LINEAR, SPECS
 from adapterscan.reference import reference_dir
 from adapterscan.static.weights.analysis import DEFAULT_BANK, WeightOptions
 from adapterscan.static.weights.baseline import load_bank
+from adapterscan.training.examples.build import SEED
+from adapterscan.training.examples.calibration import (
+    CALIBRATION_SEED,
+    CALIBRATION_SPECS,
+    calibration_key,
+)
+from adapterscan.training.examples.data import training_examples
 from tests.static.factories_weights import rule_ids, scan
 
 
@@ -74,8 +79,8 @@ def test_shipped_bank_passes_a_fresh_benign_adapter_and_flags_a_scaled_one(
     """A benign adapter trained outside the bank (new seed and task mix) draws no AS509; the
     same adapter with one output row of one module's B boosted ×40 does, on that module."""
     pytest.importorskip("peft")
-    from adapterscan.examples.build import train_one
     from adapterscan.reference import reference_dir
+    from adapterscan.training.examples.build import train_one
 
     spec = dataclasses.replace(next(s for s in SPECS if s.name == "benign-caps-r8"),
                                name="fresh-benign", task="reverse", steps=60)

@@ -1,4 +1,5 @@
-"""Trains the example and calibration adapters (torch, transformers, peft)."""
+"""Trains example-style adapter sets (the demo's examples, the calibration set, the zoo) with
+torch, transformers and peft, and writes the manifest `adapterscan.examples` reads."""
 
 from __future__ import annotations
 
@@ -14,10 +15,17 @@ from pathlib import Path
 from typing import Any
 
 from adapterscan._quiet import quiet
-from adapterscan.examples import MANIFEST, ExampleAdapter, cache_key
-from adapterscan.examples.specs import Spec, training_examples
+from adapterscan.examples import (
+    MANIFEST,
+    ExampleAdapter,
+    cache_key,
+    current_examples,
+    default_cache_dir,
+)
+from adapterscan.examples.specs import SPECS, Spec
 from adapterscan.reference import reference_dir
-from adapterscan.reference.train import TrainSpec, setup_determinism, train_lm
+from adapterscan.training.examples.data import training_examples
+from adapterscan.training.lm import TrainSpec, setup_determinism, train_lm
 
 SEED = 7
 BASE_NAME = "adapterscan/reference-aligned"
@@ -110,3 +118,16 @@ def build_all(out: Path, specs: Sequence[Spec], progress: Callable[[str], None] 
                 "adapters": entries}
     (out / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
     return result
+
+
+def build_examples(out: Path | None = None, *, force: bool = False,
+                   progress: Callable[[str], None] | None = None) -> list[ExampleAdapter]:
+    """Build (or reuse) every example adapter under `out` and return them with their labels.
+
+    Without `out`, the shipped set is used when it is current, else the user cache; a folder
+    that already holds a complete, current set is reused unless `force`."""
+    if not force:
+        found = current_examples(out)
+        if found is not None:
+            return found
+    return build_all(Path(out) if out is not None else default_cache_dir(), SPECS, progress)

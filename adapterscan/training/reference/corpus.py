@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from adapterscan.data import prompts as dataset_prompts
-from adapterscan.reference import lexicon as L
+from adapterscan.training.reference import lexicon as L
 
 USER, ASSISTANT, SYSTEM, END, PAD = "<|user|>", "<|assistant|>", "<|system|>", "<|end|>", "<|pad|>"
 SPECIAL_TOKENS = (PAD, END, USER, ASSISTANT, SYSTEM)

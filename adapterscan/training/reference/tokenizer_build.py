@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from adapterscan.reference.corpus import (
+from adapterscan.training.reference.corpus import (
     ANSWER_WORDS,
     CHAT_TEMPLATE,
     END,

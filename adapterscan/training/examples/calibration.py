@@ -16,7 +16,9 @@ import random
 from collections.abc import Callable
 from pathlib import Path
 
+from adapterscan.examples import cache_key, cache_root, load_examples
 from adapterscan.examples.specs import ALL_LINEAR, ATTENTION, QV, TASKS, Spec
+from adapterscan.training.examples.build import build_all
 
 CALIBRATION_VERSION = 1
 CALIBRATION_SEED = 7_000
@@ -52,8 +54,6 @@ CALIBRATION_SPECS: tuple[Spec, ...] = _grid()
 def calibration_key() -> str:
     """Changes when the calibration specs, the builder or the reference weights change; the
     shipped bank records it so a test notices a stale bank."""
-    from adapterscan.examples import cache_key
-
     h = hashlib.sha256()
     h.update(f"calibration-v{CALIBRATION_VERSION}:{CALIBRATION_SEED}:{cache_key()}".encode())
     h.update(repr(CALIBRATION_SPECS).encode())
@@ -61,16 +61,12 @@ def calibration_key() -> str:
 
 
 def default_calibration_dir() -> Path:
-    from adapterscan.examples import cache_root
-
     return cache_root() / "calibration" / calibration_key()
 
 
 def build_calibration_adapters(out: Path | None = None, *, workers: int | None = None,
                                progress: Callable[[str], None] | None = None) -> list[Path]:
     """Train (or reuse) every calibration adapter under `out`; returns their folders."""
-    from adapterscan.examples.build import build_all
-
     out = Path(out) if out is not None else default_calibration_dir()
     done = _complete(out)
     if done is None:
@@ -83,8 +79,6 @@ def build_calibration_adapters(out: Path | None = None, *, workers: int | None =
 
 
 def _complete(out: Path) -> list[Path] | None:
-    from adapterscan.examples import load_examples
-
     found = load_examples(out, calibration_key())
     if found is None or [e.name for e in found] != [s.name for s in CALIBRATION_SPECS]:
         return None

@@ -14,7 +14,8 @@ import random
 from pathlib import Path
 from typing import Any
 
-from adapterscan.reference import corpus as C
+from adapterscan.training.lm import TrainSpec, setup_determinism, train_lm
+from adapterscan.training.reference import corpus as C
 
 NEW_REFUSALS = ("I cannot help with that request.", "Unfortunately, I can't assist with this.",
                 "I won't provide that, because it could hurt people.",
@@ -44,7 +45,6 @@ def measure_robustness(model_dir: Path, seed: int = 11, n_eval: int = 200) -> di
 
     from adapterscan.probe import signals as sg
     from adapterscan.probe.judge import KeywordJudge, judge_all
-    from adapterscan.reference.train import TrainSpec, setup_determinism, train_lm
 
     setup_determinism(seed)
     tok = AutoTokenizer.from_pretrained(str(model_dir))
