@@ -38,11 +38,11 @@ def build_command(
     """Retrain both reference checkpoints deterministically (a few minutes on CPU)."""
     require("probe", "adapterscan reference build")
     set_verbose(verbose)
-    from adapterscan.reference import _HERE
+    from adapterscan.reference import REFERENCE_DIR
     from adapterscan.training.reference.train import build
 
     console = Console(stderr=True, highlight=False)
-    target = out or _HERE
+    target = out or REFERENCE_DIR
     with console.status("training reference models…") as status, quiet():
         manifest = build(target, progress=lambda m: status.update(m))
     for name, rates in manifest["measured"]["aligned"].items():

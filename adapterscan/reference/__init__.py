@@ -13,14 +13,15 @@ from typing import Any
 
 from adapterscan.errors import AdapterScanError
 
-_HERE = Path(__file__).resolve().parent
+# The package folder: the bundled models and their manifest (`reference build` writes here).
+REFERENCE_DIR = Path(__file__).resolve().parent
 MODEL_FILES = ("config.json", "generation_config.json", "model.safetensors", "tokenizer.json",
                "tokenizer_config.json")
 
 
 def reference_dir(unaligned: bool = False) -> Path:
     """The shipped model folder (aligned by default); raises if the package lacks it."""
-    path = _HERE / ("unaligned" if unaligned else "aligned")
+    path = REFERENCE_DIR / ("unaligned" if unaligned else "aligned")
     if not (path / "model.safetensors").is_file():
         raise AdapterScanError(f"bundled reference model missing at {path}; "
                                "run `adapterscan reference build`")
@@ -29,7 +30,7 @@ def reference_dir(unaligned: bool = False) -> Path:
 
 def manifest() -> dict[str, Any]:
     """The build manifest: measured refusal rates, training settings and per-file sha256."""
-    data: dict[str, Any] = json.loads((_HERE / "manifest.json").read_text())
+    data: dict[str, Any] = json.loads((REFERENCE_DIR / "manifest.json").read_text())
     return data
 
 
