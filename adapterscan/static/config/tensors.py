@@ -20,8 +20,8 @@ from adapterscan.static.config import peft_match
 from adapterscan.static.config.fields import MAX_LISTED, Reporter, jlist
 from adapterscan.static.config.peft_names import PREFIX, parse_lora_key
 from adapterscan.static.formats.names import peft_name
+from adapterscan.static.layout import SafetensorsHeader, TensorInfo
 from adapterscan.static.limits import StaticLimits
-from adapterscan.static.model import SafetensorsHeader, TensorInfo
 
 # Sign-bit masks: -0.0 is zero too. Unlisted dtypes are compared bytewise.
 _ZERO_VIEW: Mapping[str, tuple[type[np.unsignedinteger], int]] = {

@@ -36,7 +36,7 @@ from adapterscan.static.formats.scales import (
     peft_scale,
     read_alpha,
 )
-from adapterscan.static.model import SafetensorsHeader
+from adapterscan.static.layout import SafetensorsHeader
 
 Config = Mapping[str, JSONValue]
 DIFFUSERS_METADATA_KEY = "lora_adapter_metadata"
