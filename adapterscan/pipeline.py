@@ -19,6 +19,7 @@ from adapterscan.extras import require_extra
 from adapterscan.fetch.base_model import AUTO, ResolvedBase
 from adapterscan.fetch.dispatch import make_fetcher
 from adapterscan.fetch.hub_options import HubOptions
+from adapterscan.file_kinds import WEIGHTS_EXT, ends_with
 from adapterscan.findings import JSONValue
 from adapterscan.hashing import hash_files_async
 from adapterscan.pipeline_checks import NOT_APPLICABLE
@@ -171,12 +172,9 @@ def _set_aside_oversized(src: FetchedSource, max_bytes: int, emit: Emitter) -> F
     return dataclasses.replace(src, remote_only=src.remote_only | {e.path for e in big})
 
 
-_ADAPTER_SUFFIXES = (".safetensors", ".gguf", ".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle")
-
-
 def _check_something_to_scan(src: FetchedSource, emit: Emitter) -> None:
     """A folder without any weights file is not an adapter: never report it clean."""
-    if any(e.path.lower().endswith(_ADAPTER_SUFFIXES) for e in src.entries):
+    if any(ends_with(e.path, WEIGHTS_EXT) for e in src.entries):
         return
     emit.skip(".", "no adapter weights found (no .safetensors, .gguf, .bin, .pt, ... file): "
               "nothing was analysed as an adapter")

@@ -11,9 +11,9 @@ from typing import Any
 
 from adapterscan.emit import Emitter
 from adapterscan.fetch.hub_verify import Announced
+from adapterscan.file_kinds import ANALYSED_EXT, ends_with
 
 SHA_RE = re.compile(r"^[0-9a-f]{40}$")
-PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle", ".joblib", ".npy", ".npz")
 _BAD_CHARS = re.compile(r"[\x00-\x1f\x7f\\]")
 
 
@@ -61,9 +61,9 @@ def announced_from(tree: Iterable[Any], siblings: Iterable[Any] | None,
 
 
 def needs_full_bytes(path: str) -> bool:
-    """Weights and pickles are always fetched whole (up to the file limit) to be analysed."""
-    low = path.lower()
-    return low.endswith((".safetensors", ".gguf")) or low.endswith(PICKLE_SUFFIXES)
+    """Weights, pickles, zip containers and arrays are always fetched whole (up to the file
+    limit) to be analysed."""
+    return ends_with(path, ANALYSED_EXT)
 
 
 def manifest_path(manifests: Path, repo: str, sha: str) -> Path:

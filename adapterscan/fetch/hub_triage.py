@@ -14,8 +14,8 @@ from dataclasses import dataclass
 
 from adapterscan.emit import Emitter
 from adapterscan.findings import JSONValue
+from adapterscan.static.layout import SafetensorsHeader
 from adapterscan.static.limits import StaticLimits
-from adapterscan.static.model import SafetensorsHeader
 
 ReadRange = Callable[[int, int], bytes]  # (start, length) -> at most length bytes
 

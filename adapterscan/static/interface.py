@@ -23,8 +23,9 @@ from adapterscan.static.formats.metadata import check_metadata
 from adapterscan.static.formats.model import AdapterModel
 from adapterscan.static.formats.readers import read_adapters
 from adapterscan.static.inventory import inventory
+from adapterscan.static.layout import SafetensorsHeader
 from adapterscan.static.limits import StaticLimits
-from adapterscan.static.model import FileClass, SafetensorsHeader, StaticResult
+from adapterscan.static.model import FileClass, StaticResult
 from adapterscan.static.options import StaticOptions
 from adapterscan.static.pickle import ops as pickle_ops
 from adapterscan.static.safetensors import checks as safetensors_checks

@@ -8,42 +8,10 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from adapterscan.findings import JSONValue
+from adapterscan.static.layout import SafetensorsHeader
 
-if TYPE_CHECKING:  # formats.model imports TensorInfo from here
+if TYPE_CHECKING:  # formats.model loads numpy: the pipeline imports this module first
     from adapterscan.static.formats.model import AdapterModel
-
-
-@dataclass(frozen=True)
-class TensorInfo:
-    name: str
-    dtype: str
-    shape: tuple[int, ...]
-    begin: int  # offset into the data section (after the 8 + N header bytes)
-    end: int
-
-
-@dataclass(frozen=True)
-class SafetensorsHeader:
-    """A safetensors header that passed every structural check of our parser.
-
-    Only headers that passed are ever returned: callers may trust offsets and sizes here.
-    """
-
-    path: str
-    file_size: int
-    header_len: int
-    metadata: Mapping[str, str]
-    tensors: tuple[TensorInfo, ...]
-
-    @property
-    def data_start(self) -> int:
-        return 8 + self.header_len
-
-    def tensor(self, name: str) -> TensorInfo | None:
-        for t in self.tensors:
-            if t.name == name:
-                return t
-        return None
 
 
 class FileClass(enum.Enum):

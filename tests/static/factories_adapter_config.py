@@ -17,14 +17,9 @@ from adapterscan.rules.loader import load_ruleset
 from adapterscan.rules.model import RuleSet
 from adapterscan.static.config.adapter_config import AdapterConfigResult, analyze_adapter_config
 from adapterscan.static.config.checks import CHECKS
+from adapterscan.static.layout import SafetensorsHeader, TensorInfo
 from adapterscan.static.limits import StaticLimits
-from adapterscan.static.model import (
-    FileClass,
-    Inventory,
-    InventoryItem,
-    SafetensorsHeader,
-    TensorInfo,
-)
+from adapterscan.static.model import FileClass, Inventory, InventoryItem
 from tests.factories import rules_subset
 
 

@@ -19,8 +19,8 @@ from adapterscan.emit import Emitter
 from adapterscan.findings import Finding
 from adapterscan.rules.loader import load_ruleset
 from adapterscan.rules.model import ParamValue, RuleSet
+from adapterscan.static.layout import SafetensorsHeader
 from adapterscan.static.limits import StaticLimits
-from adapterscan.static.model import SafetensorsHeader
 from adapterscan.static.safetensors import data as safetensors_data
 from adapterscan.static.safetensors import header as safetensors_header
 from adapterscan.static.safetensors.checks import CHECKS

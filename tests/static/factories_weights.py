@@ -17,7 +17,7 @@ from adapterscan.emit import Emitter
 from adapterscan.rules.loader import load_ruleset
 from adapterscan.rules.model import RuleSet
 from adapterscan.static.formats.tensor_reader import trusted_header
-from adapterscan.static.model import SafetensorsHeader
+from adapterscan.static.layout import SafetensorsHeader
 from adapterscan.static.weights.analysis import WeightOptions, analyze_weights
 from adapterscan.static.weights.checks import CHECKS
 from tests.factories import adapter_config

@@ -25,8 +25,9 @@ from adapterscan.static.config.fields import (
 from adapterscan.static.config.peft_names import PREFIX, parse_lora_key
 from adapterscan.static.config.tensors import check_weights
 from adapterscan.static.formats.readers import is_mlx_config
+from adapterscan.static.layout import SafetensorsHeader
 from adapterscan.static.limits import StaticLimits
-from adapterscan.static.model import Inventory, SafetensorsHeader
+from adapterscan.static.model import Inventory
 
 CONFIG_NAME = "adapter_config.json"
 WEIGHT_NAMES = frozenset({"adapter_model.safetensors", "adapter_model.bin", "adapter_model.pt"})

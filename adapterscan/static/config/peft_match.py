@@ -175,13 +175,5 @@ def targeting(m: Matcher, cfg: Mapping[str, JSONValue], key: str) -> Targeting:
     return Targeting.TARGETED if found else Targeting.NOT_TARGETED
 
 
-def pattern_value(m: Matcher, pattern: Mapping[str, JSONValue], key: str) -> JSONValue:
-    """PEFT's get_pattern_key: the first pattern key that matches the end of `key`, else None."""
-    for pat, value in pattern.items():
-        if m.match(rf"(.*\.)?({pat})$", key):
-            return value
-    return None
-
-
 def matching_names(m: Matcher, pattern: str, names: Sequence[str]) -> list[str]:
     return [n for n in names if m.fullmatch(pattern, n)]

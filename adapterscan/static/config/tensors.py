@@ -1,8 +1,10 @@
 """adapter_config.json against the adapter's safetensors: targets, ranks, scales, shapes, decoys.
 
-Tensor names follow PEFT's saved layout (`peft_names`). Non-LoRA tensors are full weights: PEFT
-loads its state dict with strict=False, so a full tensor whose name exists in the base model
-overwrites that weight and one that does not is silently ignored.
+Each weights file is read as PEFT reads it (formats/readers.py `read_peft`: the same grouping of
+tensors into modules the weight analysis gets) and each module's r, alpha and scale come from
+formats/scales.py `peft_rank`. Non-LoRA tensors are full weights: PEFT loads its state dict with
+strict=False, so a full tensor whose name exists in the base model overwrites that weight and one
+that does not is silently ignored.
 """
 
 from __future__ import annotations
@@ -19,9 +21,12 @@ from adapterscan.findings import JSONValue
 from adapterscan.static.config import peft_match
 from adapterscan.static.config.fields import MAX_LISTED, Reporter, jlist
 from adapterscan.static.config.peft_names import PREFIX, parse_lora_key
+from adapterscan.static.formats.model import TensorRef
 from adapterscan.static.formats.names import peft_name
+from adapterscan.static.formats.readers import read_peft
+from adapterscan.static.formats.scales import peft_rank
+from adapterscan.static.layout import SafetensorsHeader
 from adapterscan.static.limits import StaticLimits
-from adapterscan.static.model import SafetensorsHeader, TensorInfo
 
 # Sign-bit masks: -0.0 is zero too. Unlisted dtypes are compared bytewise.
 _ZERO_VIEW: Mapping[str, tuple[type[np.unsignedinteger], int]] = {
@@ -34,17 +39,11 @@ FIRST_READ = 4096
 CONV1D_NAMES = frozenset({"c_attn", "c_proj", "c_fc", "c_attn_q", "q_attn"})
 
 
-@dataclass(frozen=True)
-class Located:
-    file: str
-    info: TensorInfo
-
-
 @dataclass
 class Module:
     name: str
     prefixed: bool
-    parts: dict[str, Located] = field(default_factory=dict)
+    parts: dict[str, TensorRef] = field(default_factory=dict)
 
 
 def _strip(name: str) -> tuple[str, bool]:
@@ -58,7 +57,7 @@ class _State:
     m: peft_match.Matcher
     emit: Emitter
     modules: dict[str, Module] = field(default_factory=dict)
-    full: list[tuple[str, Located]] = field(default_factory=list)
+    full: list[tuple[str, TensorRef]] = field(default_factory=list)
 
 
 def check_weights(cfg: Mapping[str, JSONValue], headers: Sequence[SafetensorsHeader], root: Path,
@@ -67,18 +66,15 @@ def check_weights(cfg: Mapping[str, JSONValue], headers: Sequence[SafetensorsHea
     """All config-vs-tensor checks for one adapter folder; returns the summary additions."""
     st = _State(cfg, {h.path: Reporter(emit, h.path, flags) for h in headers}, m, emit)
     lora = cfg.get("peft_type") == "LORA"
-    for h in headers:
-        for t in h.tensors:
-            parsed = parse_lora_key(t.name) if lora else _tuner_key(t.name, cfg)
-            if parsed is None:
-                st.full.append((t.name, Located(h.path, t)))
-                continue
-            mod, kind, param = parsed
-            name, prefixed = _strip(mod)
-            if kind == "foreign":  # another tuner's tensor: PEFT ignores it, like an orphan
-                prefixed = False
-            entry = st.modules.setdefault(f"{prefixed}:{name}", Module(name, prefixed))
-            entry.parts[kind if param == "weight" else f"{kind}.{param}"] = Located(h.path, t)
+    for module, part, ref in _placed(cfg, headers, root, m, config_file):
+        if part is None:
+            st.full.append((ref.info.name, ref))
+            continue
+        name, prefixed = _strip(module)
+        if part == "foreign":  # another tuner's tensor: PEFT ignores it, like an orphan
+            prefixed = False
+        entry = st.modules.setdefault(f"{prefixed}:{name}", Module(name, prefixed))
+        entry.parts[part] = ref
     config_rep = Reporter(emit, config_file, flags)
     summary: dict[str, JSONValue] = {}
     if not headers:  # nothing to compare: only the config's own scale
@@ -91,23 +87,57 @@ def check_weights(cfg: Mapping[str, JSONValue], headers: Sequence[SafetensorsHea
     _fan_in_fan_out(st, config_rep)
     if lora:  # pairing, ranks and the decoy check follow LoRA's A/B layout
         summary.update(_pairs_shapes_ranks(st, config_rep))
-        summary["zero_lora_b"] = _zero_b(st, root, headers, limits)
+        summary["zero_lora_b"] = _zero_b(st, limits)
     return summary
 
 
 _TUNER_ROLES = {"LOHA": frozenset({"w1a", "w1b", "w2a", "w2b", "t1", "t2"}),
                 "LOKR": frozenset({"k1", "k1a", "k1b", "k2", "k2a", "k2b", "kt2"}),
                 "IA3": frozenset({"ia3"})}
+# LoRA roles (formats/names.py) -> PEFT's parameter names, the keys of Module.parts.
+_LORA_PARTS = {"A": "lora_A", "B": "lora_B", "magnitude": "lora_magnitude_vector",
+               "bias": "lora_B.bias"}
 
 
-def _tuner_key(name: str, cfg: Mapping[str, JSONValue]) -> tuple[str, str, str] | None:
-    """(module, role, "weight") for PEFT's LoHa / LoKr / (IA)3 tensor names; the role is
-    "foreign" for another tuner's adapter tensor (its config does not load it)."""
+def _part(cfg: Mapping[str, JSONValue], role: str, embedding: bool) -> str | None:
+    """The key of a tensor in its module for this config's tuner; None for a full tensor (a LoRA
+    config loads no other tuner's tensors), "foreign" for another tuner's tensor."""
+    if cfg.get("peft_type") == "LORA":
+        part = _LORA_PARTS.get(role)
+        return f"lora_embedding_{role}" if part and embedding and role in ("A", "B") else part
+    return role if role in _TUNER_ROLES.get(str(cfg.get("peft_type")), frozenset()) \
+        else "foreign"
+
+
+def _leftover(cfg: Mapping[str, JSONValue], name: str) -> tuple[str, str | None]:
+    if cfg.get("peft_type") == "LORA":
+        lora = parse_lora_key(name)
+        if lora is None:
+            return "", None
+        return lora[0], lora[1] if lora[2] == "weight" else f"{lora[1]}.{lora[2]}"
     parsed = peft_name(name)
-    if parsed is None:
-        return None
-    roles = _TUNER_ROLES.get(str(cfg.get("peft_type")), frozenset())
-    return parsed[0], parsed[1] if parsed[1] in roles else "foreign", "weight"
+    return (parsed[0], _part(cfg, parsed[1], parsed[2])) if parsed else ("", None)
+
+
+def _placed(cfg: Mapping[str, JSONValue], headers: Sequence[SafetensorsHeader], root: Path,
+            m: peft_match.Matcher, config_file: str) -> list[tuple[str, str | None, TensorRef]]:
+    """(module, part, tensor) for every tensor, in header order, from the adapter model: each
+    file as PEFT reads it (formats/readers.py groups its tensors into modules once)."""
+    placed: list[tuple[tuple[int, int], str, str | None, TensorRef]] = []
+    for i, h in enumerate(headers):
+        order = {id(info): n for n, info in enumerate(h.tensors)}
+        f = read_peft(root, h.path, h, cfg, config_file, m)
+        for mod in f.modules:
+            roles = [*mod.factors.items(), *([("bias", mod.bias)] if mod.bias else [])]
+            placed += [((i, order[id(ref.info)]), mod.name, _part(cfg, role, mod.embedding), ref)
+                       for role, ref in roles]
+        # Tensors in no module (DoRA magnitudes, a second copy of a factor, parts of modules
+        # without factors) keep PEFT's name for their part; the rest are full weights.
+        for ref in (*f.others, *f.unrecognised):
+            module, part = _leftover(cfg, ref.info.name)
+            placed.append(((i, order[id(ref.info)]), module, part, ref))
+    placed.sort(key=lambda p: p[0])
+    return [(module, part, ref) for _, module, part, ref in placed]
 
 
 def _orphans_and_targets(st: _State, config_rep: Reporter, config_file: str) -> None:
@@ -185,27 +215,10 @@ def _full_tensors(st: _State) -> JSONValue:
     return {"declared": len(declared), "undeclared": sum(len(v) for v in undeclared.values())}
 
 
-def _num(v: JSONValue, default: float) -> float:
-    return float(v) if isinstance(v, int | float) and not isinstance(v, bool) else default
-
-
-def _scale(alpha: float, r: float, rslora: bool) -> float:
-    """PEFT's scaling: alpha / r, or alpha / sqrt(r) with rslora (0 for a rank PEFT rejects)."""
-    if r <= 0:
-        return 0.0
-    return alpha / math.sqrt(r) if rslora else alpha / r
-
-
-def _pattern(v: JSONValue) -> dict[str, JSONValue]:
-    return v if isinstance(v, dict) else {}
-
-
 def _pairs_shapes_ranks(st: _State, config_rep: Reporter) -> dict[str, JSONValue]:
     cfg = st.cfg
-    base_r = _num(cfg.get("r"), 8.0)
-    base_alpha = _num(cfg.get("lora_alpha"), 8.0)
-    rslora = cfg.get("use_rslora") is True
-    rank_p, alpha_p = _pattern(cfg.get("rank_pattern")), _pattern(cfg.get("alpha_pattern"))
+    base = peft_rank(cfg, None, st.m)  # r and alpha before rank_pattern / alpha_pattern
+    rslora = base.rslora
     incomplete: list[JSONValue] = []
     bad_shape: list[JSONValue] = []
     rank_off: list[JSONValue] = []
@@ -214,12 +227,8 @@ def _pairs_shapes_ranks(st: _State, config_rep: Reporter) -> dict[str, JSONValue
     big: list[JSONValue] = []
     limit = st.emit.num("adapter_config.extreme_scale", "max_scale")
     for mod in st.modules.values():
-        try:
-            r_cfg = _num(peft_match.pattern_value(st.m, rank_p, mod.name), base_r)
-            alpha = _num(peft_match.pattern_value(st.m, alpha_p, mod.name), base_alpha)
-        except peft_match.PatternError:
-            r_cfg, alpha = base_r, base_alpha
-        scale = _scale(alpha, r_cfg, rslora)
+        found = peft_rank(cfg, mod.name, st.m)  # the scale the weight analysis uses too
+        r_cfg, alpha, scale = found.r, found.alpha, found.value
         scales.append(scale)
         if scale >= limit:
             big.append({"module": mod.name, "alpha": alpha, "r": r_cfg, "scale": scale})
@@ -241,10 +250,10 @@ def _pairs_shapes_ranks(st: _State, config_rep: Reporter) -> dict[str, JSONValue
             rank_off.append({"module": mod.name, "config_r": r_cfg, "tensor_r": r_t})
         if r_t >= min(fan_in, fan_out):
             full_rank.append({"module": mod.name, "r": r_t, "in": fan_in, "out": fan_out})
-    if not st.modules and base_r > 0:
-        scales.append(_scale(base_alpha, base_r, rslora))
+    if not st.modules and base.r > 0:
+        scales.append(base.value)
         if scales[-1] >= limit:
-            big.append({"module": "*", "alpha": base_alpha, "r": base_r, "scale": scales[-1]})
+            big.append({"module": "*", "alpha": base.alpha, "r": base.r, "scale": scales[-1]})
     any_rep = next(iter(st.reps.values()), None)
     emitted = [
         ("adapter_config.incomplete_pair", incomplete, "module(s) lack a lora_A/lora_B partner"),
@@ -302,12 +311,13 @@ def _fan_in_fan_out(st: _State, config_rep: Reporter) -> None:
                    evidence={"targets": jlist(names[:MAX_LISTED])})
 
 
-def _all_zero(path: Path, header: SafetensorsHeader, info: TensorInfo, chunk: int) -> bool:
+def _all_zero(ref: TensorRef, chunk: int) -> bool:
+    info = ref.info
     view = _ZERO_VIEW.get(info.dtype)
     item = np.dtype(view[0]).itemsize if view else 1
     step = max(item, chunk - chunk % item)
-    with path.open("rb") as fh:
-        fh.seek(header.data_start + info.begin)
+    with ref.path.open("rb") as fh:
+        fh.seek(ref.header.data_start + info.begin)
         left = info.end - info.begin
         size = min(FIRST_READ, step)  # a trained B is non-zero in its first bytes: stop early
         while left > 0:
@@ -328,9 +338,7 @@ def _all_zero(path: Path, header: SafetensorsHeader, info: TensorInfo, chunk: in
     return True
 
 
-def _zero_b(st: _State, root: Path, headers: Sequence[SafetensorsHeader],
-            limits: StaticLimits) -> JSONValue:
-    by_path = {h.path: h for h in headers}
+def _zero_b(st: _State, limits: StaticLimits) -> JSONValue:
     b_parts = [(mod.name, loc) for mod in st.modules.values() for k, loc in mod.parts.items()
                if k in ("lora_B", "lora_embedding_B")]
     if not b_parts:
@@ -342,7 +350,7 @@ def _zero_b(st: _State, root: Path, headers: Sequence[SafetensorsHeader],
     zero: list[str] = []
     for name, loc in b_parts:
         try:
-            if _all_zero(root / loc.file, by_path[loc.file], loc.info, limits.chunk_bytes):
+            if _all_zero(loc, limits.chunk_bytes):
                 zero.append(name)
         except OSError as exc:
             st.emit.skip(loc.file, f"could not read {loc.info.name} for the zero check: {exc}")

@@ -23,7 +23,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import BinaryIO
 
-from adapterscan.static.model import TensorInfo
+from adapterscan.static.layout import TensorInfo
 
 MAGIC = b"GGUF"
 DEFAULT_ALIGNMENT = 32

@@ -15,8 +15,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from adapterscan.static.formats.tensor_reader import DataLayout, RawTensor, read_tensor
-from adapterscan.static.model import TensorInfo
+from adapterscan.static.formats.tensor_reader import RawTensor, read_tensor
+from adapterscan.static.layout import DataLayout, TensorInfo
 
 
 class Format(enum.Enum):

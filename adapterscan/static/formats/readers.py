@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from adapterscan.findings import JSONValue
+from adapterscan.static.config.peft_match import Matcher
 from adapterscan.static.config.peft_names import PREFIX
 from adapterscan.static.formats import names
 from adapterscan.static.formats.gguf import GgufFile, number
@@ -36,7 +37,7 @@ from adapterscan.static.formats.scales import (
     peft_scale,
     read_alpha,
 )
-from adapterscan.static.model import SafetensorsHeader
+from adapterscan.static.layout import SafetensorsHeader
 
 Config = Mapping[str, JSONValue]
 DIFFUSERS_METADATA_KEY = "lora_adapter_metadata"
@@ -124,19 +125,34 @@ def read_adapters(root: Path, headers: Mapping[str, SafetensorsHeader],
     """Describe every validated weights file (`configs`: parsed adapter_config.json by path)."""
     by_folder = {posixpath.dirname(p): c for p, c in sorted(configs.items())}
     files: list[AdapterFile] = []
+    m = Matcher()  # one time budget for every config pattern of the scan
     for path in sorted(headers):
         folder = posixpath.dirname(path)
         cfg = by_folder.get(folder)
         cfg_path = posixpath.join(folder, "adapter_config.json") if cfg is not None else None
-        files.append(read_safetensors(root, path, headers[path], cfg, cfg_path))
+        files.append(read_safetensors(root, path, headers[path], cfg, cfg_path, m))
     for path in sorted(ggufs):
         files.append(read_gguf(root, path, ggufs[path]))
     return AdapterModel(tuple(files))
 
 
 def read_safetensors(root: Path, path: str, header: SafetensorsHeader, cfg: Config | None,
-                     cfg_path: str | None) -> AdapterFile:
+                     cfg_path: str | None, m: Matcher) -> AdapterFile:
+    """One weights file, in the format most of its tensor names follow."""
     fmt, note = _choose(header)
+    return _read_as(fmt, note, root, path, header, cfg, cfg_path, m)
+
+
+def read_peft(root: Path, path: str, header: SafetensorsHeader, cfg: Config, cfg_path: str,
+              m: Matcher) -> AdapterFile:
+    """One weights file as PEFT's loader reads it beside a PEFT config (whatever the other
+    grammars say): what the config checks compare the config with."""
+    return _read_as(Format.PEFT, f"read as PEFT beside {cfg_path}", root, path, header, cfg,
+                    cfg_path, m)
+
+
+def _read_as(fmt: Format | None, note: str, root: Path, path: str, header: SafetensorsHeader,
+             cfg: Config | None, cfg_path: str | None, m: Matcher) -> AdapterFile:
     refs = [TensorRef(path, root / path, header, info) for info in header.tensors]
     if fmt is None:
         return AdapterFile(path, Format.PEFT, Family.UNKNOWN, (), unrecognised=tuple(refs),
@@ -162,11 +178,11 @@ def read_safetensors(root: Path, path: str, header: SafetensorsHeader, cfg: Conf
             g.embedding.add(module)
         g.add(module, role, ref)
     build = _MODULE_BUILDERS[fmt]
-    modules = [build(name, roles, name in g.embedding, cfg) for name, roles in
+    modules = [build(name, roles, name in g.embedding, cfg, m) for name, roles in
                sorted(g.modules.items())]
-    kept = [m for m in modules if m is not None]
+    kept = [mod for mod in modules if mod is not None]
     for name, roles in sorted(g.modules.items()):
-        if not any(m.name == name for m in kept):
+        if not any(mod.name == name for mod in kept):
             (g.others if fmt is Format.PEFT else g.unrecognised).extend(roles.values())
     family = _family(fmt, cfg, kept)
     return AdapterFile(path, fmt, family, tuple(kept), tuple(g.others), tuple(g.unrecognised),
@@ -269,20 +285,20 @@ def _kohya_scale(roles: Mapping[str, TensorRef]) -> Callable[[Algorithm, int | N
 
 
 def _peft_module(name: str, roles: Mapping[str, TensorRef], embedding: bool,
-                 cfg: Config | None) -> AdapterModule | None:
+                 cfg: Config | None, m: Matcher) -> AdapterModule | None:
     target = name[len(PREFIX):] if name.startswith(PREFIX) else name
 
     def scale(algo: Algorithm, rank: int | None) -> Scale:
         if algo in (Algorithm.IA3, Algorithm.FULL):
             return Scale(1.0, 0, 0.0, f"{algo.value}: no scale")
         key = "lora_alpha" if algo is Algorithm.LORA else "alpha"
-        return peft_scale(cfg, target, rank or 0, key)
+        return peft_scale(cfg, target, rank or 0, key, m)
 
     return _module(name, roles, target, scale, embedding=embedding)
 
 
 def _kohya_module(name: str, roles: Mapping[str, TensorRef], embedding: bool,
-                  cfg: Config | None) -> AdapterModule | None:
+                  cfg: Config | None, m: Matcher) -> AdapterModule | None:
     return _module(name, roles, names.kohya_target(name), _kohya_scale(roles),
                    component=names.kohya_component(name), ia3_offset=1.0)
 
@@ -306,7 +322,7 @@ def diffusers_configs(meta: Mapping[str, str]) -> Config:
 
 
 def _diffusers_module(name: str, roles: Mapping[str, TensorRef], embedding: bool,
-                      cfg: Config | None) -> AdapterModule | None:
+                      cfg: Config | None, m: Matcher) -> AdapterModule | None:
     head, _, rest = name.partition(".")
     component = head if head in names.DIFFUSERS_COMPONENTS else "unet"
     target = (rest if head in names.DIFFUSERS_COMPONENTS else name).replace(".processor.", ".")
@@ -316,14 +332,14 @@ def _diffusers_module(name: str, roles: Mapping[str, TensorRef], embedding: bool
     def scale(algo: Algorithm, rank: int | None) -> Scale:
         if "alpha" in roles or not isinstance(comp_cfg, dict) or algo is not Algorithm.LORA:
             return kohya(algo, rank)
-        found = peft_scale(comp_cfg, target, rank or 0)
+        found = peft_scale(comp_cfg, target, rank or 0, m=m)
         return replace(found, source=f"{DIFFUSERS_METADATA_KEY} {found.source}")
 
     return _module(name, roles, target, scale, embedding=embedding, component=component)
 
 
 def _mlx_module(name: str, roles: Mapping[str, TensorRef], embedding: bool,
-                cfg: Config | None) -> AdapterModule | None:
+                cfg: Config | None, m: Matcher) -> AdapterModule | None:
     def scale(algo: Algorithm, rank: int | None) -> Scale:
         return mlx_scale(cfg, rank or 0)
 
@@ -331,8 +347,8 @@ def _mlx_module(name: str, roles: Mapping[str, TensorRef], embedding: bool,
                    embedding=name.rsplit(".", 1)[-1] in ("embed_tokens", "wte"))
 
 
-_MODULE_BUILDERS: Mapping[Format, Callable[[str, Mapping[str, TensorRef], bool, Config | None],
-                                           AdapterModule | None]] = {
+_MODULE_BUILDERS: Mapping[Format, Callable[[str, Mapping[str, TensorRef], bool, Config | None,
+                                            Matcher], AdapterModule | None]] = {
     Format.PEFT: _peft_module, Format.KOHYA: _kohya_module,
     Format.DIFFUSERS: _diffusers_module, Format.MLX: _mlx_module,
 }

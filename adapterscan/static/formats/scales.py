@@ -2,7 +2,8 @@
 
 - PEFT: alpha/r (alpha/√r with use_rslora), r and alpha from rank_pattern/alpha_pattern when a
   pattern key matches the module name as `peft.utils.other.get_pattern_key` matches it
-  (`(.*\\.)?(key)$`); LoRA reads `lora_alpha`, LoHa and LoKr read `alpha`.
+  (`(.*\\.)?(key)$`); LoRA reads `lora_alpha`, LoHa and LoKr read `alpha`. The config checks
+  (config/tensors.py) read the same `peft_rank`, with PEFT's defaults for missing values.
 - kohya / LyCORIS / diffusers: the module's `.alpha` tensor over the rank (LoRA: lora_down's
   rows; LoHa: hada_w1_b's rows; LoKr: the rank of its decomposed side, and 1 when both sides are
   full, as ComfyUI and sd-webui apply it). Without an alpha tensor the scale is 1.
@@ -17,10 +18,12 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 import numpy as np
 
 from adapterscan.findings import JSONValue
+from adapterscan.static.config.peft_match import Matcher, PatternError
 from adapterscan.static.formats.model import Scale, TensorRef
 from adapterscan.static.formats.tensor_reader import FLOAT_DTYPES, TensorReadError
 
@@ -29,15 +32,16 @@ _MAX_PATTERN = 200
 _NESTED_QUANTIFIER = re.compile(r"\([^)]*[+*}][^)]*\)[+*{]")
 _PLAIN = re.compile(r"^[A-Za-z0-9_.\-]+$")
 MLX_DEFAULT_SCALE = 20.0
+PEFT_DEFAULT = 8.0  # LoraConfig r and lora_alpha, LoHaConfig / LoKrConfig r and alpha
 
 
-def _num(v: JSONValue, default: float) -> float:
-    if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(float(v)):
+def _num(v: JSONValue, default: float, finite: bool) -> float:
+    if isinstance(v, bool) or not isinstance(v, int | float):
         return default
-    return float(v)
+    return default if finite and not math.isfinite(float(v)) else float(v)
 
 
-def _pattern_matches(key: str, target: str) -> bool | None:
+def _pattern_matches(m: Matcher, key: str, target: str) -> bool | None:
     """PEFT's `re.match(rf"(.*\\.)?({key})$", target)`; None when the pattern is not evaluated."""
     # Literal keys (the common case) match as a suffix; dots stay wildcards below, as in PEFT.
     if _PLAIN.match(key) and (target == key or target.endswith("." + key)):
@@ -45,18 +49,18 @@ def _pattern_matches(key: str, target: str) -> bool | None:
     if len(key) > _MAX_PATTERN or _NESTED_QUANTIFIER.search(key):
         return None
     try:
-        return re.match(rf"(.*\.)?({key})$", target) is not None
-    except re.error:
+        return m.match(rf"(.*\.)?({key})$", target)
+    except PatternError:
         return None
 
 
-def _pattern_value(pattern: JSONValue, target: str) -> tuple[JSONValue, bool]:
+def _pattern_value(m: Matcher, pattern: JSONValue, target: str) -> tuple[JSONValue, bool]:
     """(value, skipped) of the first matching key, in dict order as PEFT iterates."""
     if not isinstance(pattern, dict):
         return None, False
     skipped = False
     for key, value in pattern.items():
-        hit = _pattern_matches(str(key), target)
+        hit = _pattern_matches(m, str(key), target)
         if hit is None:
             skipped = True
         elif hit:
@@ -64,26 +68,64 @@ def _pattern_value(pattern: JSONValue, target: str) -> tuple[JSONValue, bool]:
     return None, skipped
 
 
-def peft_scale(config: Mapping[str, JSONValue] | None, target: str, tensor_rank: int,
-               alpha_key: str = "lora_alpha") -> Scale:
-    if config is None:
-        return Scale(1.0, tensor_rank, float(tensor_rank), "default")
-    r = _num(config.get("r"), float(tensor_rank))
-    alpha = _num(config.get(alpha_key), r)
+@dataclass(frozen=True)
+class PeftRank:
+    """The r and alpha PEFT takes for one module from its config (floats, as the JSON says)."""
+
+    r: float
+    alpha: float
+    rslora: bool
+    source: str
+
+    @property
+    def value(self) -> float:
+        """PEFT's scaling: alpha / r, or alpha / sqrt(r) with rslora (0 for a rank PEFT
+        rejects)."""
+        if self.r <= 0:
+            return 0.0
+        return self.alpha / math.sqrt(self.r) if self.rslora else self.alpha / self.r
+
+
+def peft_rank(config: Mapping[str, JSONValue], target: str | None, m: Matcher,
+              alpha_key: str = "lora_alpha", *, r_default: float = PEFT_DEFAULT,
+              alpha_default: float | None = PEFT_DEFAULT, finite: bool = False) -> PeftRank:
+    """r and alpha for module `target` (None: the config's own, without patterns).
+
+    A missing or non-numeric value takes PEFT's default (8 for r, lora_alpha and alpha) unless
+    other defaults are given (alpha_default None: r). Infinite values (json reads 1e999 as inf)
+    stay, as PEFT would apply them, unless `finite` asks for the defaults instead.
+    """
+    r = _num(config.get("r"), r_default, finite)
+    alpha = _num(config.get(alpha_key), r if alpha_default is None else alpha_default, finite)
     source = "config"
-    rv, skip_r = _pattern_value(config.get("rank_pattern"), target)
+    rslora = config.get("use_rslora") is True
+    if target is None:
+        return PeftRank(r, alpha, rslora, source)
+    rv, skip_r = _pattern_value(m, config.get("rank_pattern"), target)
     if rv is not None:
-        r, source = _num(rv, r), "rank_pattern"
-    av, skip_a = _pattern_value(config.get("alpha_pattern"), target)
+        r, source = _num(rv, r, finite), "rank_pattern"
+    av, skip_a = _pattern_value(m, config.get("alpha_pattern"), target)
     if av is not None:
-        alpha, source = _num(av, alpha), "alpha_pattern" if rv is None else "rank+alpha_pattern"
+        alpha, source = (_num(av, alpha, finite),
+                         "alpha_pattern" if rv is None else "rank+alpha_pattern")
     if skip_r or skip_a:
         source += "+pattern-skipped"
-    if r <= 0:
-        return Scale(1.0, int(r), alpha, "invalid-r")
-    rslora = config.get("use_rslora") is True
-    value = alpha / math.sqrt(r) if rslora else alpha / r
-    return Scale(value, int(r), alpha, source + ("+rslora" if rslora else ""))
+    return PeftRank(r, alpha, rslora, source)
+
+
+def peft_scale(config: Mapping[str, JSONValue] | None, target: str, tensor_rank: int,
+               alpha_key: str = "lora_alpha", m: Matcher | None = None) -> Scale:
+    """The scale PEFT applies to module `target`, for the weight analysis: 1 without a config;
+    a missing or infinite r is the tensors' rank and a missing or infinite alpha is r (the
+    statistics stay measurable; the config check reports such values, AS318)."""
+    if config is None:
+        return Scale(1.0, tensor_rank, float(tensor_rank), "default")
+    found = peft_rank(config, target, m or Matcher(), alpha_key, r_default=float(tensor_rank),
+                      alpha_default=None, finite=True)
+    if found.r <= 0:
+        return Scale(1.0, int(found.r), found.alpha, "invalid-r")
+    return Scale(found.value, int(found.r), found.alpha,
+                 found.source + ("+rslora" if found.rslora else ""))
 
 
 class AlphaError(Exception):

@@ -16,13 +16,12 @@ import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
 
 import numpy as np
 import numpy.typing as npt
 
 from adapterscan.mapped import SpanError, map_span
-from adapterscan.static.model import SafetensorsHeader, TensorInfo
+from adapterscan.static.layout import DataLayout, SafetensorsHeader, TensorInfo
 
 F64 = npt.NDArray[np.float64]
 F32 = npt.NDArray[np.float32]
@@ -56,16 +55,6 @@ def has_nonfinite_16(bits: npt.NDArray[np.int16], inf_bits: int) -> bool:
         return False
     return bool(int(bits.max()) >= inf_bits
                 or int(bits.view(np.uint16).max()) >= (0x8000 | inf_bits))
-
-
-class DataLayout(Protocol):
-    """Where a validated container's tensor data starts and how long the file is."""
-
-    @property
-    def data_start(self) -> int: ...
-
-    @property
-    def file_size(self) -> int: ...
 
 
 class TensorReadError(Exception):

@@ -14,6 +14,7 @@ from collections import defaultdict
 from collections.abc import Mapping
 
 from adapterscan.emit import Emitter
+from adapterscan.file_kinds import PICKLE_EXT, ext_of
 from adapterscan.findings import JSONValue
 from adapterscan.source import Entry, EntryType, FetchedSource
 from adapterscan.static.inventory import sniff as sn
@@ -117,7 +118,7 @@ def _decide(e: Entry, name_cls: FileClass | None, name_reason: str, head: bytes,
         emit.emit("inventory.content_mismatch",
                   f"named as {name_cls.value if name_cls else 'unknown'} ({name_reason}) but "
                   f"the content is {kind} ({detail})", file=e.path,
-                  evidence={"extension": sn.ext_of(e.path), "content": kind, "detail": detail,
+                  evidence={"extension": ext_of(e.path), "content": kind, "detail": detail,
                             "first_bytes": head[:16].hex()})
     if kind == "script":
         cls = FileClass.CODE if name_cls is FileClass.CODE else FileClass.EXECUTABLE
@@ -175,7 +176,7 @@ def _pickles_vs_safetensors(inv: Inventory, emit: Emitter) -> None:
         names = {posixpath.basename(i.path): i for i in entries}
         safes = [i.path for i in entries if i.file_class is FileClass.SAFETENSORS]
         weights = [i for i in entries if i.file_class in (FileClass.PICKLE, FileClass.ZIP)
-                   and sn.ext_of(i.path) in sn.PICKLE_EXT
+                   and ext_of(i.path) in PICKLE_EXT
                    and not _TRAINER_STATE.match(posixpath.basename(i.path))]
         if safes:
             for w in weights:

@@ -8,15 +8,23 @@ import stat
 import struct
 from pathlib import Path
 
+from adapterscan.file_kinds import (
+    ARCHIVE_EXT,
+    CODE_EXT,
+    CONFIG_EXT,
+    DATA_EXT,
+    DOC_EXT,
+    GGUF_EXT,
+    NATIVE_EXT,
+    PICKLE_EXT,
+    SAFETENSORS_EXT,
+    TEMPLATE_EXT,
+    ZIP_EXT,
+    ext_of,
+)
 from adapterscan.static.model import FileClass
 from adapterscan.static.pickle.ops import archive_kind, sniff_pickle
 
-PICKLE_EXT = frozenset({".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle", ".joblib", ".dill"})
-ARCHIVE_EXT = frozenset({".7z", ".gz", ".tgz", ".tar", ".rar", ".xz", ".bz2", ".zst", ".lzma"})
-ZIP_EXT = frozenset({".zip", ".npz"})
-NATIVE_EXT = frozenset({".so", ".dll", ".dylib", ".exe", ".elf", ".msi", ".com"})
-CODE_EXT = frozenset({".py", ".pyc", ".pyo", ".pyw", ".ipynb", ".sh", ".bash", ".zsh", ".ps1",
-                      ".bat", ".cmd", ".js", ".mjs", ".ts", ".rb", ".pl", ".lua", ".vbs"})
 CODE_NAMES = frozenset({"setup.py", "pyproject.toml", "dockerfile", "makefile", "setup.cfg",
                         "containerfile", "environment.yml", "pipfile", "conftest.py"})
 TOKENIZER_NAMES = frozenset({"tokenizer.json", "tokenizer_config.json",
@@ -24,21 +32,8 @@ TOKENIZER_NAMES = frozenset({"tokenizer.json", "tokenizer_config.json",
                              "vocab.txt", "merges.txt", "tokenizer.model", "spiece.model",
                              "sentencepiece.bpe.model", "vocab.model"})
 TEMPLATE_NAMES = frozenset({"chat_template.jinja", "chat_template.json"})
-CONFIG_EXT = frozenset({".json", ".yaml", ".yml", ".toml", ".cfg", ".ini"})
-DOC_EXT = frozenset({".md", ".rst", ".txt", ".markdown", ".html", ".pdf"})
 DOC_NAMES = ("readme", "license", "licence", "notice", "copying", "authors", "changelog",
              "citation", ".gitattributes", ".gitignore")
-DATA_EXT = frozenset({".png", ".jpg", ".jpeg", ".gif", ".svg", ".webp", ".csv", ".tsv",
-                      ".parquet", ".arrow", ".npy", ".onnx", ".h5", ".msgpack",
-                      ".tiktoken", ".wav", ".mp3"})
-# Text formats by extension; binary magic inside them is a disguise.
-TEXT_EXT = CODE_EXT - {".pyc", ".pyo"} | CONFIG_EXT | DOC_EXT | {".jinja", ".j2", ".csv",
-                                                                   ".tsv", ".svg"}
-STRONG = frozenset({"pickle", "zip", "archive", "executable", "safetensors", "gguf"})
-
-
-def ext_of(path: str) -> str:
-    return posixpath.splitext(posixpath.basename(path))[1].lower()
 
 
 def read_head(root: Path, rel: str, n: int) -> bytes:
@@ -97,10 +92,10 @@ def content_kind(head: bytes, size: int) -> tuple[str, str]:
 def by_name(path: str) -> tuple[FileClass | None, str]:
     base = posixpath.basename(path).lower()
     ext = ext_of(path)
-    if ext == ".safetensors":
-        return FileClass.SAFETENSORS, "extension .safetensors"
-    if ext == ".gguf":
-        return FileClass.GGUF, "extension .gguf"
+    if ext == SAFETENSORS_EXT:
+        return FileClass.SAFETENSORS, f"extension {SAFETENSORS_EXT}"
+    if ext == GGUF_EXT:
+        return FileClass.GGUF, f"extension {GGUF_EXT}"
     if base == "adapter_config.json":
         return FileClass.ADAPTER_CONFIG, "adapter_config.json"
     if ext in PICKLE_EXT:
@@ -111,7 +106,7 @@ def by_name(path: str) -> tuple[FileClass | None, str]:
         return FileClass.ARCHIVE, f"extension {ext}"
     if ext in NATIVE_EXT:
         return FileClass.EXECUTABLE, f"extension {ext}"
-    if base in TEMPLATE_NAMES or ext in (".jinja", ".j2"):
+    if base in TEMPLATE_NAMES or ext in TEMPLATE_EXT:
         return FileClass.CHAT_TEMPLATE, "chat template file"
     if base in TOKENIZER_NAMES or (ext == ".model" and "token" in base) or ext == ".tiktoken":
         return FileClass.TOKENIZER, "tokenizer file"

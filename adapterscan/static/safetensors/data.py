@@ -24,8 +24,8 @@ import numpy as np
 from adapterscan.emit import Emitter, Recorder
 from adapterscan.mapped import SpanError, map_span
 from adapterscan.static.formats.tensor_reader import has_nonfinite_16
+from adapterscan.static.layout import SafetensorsHeader, TensorInfo
 from adapterscan.static.limits import StaticLimits
-from adapterscan.static.model import SafetensorsHeader, TensorInfo
 from adapterscan.static.safetensors import checks as C
 from adapterscan.static.safetensors.header import DTYPE_BITS, shown
 from adapterscan.static.safetensors.signatures import (

@@ -31,8 +31,8 @@ from typing import Any
 
 from adapterscan.emit import Emitter
 from adapterscan.findings import JSONValue
+from adapterscan.static.layout import SafetensorsHeader, TensorInfo
 from adapterscan.static.limits import StaticLimits
-from adapterscan.static.model import SafetensorsHeader, TensorInfo
 from adapterscan.static.safetensors import checks as C
 
 REFERENCE_MAX_HEADER = 100_000_000  # safetensors' N_LEN limit

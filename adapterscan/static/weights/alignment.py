@@ -19,8 +19,8 @@ from adapterscan.errors import AdapterScanError
 from adapterscan.rules.loader import load_ruleset
 from adapterscan.rules.model import RuleSet
 from adapterscan.static.formats.tensor_reader import F64, RawTensor, read_tensor, trusted_header
+from adapterscan.static.layout import SafetensorsHeader, TensorInfo
 from adapterscan.static.limits import StaticLimits
-from adapterscan.static.model import SafetensorsHeader, TensorInfo
 from adapterscan.static.safetensors.header import read_header_file
 
 BASE_BLOCK_ELEMS = 1 << 20

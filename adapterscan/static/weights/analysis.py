@@ -23,7 +23,7 @@ from adapterscan.findings import JSONValue
 from adapterscan.static.formats.model import AdapterModel, Algorithm, TensorRef
 from adapterscan.static.formats.readers import read_adapters
 from adapterscan.static.formats.tensor_reader import TensorReadError
-from adapterscan.static.model import SafetensorsHeader
+from adapterscan.static.layout import SafetensorsHeader
 from adapterscan.static.options import WeightOptions
 from adapterscan.static.weights import checks as C
 from adapterscan.static.weights.alignment import (

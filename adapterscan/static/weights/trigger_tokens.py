@@ -24,7 +24,7 @@ from adapterscan.findings import JSONValue
 from adapterscan.static.formats.model import AdapterModule, Algorithm
 from adapterscan.static.formats.readers import read_adapters
 from adapterscan.static.formats.tensor_reader import F64, RawTensor
-from adapterscan.static.model import SafetensorsHeader
+from adapterscan.static.layout import SafetensorsHeader
 from adapterscan.static.weights.alignment import BASE_BLOCK_ELEMS, BaseWeights
 from adapterscan.static.weights.lowrank import KurtosisPlan, summarize
 

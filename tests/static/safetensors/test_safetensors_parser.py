@@ -14,8 +14,8 @@ from hypothesis import strategies as st
 
 from adapterscan.emit import Emitter
 from adapterscan.findings import Severity
+from adapterscan.static.layout import SafetensorsHeader
 from adapterscan.static.limits import StaticLimits
-from adapterscan.static.model import SafetensorsHeader
 from adapterscan.static.safetensors.header import (
     DTYPE_BITS,
     header_length,

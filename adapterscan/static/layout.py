@@ -1,0 +1,55 @@
+"""Where a validated container keeps its tensors: names, dtypes, shapes and byte spans.
+
+The lowest floor of the static stage: it imports nothing from adapterscan, so the safetensors
+parser, the GGUF parser, the tensor reader and the adapter model all build on it without
+importing each other.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Protocol
+
+
+@dataclass(frozen=True)
+class TensorInfo:
+    name: str
+    dtype: str
+    shape: tuple[int, ...]
+    begin: int  # offset into the data section (after the 8 + N header bytes)
+    end: int
+
+
+class DataLayout(Protocol):
+    """Where a validated container's tensor data starts and how long the file is."""
+
+    @property
+    def data_start(self) -> int: ...
+
+    @property
+    def file_size(self) -> int: ...
+
+
+@dataclass(frozen=True)
+class SafetensorsHeader:
+    """A safetensors header that passed every structural check of our parser.
+
+    Only headers that passed are ever returned: callers may trust offsets and sizes here.
+    """
+
+    path: str
+    file_size: int
+    header_len: int
+    metadata: Mapping[str, str]
+    tensors: tuple[TensorInfo, ...]
+
+    @property
+    def data_start(self) -> int:
+        return 8 + self.header_len
+
+    def tensor(self, name: str) -> TensorInfo | None:
+        for t in self.tensors:
+            if t.name == name:
+                return t
+        return None
