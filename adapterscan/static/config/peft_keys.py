@@ -1,15 +1,16 @@
 """Known adapter_config.json keys per peft_type, as data (no peft import at scan time).
 
-GENERATED once from peft 0.21.2 with `dataclasses.fields(PEFT_TYPE_TO_CONFIG_MAPPING[t])` for every
-peft_type in `peft.mapping.PEFT_TYPE_TO_CONFIG_MAPPING` (a one-off script, not part of the build),
-then committed as data: the static scan must not import torch/peft. Regenerate on a PEFT upgrade.
+GENERATED from peft 0.21.2 and 0.22.0 with `dataclasses.fields(PEFT_TYPE_TO_CONFIG_MAPPING[t])`
+for every peft_type in `peft.mapping.PEFT_TYPE_TO_CONFIG_MAPPING` (a one-off script, not part of
+the build), as the union (a key either version writes is known), then committed as data: the
+static scan must not import torch/peft. Regenerate on a PEFT upgrade, keeping older keys.
 """
 
 from __future__ import annotations
 
 from typing import Final
 
-PEFT_VERSION: Final = "0.21.2"
+PEFT_VERSIONS: Final = ("0.21.2", "0.22.0")
 
 # Fields of PeftConfig itself: present in every config.
 COMMON_KEYS: Final[frozenset[str]] = frozenset({
@@ -25,15 +26,15 @@ COMMON_KEYS: Final[frozenset[str]] = frozenset({
 # peft_type -> fields of its config class beyond COMMON_KEYS.
 KNOWN_KEYS: Final[dict[str, frozenset[str]]] = {
     "ADALORA": frozenset({  # AdaLoraConfig
-        "alora_invocation_tokens", "alpha_pattern", "arrow_config", "beta1", "beta2", "bias",
-        "corda_config", "deltaT", "ensure_weight_tying", "eva_config", "exclude_modules",
-        "fan_in_fan_out", "init_lora_weights", "init_r", "kasa_config", "layer_replication",
-        "layers_pattern", "layers_to_transform", "loftq_config", "lora_alpha", "lora_bias",
-        "lora_dropout", "lora_ga_config", "megatron_config", "megatron_core", "modules_to_save",
-        "monteclora_config", "orth_reg_weight", "qalora_group_size", "r", "rank_pattern",
-        "runtime_config", "target_modules", "target_parameters", "target_r", "tfinal", "tinit",
-        "total_step", "trainable_token_indices", "use_bdlora", "use_dora", "use_qalora",
-        "use_rslora", "velora_config",
+        "alora_invocation_tokens", "alpha_pattern", "arrow_config", "astra_config", "beta1",
+        "beta2", "bias", "corda_config", "deltaT", "ensure_weight_tying", "eva_config",
+        "exclude_modules", "fan_in_fan_out", "init_lora_weights", "init_r", "kasa_config",
+        "layer_replication", "layers_pattern", "layers_to_transform", "loftq_config", "lora_alpha",
+        "lora_bias", "lora_dropout", "lora_ga_config", "megatron_config", "megatron_core",
+        "modules_to_save", "monteclora_config", "orth_reg_weight", "qalora_group_size", "r",
+        "rank_pattern", "runtime_config", "target_modules", "target_parameters", "target_r",
+        "tfinal", "tinit", "total_step", "trainable_token_indices", "use_bdlora", "use_dora",
+        "use_qalora", "use_rslora", "velora_config",
     }),
     "ADAMSS": frozenset({  # AdamssConfig
         "asa_importance_beta", "asa_schedule_exponent", "asa_target_subspaces",
@@ -128,8 +129,8 @@ KNOWN_KEYS: Final[dict[str, frozenset[str]]] = {
         "target_modules", "use_effective_conv2d",
     }),
     "LORA": frozenset({  # LoraConfig
-        "alora_invocation_tokens", "alpha_pattern", "arrow_config", "bias", "corda_config",
-        "ensure_weight_tying", "eva_config", "exclude_modules", "fan_in_fan_out",
+        "alora_invocation_tokens", "alpha_pattern", "arrow_config", "astra_config", "bias",
+        "corda_config", "ensure_weight_tying", "eva_config", "exclude_modules", "fan_in_fan_out",
         "init_lora_weights", "kasa_config", "layer_replication", "layers_pattern",
         "layers_to_transform", "loftq_config", "lora_alpha", "lora_bias", "lora_dropout",
         "lora_ga_config", "megatron_config", "megatron_core", "modules_to_save",
@@ -155,6 +156,11 @@ KNOWN_KEYS: Final[dict[str, frozenset[str]]] = {
     "OSF": frozenset({  # OSFConfig
         "effective_rank", "init_weights", "modules_to_save", "rank_pattern", "target_modules",
         "target_svd_config",
+    }),
+    "PACA": frozenset({  # PacaConfig
+        "exclude_modules", "init_weights", "layers_pattern", "layers_to_transform",
+        "modules_to_save", "paca_alpha", "paca_indices_pattern", "r", "random_seed",
+        "target_modules",
     }),
     "PEANUT": frozenset({  # PeanutConfig
         "act_fn", "depth", "exclude_modules", "init_weights", "layers_pattern",
@@ -243,8 +249,8 @@ KNOWN_KEYS: Final[dict[str, frozenset[str]]] = {
         "wavelet_family",
     }),
     "XLORA": frozenset({  # XLoraConfig
-        "adapters", "enable_softmax", "enable_softmax_topk", "global_scaling_weight",
-        "hidden_size", "layerwise_scalings", "scaling_pass_value", "softmax_temperature",
-        "top_k_lora", "use_trainable_adapters", "xlora_depth", "xlora_dropout_p", "xlora_size",
+        "adapters", "enable_softmax", "enable_softmax_topk", "global_scaling_weight", "hidden_size",
+        "layerwise_scalings", "scaling_pass_value", "softmax_temperature", "top_k_lora",
+        "use_trainable_adapters", "xlora_depth", "xlora_dropout_p", "xlora_size",
     }),
 }
