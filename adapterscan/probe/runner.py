@@ -10,18 +10,20 @@ from typing import Any
 import torch
 
 from adapterscan.emit import Emitter
+from adapterscan.fetch.base_model import ResolvedBase
 from adapterscan.findings import JSONValue
 from adapterscan.probe import signals as sg
 from adapterscan.probe.activation import direction_shift
 from adapterscan.probe.drift import PairedRates, bootstrap_mean_ci
 from adapterscan.probe.extraction import extract
-from adapterscan.probe.interface import ProbeOptions, Timer
 from adapterscan.probe.inversion import Found, InversionConfig, Inverter
 from adapterscan.probe.judge import Label, RefusalJudge, judge_all
 from adapterscan.probe.model_loading import LoadedModel, apply_adapter, load_base
+from adapterscan.probe.options import ProbeOptions
 from adapterscan.probe.power import PowerCheck, assess
 from adapterscan.probe.prompts import PromptSuites
 from adapterscan.probe.session import BaseCache, base_key
+from adapterscan.probe.timing import Timer
 from adapterscan.probe.triggers import Candidate, candidates, insert
 from adapterscan.source import FetchedSource
 from adapterscan.static.model import StaticResult
@@ -47,12 +49,13 @@ class Measured:
 
 
 class Runner:
-    def __init__(self, *, src: FetchedSource, static: StaticResult, base: str, emit: Emitter,
-                 opts: ProbeOptions, suites: PromptSuites, judge: RefusalJudge,
+    def __init__(self, *, src: FetchedSource, static: StaticResult, base: ResolvedBase,
+                 emit: Emitter, opts: ProbeOptions, suites: PromptSuites, judge: RefusalJudge,
                  say: Callable[[str], None], cache: BaseCache | None = None) -> None:
         self.src, self.static, self.base, self.emit = src, static, base, emit
         self.opts, self.suites, self.judge, self.say = opts, suites, judge, say
         self.cache = cache
+        self.label = base.label  # how findings and results name the base
         self.timer = Timer()
         self.lm: LoadedModel | None = None
         self.layer = 1
@@ -159,9 +162,8 @@ class Runner:
             torch.set_num_threads(o.threads)
         torch.manual_seed(o.seed)
         t = time.perf_counter()
-        self.say(f"loading base model {self.base}")
-        self.lm = load_base(self.base, device=o.device, dtype=o.dtype, endpoint=o.hub_endpoint,
-                            token=o.hub_token, revision=o.hub_revision)
+        self.say(f"loading base model {self.label}")
+        self.lm = load_base(self.base, device=o.device, dtype=o.dtype)
         self.layer = sg.middle_layer(self.lm.model)
         t = self.timer.add("load_base", t)
         base, refusal_ids = self._base_measurement()
@@ -201,8 +203,8 @@ class Runner:
                                                       "max_base_over_refusal"))
         if not check.ok:
             emit.emit("probe.no_power", f"the behavioral probe is inconclusive on base "
-                      f"{self.base}: " + "; ".join(check.problems),
-                      evidence={"base_model": self.base, "power": check.to_json()})
+                      f"{self.label}: " + "; ".join(check.problems),
+                      evidence={"base_model": self.label, "power": check.to_json()})
             emit.skip("probe", "behavioral drift not measurable on this base: "
                       + "; ".join(check.problems))
         return check
@@ -281,7 +283,7 @@ class Runner:
                 worst = (mean_kl, lo, hi, group)
         sig["behaviour_shift"] = behaviour
 
-        evidence_all: dict[str, JSONValue] = {"signal": how, "base_model": self.base}
+        evidence_all: dict[str, JSONValue] = {"signal": how, "base_model": self.label}
         drop = -primary.drift
         alpha_drop = emit.num("probe.refusal_drop", "alpha")
         if drop >= emit.num("probe.refusal_drop", "min_drop") and primary.p_value < alpha_drop:
@@ -326,7 +328,7 @@ class Runner:
 
         tok = self.lm.tokenizer
         return {
-            "base": self.base, "device": str(self.lm.device),
+            "base": self.label, "device": str(self.lm.device),
             "dtype": str(self.lm.dtype).removeprefix("torch."), "layer": self.layer,
             "n": {s: len(self._prompts(s)) for s in self.active},
             "refusal_start_tokens": [str(tok.decode([i])) for i in ids[:20]],
@@ -507,7 +509,7 @@ class Runner:
                                     "merged_vs_control": both.control.to_json(),
                                     "control": CONTROL_STRING, "base": both.base.to_json(),
                                     "set_a": a.to_json(), "set_b": b.to_json(),
-                                    "base_model": self.base})
+                                    "base_model": self.label})
         return out
 
 
