@@ -368,7 +368,8 @@ class Runner:
         # Unmerged from here on: the adapter switches off in place for the base's reaction.
         peft_model.unmerge_adapter()
         t = time.perf_counter()
-        cands = candidates(self.src, self.static.results, limit=o.max_trigger_candidates)
+        cands = candidates(self.src, self.static.trigger_candidates,
+                           limit=o.max_trigger_candidates)
         summary: dict[str, JSONValue] = {
             "searched": True, "screen_prompts": len(screen_set),
             "confirm_prompts": [len(sets[0]), len(sets[1])]}

@@ -11,6 +11,7 @@ from adapterscan.findings import JSONValue
 
 if TYPE_CHECKING:  # formats.model imports TensorInfo from here
     from adapterscan.static.formats.model import AdapterModel
+    from adapterscan.static.weights.trigger_tokens import TokenCandidate
 
 
 @dataclass(frozen=True)
@@ -98,3 +99,6 @@ class StaticResult:
     results: Mapping[str, JSONValue] = field(default_factory=dict)
     # Every adapter file described in one model (format, modules, scales): for the probe.
     adapter: AdapterModel | None = None
+    # Tokens the weight comparison with a base singled out, strongest first: for the probe's
+    # trigger search (the report carries them too, in results["weights"]).
+    trigger_candidates: tuple[TokenCandidate, ...] = ()
