@@ -62,3 +62,20 @@ def test_scan_with_a_hub_id_hands_the_probe_the_pinned_base(
     weights = report.results["weights"]
     assert isinstance(weights, dict) and isinstance(weights.get("base"), dict)
     assert weights["base"]["base_dir"] == str(seen[0].folder)  # type: ignore[index]
+
+
+def test_unaligned_without_a_base_is_a_usage_error(tmp_path: Path) -> None:
+    """Refused before any work, by the library as by the CLI (exit 2)."""
+    from typer.testing import CliRunner
+
+    from adapterscan.cli.app import app
+    from adapterscan.errors import UsageError
+    from adapterscan.pipeline import ScanOptions, scan
+    from adapterscan.static.options import StaticOptions, WeightOptions
+
+    folder = factories.write_adapter(tmp_path / "adapter")
+    weights = WeightOptions(unaligned_dir=tmp_path)
+    with pytest.raises(UsageError, match="--unaligned needs --base"):
+        scan(folder, options=ScanOptions(static=StaticOptions(weights=weights)))
+    res = CliRunner().invoke(app, ["scan", str(folder), "--unaligned", str(tmp_path)])
+    assert res.exit_code == 2 and "--unaligned needs --base" in res.output

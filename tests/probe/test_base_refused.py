@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from adapterscan.emit import Emitter
@@ -24,7 +26,7 @@ def no_downloads(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(huggingface_hub, "hf_hub_download", refuse)
 
 
-def test_run_probe_refuses_a_base_named_by_a_string(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_run_probe_refuses_a_base_named_by_a_string(tmp_path: Path) -> None:
     from adapterscan.probe.interface import run_probe
 
     src = FetchedSource(source=str(tmp_path), kind="local", root=tmp_path, entries=())
