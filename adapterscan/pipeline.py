@@ -16,7 +16,7 @@ from adapterscan._version import __version__
 from adapterscan.emit import Emitter
 from adapterscan.errors import FetchError, UsageError
 from adapterscan.extras import require_extra
-from adapterscan.fetch.base_model import AUTO, ResolvedBase
+from adapterscan.fetch.base_model import ResolvedBase
 from adapterscan.fetch.dispatch import make_fetcher
 from adapterscan.fetch.hub_options import HubOptions
 from adapterscan.file_kinds import WEIGHTS_EXT, ends_with
@@ -49,7 +49,7 @@ class ScanOptions:
     # Behavioral probe: a base model ("auto": the one the adapter's config names, "reference", a
     # folder or a Hub id owner/name[@rev]); None skips the probe.
     base: str | None = None
-    probe: Any = None  # adapterscan.probe.interface.ProbeOptions; Any keeps torch out of imports
+    probe: Any = None  # adapterscan.probe.options.ProbeOptions; Any keeps torch out of imports
     # adapterscan.probe.session.BaseCache: reuse base measurements over many scans (caller-owned)
     probe_cache: Any = None
 
@@ -64,9 +64,9 @@ def scan(source: str | Path, *, options: ScanOptions | None = None, policy: Poli
     opts = options or ScanOptions()
     if opts.base is not None:  # before any work; a worker without torch says so per item
         require_extra("probe", "the behavioral probe (a scan with a base model)")
-    if opts.base is not None and opts.static.weights.base_dir is None:
-        weights = weight_options_for(opts.base, opts.static.weights)
-        opts = replace(opts, static=replace(opts.static, weights=weights))
+    weights = opts.static.weights
+    if weights.unaligned_dir is not None and weights.base_dir is None and opts.base is None:
+        raise UsageError("--unaligned needs --base (the aligned model it is the twin of)")
     pol = policy or Policy()
     rules = pol.apply_to(ruleset or load_ruleset())
     emit = Emitter(rules)
@@ -79,13 +79,14 @@ def scan(source: str | Path, *, options: ScanOptions | None = None, policy: Poli
     src = _set_aside_oversized(fetcher.fetch(emit), opts.fetch_limits.max_file_bytes, emit)
     timings["fetch"] = time.perf_counter() - t0
     _check_something_to_scan(src, emit)
-    requested, base_record = opts.base, None
+    resolved: ResolvedBase | None = None
     if opts.base is not None:
         t0 = time.perf_counter()
         resolved = _resolve_base(opts.base, src, opts.hub, emit)
         timings["base"] = time.perf_counter() - t0
-        opts = _with_base(opts, resolved)
-        base_record = resolved.to_json() if resolved is not None else None
+    if resolved is not None:
+        opts = replace(opts, static=replace(
+            opts.static, weights=_weight_options(resolved, opts.static.weights)))
 
     hashable = [e.path for e in src.entries if e.type is EntryType.FILE
                 and e.path not in src.remote_only]
@@ -118,11 +119,11 @@ def scan(source: str | Path, *, options: ScanOptions | None = None, policy: Poli
     _check_expected(src, digests, emit)
 
     results: dict[str, JSONValue] = dict(static.results)
-    if requested is not None and opts.base is None:
+    if opts.base is not None and resolved is None:
         results["probe"] = None  # the base could not be resolved (a stage error says why)
-    if opts.base is not None:
+    if resolved is not None:
         t0 = time.perf_counter()
-        results["probe"] = _run_probe(src, static, opts, emit, progress)
+        results["probe"] = _run_probe(src, static, resolved, opts, emit, progress)
         timings["probe"] = time.perf_counter() - t0
 
     subject = _subject(src, digests, static)
@@ -131,7 +132,8 @@ def scan(source: str | Path, *, options: ScanOptions | None = None, policy: Poli
     return ScanReport(subject=subject, findings=emit.findings, verdict=verdict,
                       tool_version=__version__, ruleset_digest=rules.digest,
                       skipped=emit.skipped, errors=emit.errors, timings=timings,
-                      results=results, base_model=requested, base=base_record,
+                      results=results, base_model=opts.base,
+                      base=resolved.to_json() if resolved is not None else None,
                       started_at=started)
 
 
@@ -147,16 +149,6 @@ def _resolve_base(spec: str, src: FetchedSource, hub: HubOptions,
     except FetchError as exc:
         emit.error("base", exc.message + (f" (hint: {exc.hint})" if exc.hint else ""))
         return None
-
-
-def _with_base(opts: ScanOptions, base: ResolvedBase | None) -> ScanOptions:
-    """Point the probe and the weight comparison at the resolved base (or at none)."""
-    if base is None:
-        return replace(opts, base=None)
-    weights = opts.static.weights
-    if weights.base_dir is None:
-        weights = weight_options_for(base.probe_spec, weights)
-    return replace(opts, base=base.probe_spec, static=replace(opts.static, weights=weights))
 
 
 def _set_aside_oversized(src: FetchedSource, max_bytes: int, emit: Emitter) -> FetchedSource:
@@ -180,22 +172,17 @@ def _check_something_to_scan(src: FetchedSource, emit: Emitter) -> None:
               "nothing was analysed as an adapter")
 
 
-def weight_options_for(base: str | None, weights: WeightOptions) -> WeightOptions:
-    """Point the weight analysis at local base weights: the bundled reference (with its
-    unaligned twin for the Safe-LoRA check) or a local folder. A Hub id as base is used by the
-    probe only: the weight comparison needs local weights."""
-    base_dir: Path | None = None
+def _weight_options(base: ResolvedBase, weights: WeightOptions) -> WeightOptions:
+    """The one place the weight comparison is pointed at the resolved base's folder (with the
+    bundled reference's unaligned twin for the Safe-LoRA check), unless the caller chose one."""
+    if weights.base_dir is not None:
+        return weights
     unaligned = weights.unaligned_dir
-    if base == "reference":
+    if base.bundled and unaligned is None:
         from adapterscan.reference import reference_dir
 
-        base_dir = reference_dir()
-        unaligned = unaligned or reference_dir(unaligned=True)
-    elif base is not None and base != AUTO and Path(base).is_dir():
-        base_dir = Path(base)
-    if unaligned is not None and base_dir is None:
-        raise UsageError("--unaligned needs --base (a local folder, or 'reference')")
-    return replace(weights, base_dir=base_dir, unaligned_dir=unaligned)
+        unaligned = reference_dir(unaligned=True)
+    return replace(weights, base_dir=base.folder, unaligned_dir=unaligned)
 
 
 def _check_expected(src: FetchedSource, digests: dict[str, str], emit: Emitter) -> None:
@@ -226,8 +213,8 @@ def _diffusion_only(static: StaticResult) -> list[AdapterFile]:
     return files if files and all(f.family is Family.DIFFUSION for f in files) else []
 
 
-def _run_probe(src: FetchedSource, static: StaticResult, opts: ScanOptions, emit: Emitter,
-               progress: Progress | None) -> JSONValue:
+def _run_probe(src: FetchedSource, static: StaticResult, base: ResolvedBase, opts: ScanOptions,
+               emit: Emitter, progress: Progress | None) -> JSONValue:
     diffusion = _diffusion_only(static)
     if diffusion:  # evidence that nothing was measured, never a probe pass
         components = sorted({m.component or "?" for f in diffusion for m in f.modules})
@@ -236,15 +223,14 @@ def _run_probe(src: FetchedSource, static: StaticResult, opts: ScanOptions, emit
                   f"({', '.join(components)})")
         emit.emit(NOT_APPLICABLE, reason, file=diffusion[0].path,
                   evidence={"files": list[JSONValue]([f.path for f in diffusion]),
-                            "components": list[JSONValue](components), "base": opts.base})
+                            "components": list[JSONValue](components), "base": base.label})
         return {"applies": False, "reason": reason}
     # Imported here: torch, transformers and peft cost seconds and only the probe needs them.
     from adapterscan.probe.interface import run_probe
 
     try:
         with quiet():  # transformers / peft warnings about our own use of them
-            return run_probe(src, static, opts.base or "reference", emit, opts.probe, progress,
-                             opts.probe_cache)
+            return run_probe(src, static, base, emit, opts.probe, progress, opts.probe_cache)
     except Exception as exc:  # the probe failing makes the scan incomplete, not clean
         emit.error("probe", f"{type(exc).__name__}: {exc}")
         return None

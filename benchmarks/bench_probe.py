@@ -35,6 +35,7 @@ def _ruleset() -> object:
 
 def _probe(path: Path, opts: object) -> tuple[float, list[str], object]:
     from adapterscan.emit import Emitter
+    from adapterscan.fetch.base_model import local_base
     from adapterscan.fetch.local import LocalFetcher
     from adapterscan.findings import Severity
     from adapterscan.probe.interface import run_probe
@@ -43,8 +44,8 @@ def _probe(path: Path, opts: object) -> tuple[float, list[str], object]:
     emit = Emitter(_ruleset())  # type: ignore[arg-type]
     src = LocalFetcher(path).fetch(emit)
     t = time.perf_counter()
-    result = run_probe(src, StaticResult(inventory=Inventory(items=())), "reference", emit,
-                       opts, None)  # type: ignore[arg-type]
+    result = run_probe(src, StaticResult(inventory=Inventory(items=())),
+                       local_base("reference"), emit, opts, None)  # type: ignore[arg-type]
     took = time.perf_counter() - t
     high = [f"{f.rule_id}" for f in emit.findings if f.severity >= Severity.HIGH]
     return took, high, result
@@ -54,7 +55,7 @@ def run() -> BenchTable:
     import torch
 
     from adapterscan.examples import load_examples
-    from adapterscan.probe.interface import ProbeOptions
+    from adapterscan.probe.options import ProbeOptions
     from adapterscan.training.examples.build import build_examples
 
     torch.set_num_threads(1)

@@ -14,9 +14,9 @@ from adapterscan._quiet import quiet
 from adapterscan.cli.common import Verbose, require, run_or_exit, set_verbose, write_output
 from adapterscan.exit_codes import exit_code_for
 from adapterscan.fetch.hub_options import HubOptions
-from adapterscan.pipeline import DEFAULT_MAX_FILE_BYTES, ScanOptions, scan, weight_options_for
+from adapterscan.pipeline import DEFAULT_MAX_FILE_BYTES, ScanOptions, scan
 from adapterscan.policy.policy import Policy, load_policy
-from adapterscan.probe.interface import ProbeOptions
+from adapterscan.probe.options import ProbeOptions
 from adapterscan.render.interface import OutputFormat, formatter_for
 from adapterscan.render.text import safe_text
 from adapterscan.report import ScanReport
@@ -88,8 +88,7 @@ def scan_command(
     policy = run_or_exit(lambda: load_policy(policy_file)) if policy_file else Policy()
     ruleset: RuleSet = run_or_exit(load_ruleset)
     options = ScanOptions(
-        static=StaticOptions(weights=run_or_exit(lambda: weight_options_for(
-            base, WeightOptions(unaligned_dir=unaligned, baseline=baseline)))),
+        static=StaticOptions(weights=WeightOptions(unaligned_dir=unaligned, baseline=baseline)),
         fetch_limits=FetchLimits(max_files=max_files, max_file_bytes=max_file_size),
         hub=HubOptions(endpoint=endpoint or os.environ.get("HF_ENDPOINT"),
                        token=token or os.environ.get("HF_TOKEN"), revision=revision),

@@ -59,9 +59,14 @@ class ResolvedBase:
     endpoint: str | None = None
 
     @property
-    def probe_spec(self) -> str:
-        """What the probe and the weight comparison are given: the bundled name or a folder."""
-        return REFERENCE if self.source == "bundled" else str(self.folder)
+    def bundled(self) -> bool:
+        """The bundled reference (which ships its unaligned twin for the Safe-LoRA check)."""
+        return self.source == "bundled"
+
+    @property
+    def label(self) -> str:
+        """How the probe's results and findings name this base; a name, never parsed again."""
+        return REFERENCE if self.bundled else str(self.folder)
 
     def to_json(self) -> dict[str, JSONValue]:
         return {"requested": self.requested, "name": self.name, "source": self.source,
@@ -83,16 +88,27 @@ def resolve_base(spec: str, src: FetchedSource, hub: HubOptions, emit: Emitter) 
                       evidence={"base_model": name, "revision": revision,
                                 "source": resolved.source, "loaded_sha": resolved.sha})
         return resolved
-    if spec == REFERENCE:
-        return _bundled(spec, REFERENCE)
-    folder = Path(spec).expanduser()
-    if folder.is_dir():
-        return _folder(spec, folder)
+    if spec == REFERENCE or Path(spec).expanduser().is_dir():
+        return local_base(spec)
     repo, _, revision = spec.partition("@")
     if not _HUB_ID.match(repo) or ".." in repo or (revision and not _REVISION.match(revision)):
         raise BaseNotFound(f"base model {spec!r} is neither a folder nor a Hub id",
                            hint="use --base auto, reference, a folder or owner/name[@revision]")
     return _hub(spec, repo, revision or None, hub)
+
+
+def local_base(spec: str) -> ResolvedBase:
+    """`reference` or a model folder, hashed like `resolve_base`'s: for library callers of the
+    probe that have no adapter source at hand. A Hub id is refused: it needs the Hub options and
+    the pinning of `resolve_base`."""
+    if spec == REFERENCE:
+        return _bundled(spec, REFERENCE)
+    folder = Path(spec).expanduser()
+    if not folder.is_dir():
+        raise BaseNotFound(f"base model {spec!r} is neither 'reference' nor a folder",
+                           hint="resolve a Hub base with adapterscan.fetch.base_model."
+                                "resolve_base (pinned to a commit, every file hashed)")
+    return _folder(spec, folder)
 
 
 def configured_base(root: Path) -> tuple[str, str | None]:

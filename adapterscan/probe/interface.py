@@ -8,62 +8,35 @@ Every number reported is drift (merged minus base) on the same prompts, with a p
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any
-
 from adapterscan.emit import Emitter
 from adapterscan.errors import ProbeError
+from adapterscan.fetch.base_model import ResolvedBase
 from adapterscan.findings import JSONValue
-from adapterscan.probe.judge import KeywordJudge, RefusalJudge
-from adapterscan.probe.prompts import PromptSuites, capped, default_suites
+from adapterscan.probe.judge import KeywordJudge
+from adapterscan.probe.model_loading import RESOLVE_HINT
+from adapterscan.probe.options import ProbeOptions, Progress
+from adapterscan.probe.prompts import capped, default_suites
+from adapterscan.probe.runner import Runner
 from adapterscan.probe.session import BaseCache
 from adapterscan.source import FetchedSource
 from adapterscan.static.model import StaticResult
 
-
-@dataclass(frozen=True)
-class ProbeOptions:
-    device: str = "auto"  # auto | cpu | cuda[:N]
-    dtype: str = "auto"  # auto (fp32 on CPU, bf16/fp16 on CUDA) | float32 | float16 | bfloat16
-    max_prompts: int = 96  # per suite
-    batch_size: int = 32
-    max_new_tokens: int = 32
-    seed: int = 0
-    generate: bool = True  # greedy generation + judge (confirmation); off = first-token only
-    trigger_search: bool = True
-    max_trigger_candidates: int = 20
-    trigger_prompts: int = 16  # prompts in each of the two disjoint confirmation sets
-    trigger_screen_prompts: int = 8  # screening / inversion prompts (disjoint from both sets)
-    trigger_confirm: int = 3
-    inversion: bool = True  # search the vocabulary for triggers nobody listed
-    inversion_max_len: int = 6
-    inversion_k: int = 16
-    inversion_beam: int = 2
-    inversion_budget_s: float = 40.0
-    extraction: bool = True  # sample the user turn for leaked triggers
-    threads: int | None = None  # torch CPU threads; None leaves torch's setting alone
-    judge: RefusalJudge | None = None
-    suites: PromptSuites | None = None  # override the shipped held-out suites
-    hub_endpoint: str | None = None
-    hub_token: str | None = None
-    hub_revision: str | None = None
+__all__ = ["ProbeOptions", "Progress", "run_probe"]
 
 
-Progress = Callable[[str], None]
-
-
-def run_probe(src: FetchedSource, static: StaticResult, base: str, emit: Emitter,
-              options: ProbeOptions | None, progress: Callable[[str], None] | None,
+def run_probe(src: FetchedSource, static: StaticResult, base: ResolvedBase, emit: Emitter,
+              options: ProbeOptions | None, progress: Progress | None,
               cache: BaseCache | None = None) -> JSONValue:
     """Measure the adapter's behavioural drift against `base`; emit AS6xx findings.
 
-    Raises ProbeError when the probe cannot run (base missing, adapter does not fit the base);
-    the pipeline records that as a stage error, so the scan is incomplete rather than clean.
+    `base` comes from adapterscan.fetch.base_model (resolve_base or local_base): pinned and
+    hashed. Raises ProbeError when the probe cannot run (a base given by name, a base that does
+    not load, an adapter that does not fit it); the pipeline records that as a stage error, so
+    the scan is incomplete rather than clean.
     """
-    from adapterscan.probe.runner import Runner
-
+    if not isinstance(base, ResolvedBase):
+        raise ProbeError(f"run_probe needs a resolved base model, not {base!r}",
+                         hint=RESOLVE_HINT)
     opts = options or ProbeOptions()
     if opts.max_prompts < 4 or opts.batch_size < 1 or opts.max_new_tokens < 1:
         raise ProbeError("probe options out of range (max_prompts >= 4, batch_size >= 1)")
@@ -78,18 +51,3 @@ def run_probe(src: FetchedSource, static: StaticResult, base: str, emit: Emitter
 
 def _quiet(_: str) -> None:
     return None
-
-
-@dataclass
-class Timer:
-    spans: dict[str, float] = field(default_factory=dict)
-
-    def add(self, name: str, since: float) -> float:
-        now = time.perf_counter()
-        self.spans[name] = round(self.spans.get(name, 0.0) + now - since, 4)
-        return now
-
-
-def as_json(value: Any) -> JSONValue:
-    """Narrow helper for mypy: values built from JSON-safe parts."""
-    return value  # type: ignore[no-any-return]

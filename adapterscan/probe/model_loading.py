@@ -1,4 +1,4 @@
-"""Load a base model (reference, folder or Hub id) and apply an adapter to it, safely.
+"""Load the resolved base model (fetch/base_model.py) and apply an adapter to it, safely.
 
 Only safetensors weights are ever loaded (the probe never unpickles), never with
 trust_remote_code. The adapter is injected with peft into the *same* base model after the base
@@ -16,12 +16,17 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from adapterscan._quiet import quiet
-from adapterscan.errors import AdapterScanError, ProbeError
-from adapterscan.fetch.base_files import BASE_PATTERNS
+from adapterscan.errors import ProbeError
+from adapterscan.fetch.base_model import ResolvedBase
 
 if TYPE_CHECKING:
     from adapterscan.static.formats.model import AdapterModel
     from adapterscan.static.formats.to_peft import PeftEquivalent
+
+
+RESOLVE_HINT = ("resolve it with adapterscan.fetch.base_model.resolve_base (a Hub id is pinned to "
+                "a commit and every file hashed) or local_base ('reference' or a folder), or "
+                "scan with ScanOptions(base=...)")
 
 
 @dataclass
@@ -61,39 +66,20 @@ def resolve_dtype(pref: str, device: torch.device) -> torch.dtype:
     return table[pref]
 
 
-def resolve_base(base: str, *, endpoint: str | None, token: str | None,
-                 revision: str | None) -> Path:
-    """A local folder holding the base model."""
-    if base == "reference":
-        try:
-            from adapterscan.reference import reference_dir
+def load_base(base: ResolvedBase, *, device: str = "auto", dtype: str = "auto") -> LoadedModel:
+    """Load the base that fetch/base_model.py resolved, pinned and hashed; nothing else.
 
-            return Path(reference_dir())
-        except (ImportError, AdapterScanError) as exc:
-            raise ProbeError(f"the bundled reference model is not available: {exc}") from exc
-    folder = Path(base).expanduser()
-    if folder.is_dir():
-        return folder
-    if base.count("/") != 1 or base.startswith((".", "/")):
-        raise ProbeError(f"base model {base!r} is neither a folder nor a Hub id (owner/name)")
-    from huggingface_hub import snapshot_download
-
-    try:
-        return Path(snapshot_download(repo_id=base, revision=revision, endpoint=endpoint,
-                                      token=token, allow_patterns=list(BASE_PATTERNS)))
-    except Exception as exc:
-        raise ProbeError(f"cannot download base model {base!r}: {type(exc).__name__}: {exc}",
-                         hint="check --base, the endpoint and the token (HF_TOKEN)") from exc
-
-
-def load_base(base: str, *, device: str = "auto", dtype: str = "auto",
-              endpoint: str | None = None, token: str | None = None,
-              revision: str | None = None) -> LoadedModel:
+    A base named by a string is refused rather than resolved here: a second resolver would
+    load a Hub base unpinned and unhashed.
+    """
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    folder = resolve_base(base, endpoint=endpoint, token=token, revision=revision)
+    if not isinstance(base, ResolvedBase):
+        raise ProbeError(f"the probe needs a resolved base model, not {base!r}",
+                         hint=RESOLVE_HINT)
+    folder, name = base.folder, base.label
     if not any(folder.glob("*.safetensors")):
-        raise ProbeError(f"base model {base!r} has no safetensors weights",
+        raise ProbeError(f"base model {name!r} has no safetensors weights",
                          hint="the probe never loads pickled (.bin) weights; convert the base")
     dev = resolve_device(device)
     dt = resolve_dtype(dtype, dev)
@@ -104,13 +90,13 @@ def load_base(base: str, *, device: str = "auto", dtype: str = "auto",
                 str(folder), dtype=dt, low_cpu_mem_usage=True, use_safetensors=True,
                 trust_remote_code=False)
     except Exception as exc:
-        raise ProbeError(f"cannot load base model {base!r}: {type(exc).__name__}: {exc}") from exc
+        raise ProbeError(f"cannot load base model {name!r}: {type(exc).__name__}: {exc}") from exc
     model.to(dev)
     model.eval()
     tok.padding_side = "left"
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
-    return LoadedModel(model=model, tokenizer=tok, device=dev, dtype=dt, name=base, folder=folder)
+    return LoadedModel(model=model, tokenizer=tok, device=dev, dtype=dt, name=name, folder=folder)
 
 
 def apply_adapter(loaded: LoadedModel, adapter_root: Path,

@@ -32,6 +32,7 @@ from adapterscan.static.safetensors import checks as safetensors_checks
 from adapterscan.static.safetensors import data as safetensors_data
 from adapterscan.static.safetensors import header as safetensors_header
 from adapterscan.static.weights import analysis as weights
+from adapterscan.static.weights.trigger_tokens import TokenCandidate
 
 Progress = Callable[[str], None]
 
@@ -144,16 +145,20 @@ def run_static(src: FetchedSource, emit: Emitter, options: StaticOptions,
     t0 = time.perf_counter()
     if progress:
         progress("weight statistics")
-    stats = None
+    analysed = None
     if isinstance(model, AdapterModel):
-        stats = _guarded(emit, "weights", None, weights.analyze_weights, src.root, headers, cfg,
-                         emit, options.weights, model, executor)
-    if stats is not None:
-        results["weights"] = stats  # type: ignore[assignment]
+        analysed = _guarded(emit, "weights", None, weights.weight_analysis, src.root, headers,
+                            cfg, emit, options.weights, model, executor)
+    triggers: tuple[TokenCandidate, ...] = ()
+    if isinstance(analysed, tuple):
+        stats, triggers = analysed
+        if stats is not None:
+            results["weights"] = stats
     timings["static.weights"] = time.perf_counter() - t0
     _replay_data_scans(scans, emit, timings)
     return StaticResult(inventory=inv, headers=headers, adapter_config=cfg, results=results,
-                        adapter=model if isinstance(model, AdapterModel) else None)
+                        adapter=model if isinstance(model, AdapterModel) else None,
+                        trigger_candidates=triggers)
 
 
 def _replay_data_scans(scans: list[_DataScan], emit: Emitter,

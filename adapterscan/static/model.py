@@ -12,6 +12,7 @@ from adapterscan.static.layout import SafetensorsHeader
 
 if TYPE_CHECKING:  # formats.model loads numpy: the pipeline imports this module first
     from adapterscan.static.formats.model import AdapterModel
+    from adapterscan.static.weights.trigger_tokens import TokenCandidate
 
 
 class FileClass(enum.Enum):
@@ -66,3 +67,6 @@ class StaticResult:
     results: Mapping[str, JSONValue] = field(default_factory=dict)
     # Every adapter file described in one model (format, modules, scales): for the probe.
     adapter: AdapterModel | None = None
+    # Tokens the weight comparison with a base singled out, strongest first: for the probe's
+    # trigger search (the report carries them too, in results["weights"]).
+    trigger_candidates: tuple[TokenCandidate, ...] = ()

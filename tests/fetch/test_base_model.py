@@ -55,7 +55,7 @@ def api_requests(hub: HubServer) -> int:
 def test_bundled_name_maps_to_the_reference_checked_against_its_manifest(
         tmp_path: Path, opts: HubOptions) -> None:
     base, emit = resolve("auto", adapter(tmp_path, "adapterscan/reference-aligned"), opts)
-    assert (base.source, base.name, base.probe_spec) == (
+    assert (base.source, base.name, base.label) == (
         "bundled", "adapterscan/reference-aligned", "reference")
     files = {f.path: f for f in base.files}
     assert set(files) == set(base_repo_files())

@@ -10,6 +10,7 @@ import pytest
 
 from adapterscan.emit import Emitter
 from adapterscan.errors import ProbeError
+from adapterscan.fetch.base_model import local_base
 from adapterscan.fetch.local import LocalFetcher
 from adapterscan.findings import JSONValue
 from adapterscan.probe.interface import ProbeOptions, run_probe
@@ -47,8 +48,8 @@ def _probe(adapter: Path, base: Path, opts: ProbeOptions = OPTS,
     emit = Emitter(probe_ruleset().with_params(params or {}))
     src = LocalFetcher(adapter).fetch(emit)
     seen: list[str] = []
-    result = run_probe(src, StaticResult(inventory=Inventory(items=())), str(base), emit, opts,
-                       seen.append, cache)
+    result = run_probe(src, StaticResult(inventory=Inventory(items=())), local_base(str(base)),
+                       emit, opts, seen.append, cache)
     assert seen, "progress is reported through the callback"
     assert isinstance(result, dict)
     return emit, result

@@ -40,11 +40,12 @@ def _gguf(folder: Path, factors: dict[str, tuple[np.ndarray, np.ndarray]]) -> Ad
 
 @pytest.mark.parametrize("writer", [_mlx, _gguf])
 def test_converted_adapter_merges_to_the_expected_weights(tmp_path: Path, writer) -> None:  # type: ignore[no-untyped-def]
+    from adapterscan.fetch.base_model import local_base
     from adapterscan.probe.model_loading import apply_adapter, load_base
 
     factors = llama_factors(layers=LAYERS, hidden=HIDDEN, r=R)
     model = writer(tmp_path, factors)
-    loaded = load_base("reference", device="cpu", dtype="float32")
+    loaded = load_base(local_base("reference"), device="cpu", dtype="float32")
     base = {n: p.detach().clone() for n, p in loaded.model.named_parameters()}
     peft_model = apply_adapter(loaded, tmp_path, model)
     merged = dict(peft_model.named_parameters())

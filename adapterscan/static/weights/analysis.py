@@ -152,7 +152,17 @@ def analyze_weights(root: Path, headers: Mapping[str, SafetensorsHeader],
                     config: Mapping[str, JSONValue] | None, emit: Emitter,
                     options: WeightOptions, model: AdapterModel | None = None,
                     executor: Executor | None = None) -> JSONValue:
-    """Weight analysis of `model` (by default: the safetensors files with `config` beside them).
+    """The report part of `weight_analysis`."""
+    return weight_analysis(root, headers, config, emit, options, model, executor)[0]
+
+
+def weight_analysis(root: Path, headers: Mapping[str, SafetensorsHeader],
+                    config: Mapping[str, JSONValue] | None, emit: Emitter,
+                    options: WeightOptions, model: AdapterModel | None = None,
+                    executor: Executor | None = None
+                    ) -> tuple[JSONValue, tuple[TokenCandidate, ...]]:
+    """Weight analysis of `model` (by default: the safetensors files with `config` beside them):
+    the report's summary, and the trigger-candidate tokens (with a base) for the probe.
 
     Fails closed: a weights file whose tensors no reader recognised, or an adapter of which no
     module could be analysed, is recorded as not analysed (the scan is then incomplete).
@@ -176,16 +186,17 @@ def analyze_weights(root: Path, headers: Mapping[str, SafetensorsHeader],
     scaling: list[JSONValue] = [r.record() for r in stats.scaling]
     if not stats.results and (options.base_dir is None or not stats.others):
         return {"files": files, "modules": scaling, "summary": stats.summary,
-                "other_tensors": others, "dora": dora, "trainable_tokens": tokens}
+                "other_tensors": others, "dora": dora, "trainable_tokens": tokens}, ()
     _layer_rule(stats.summary, emit)
     module_outliers(stats.results, emit)
+    triggers: tuple[TokenCandidate, ...] = ()
     vocab = _vocab_rows(stats.results, emit)
     out: dict[str, JSONValue] = {"summary": stats.summary}
     out["calibration"] = _calibrate(stats, options, emit)
     if options.base_dir is not None:
-        base = _against_base(stats, config, options, emit, lm_mags)
+        base, triggers = _against_base(stats, config, options, emit, lm_mags)
         out["base"] = base
-        # Top level too: the behavioral probe reads results.weights.trigger_candidates.
+        # Top level too, for readers of the report (the probe gets them typed).
         out["trigger_candidates"] = base.get("trigger_candidates", []) \
             if isinstance(base, dict) else []
         base_dora = base.get("dora", []) if isinstance(base, dict) else []
@@ -198,7 +209,7 @@ def analyze_weights(root: Path, headers: Mapping[str, SafetensorsHeader],
     out["trainable_tokens"] = tokens
     out["other_tensors"] = others
     out["modules"] = [*stats.records, *scaling]
-    return out
+    return out, triggers
 
 
 def _magnitudes(model: AdapterModel) -> tuple[list[tuple[str, TensorRef]],
@@ -338,14 +349,15 @@ def _float(v: JSONValue) -> float | None:
 
 def _against_base(stats: AdapterStatistics, config: Mapping[str, JSONValue] | None,
                   options: WeightOptions, emit: Emitter,
-                  magnitudes: Sequence[tuple[str, TensorRef]]) -> JSONValue:
+                  magnitudes: Sequence[tuple[str, TensorRef]]
+                  ) -> tuple[JSONValue, tuple[TokenCandidate, ...]]:
     assert options.base_dir is not None
     try:
         base = BaseWeights.open(options.base_dir)
         unaligned = BaseWeights.open(options.unaligned_dir) if options.unaligned_dir else None
     except (OSError, ValueError, BaseModelError, TensorReadError) as exc:
         emit.error("weights", f"base model unusable: {exc}", str(options.base_dir))
-        return None
+        return None, ()
     max_ratio = emit.num(C.RELATIVE_UPDATE, "max_ratio")
     tau = emit.num(C.SAFE_LORA, "tau")
     missing: list[JSONValue] = []
@@ -401,7 +413,7 @@ def _against_base(stats: AdapterStatistics, config: Mapping[str, JSONValue] | No
             "trainable_tokens": tokens,
             "unaligned_dir": str(options.unaligned_dir) if options.unaligned_dir else None,
             "missing": missing[:50], "safe_lora": cosines,
-            "trigger_candidates": [c.to_json() for c in candidates]}
+            "trigger_candidates": [c.to_json() for c in candidates]}, tuple(candidates)
 
 
 def _safe_lora_rule(cosines: Sequence[JSONValue], tau: float, emit: Emitter) -> None:
@@ -458,4 +470,4 @@ def _vocab_candidates(stats: AdapterStatistics, options: WeightOptions) -> list[
 
 
 __all__ = ["DEFAULT_BANK", "AdapterStatistics", "TokenCandidate", "WeightOptions",
-           "adapter_sample", "analyze_weights", "compute_statistics"]
+           "adapter_sample", "analyze_weights", "compute_statistics", "weight_analysis"]

@@ -87,3 +87,24 @@ def test_candidate_order() -> None:
              TokenCandidate(2, "b", 1.0, 8.0, "first-layer-response"),
              TokenCandidate(3, "c", 0.1, 0.0, SOURCE), TokenCandidate(4, "d", 0.5, 0.0, SOURCE)]
     assert [c.token_id for c in order_candidates(cands)] == [4, 3, 2, 1]
+
+
+def test_the_static_stage_hands_the_probe_its_trigger_candidates_typed(tmp_path: Path) -> None:
+    from adapterscan.emit import Emitter
+    from adapterscan.fetch.local import LocalFetcher
+    from adapterscan.rules.loader import load_ruleset
+    from adapterscan.static.interface import run_static
+    from adapterscan.static.options import StaticOptions
+
+    base, embed = _base(tmp_path)
+    rows = embed[[7, 40, 12]].copy()
+    rows[0] += 3.0
+    emit = Emitter(load_ruleset())
+    src = LocalFetcher(_adapter(tmp_path, embed, [7, 40, 12], rows)).fetch(emit)
+    static = run_static(src, emit, StaticOptions(weights=WeightOptions(
+        base_dir=base, use_default_baseline=False)), {})
+    assert static.trigger_candidates[0] == TokenCandidate(
+        7, "tok7", static.trigger_candidates[0].score, static.trigger_candidates[0].z, SOURCE)
+    weights = static.results["weights"]
+    assert isinstance(weights, dict)
+    assert weights["trigger_candidates"] == [c.to_json() for c in static.trigger_candidates]
