@@ -37,7 +37,7 @@ ALLOWED_UPWARD = {
     ("adapterscan.rules.catalog", "adapterscan.*.checks"),
     ("adapterscan.fetch.hub", "adapterscan.static.limits"),
     ("adapterscan.fetch.hub_triage", "adapterscan.static.limits"),
-    ("adapterscan.fetch.hub_triage", "adapterscan.static.model"),
+    ("adapterscan.fetch.hub_triage", "adapterscan.static.layout"),
     ("adapterscan.fetch.hub_triage", "adapterscan.static.safetensors.header"),
 }
 
