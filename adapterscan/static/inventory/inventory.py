@@ -11,7 +11,7 @@ import json
 import posixpath
 import re
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 
 from adapterscan.emit import Emitter
 from adapterscan.findings import JSONValue
@@ -171,8 +171,7 @@ def _pickles_vs_safetensors(inv: Inventory, emit: Emitter) -> None:
     by_dir: dict[str, list[InventoryItem]] = defaultdict(list)
     for item in inv.items:
         by_dir[posixpath.dirname(item.path)].append(item)
-    for folder, entries in by_dir.items():
-        names = {posixpath.basename(i.path): i for i in entries}
+    for entries in by_dir.values():
         safes = [i.path for i in entries if i.file_class is FileClass.SAFETENSORS]
         weights = [i for i in entries if i.file_class in (FileClass.PICKLE, FileClass.ZIP)
                    and sn.ext_of(i.path) in sn.PICKLE_EXT
@@ -183,12 +182,31 @@ def _pickles_vs_safetensors(inv: Inventory, emit: Emitter) -> None:
                           f"pickle weights beside {len(safes)} safetensors file(s): loaders "
                           "other than PEFT may pick the pickle", file=w.path,
                           evidence={"safetensors": list[JSONValue](safes[:10])})
+
+
+def pickle_only_weights(inv: Inventory, emit: Emitter, proven: Collection[str]) -> None:
+    """AS403 / AS449 for each adapter_model.bin with no adapter_model.safetensors beside it,
+    once the pickle analyzer has walked it: `proven` holds the files whose walk showed only
+    tensors and allowlisted containers."""
+    by_dir: dict[str, dict[str, InventoryItem]] = defaultdict(dict)
+    for item in inv.items:
+        by_dir[posixpath.dirname(item.path)][posixpath.basename(item.path)] = item
+    for folder, names in by_dir.items():
         peft = names.get(_PEFT_PICKLE)
-        if peft is not None and peft.file_class in (FileClass.PICKLE, FileClass.ZIP) \
-                and _PEFT_SAFE not in names:
+        if peft is None or peft.file_class not in (FileClass.PICKLE, FileClass.ZIP) \
+                or _PEFT_SAFE in names:
+            continue
+        if peft.path in proven:
+            emit.emit("inventory.pickle_only_weights_proven",
+                      f"{_PEFT_PICKLE} without {_PEFT_SAFE}: PEFT loads it with "
+                      "torch.load(weights_only=True); its pickle holds only tensors and "
+                      "allowlisted containers, so loading it runs no code of the file's choosing",
+                      file=peft.path, evidence={"folder": folder or "."})
+        else:
             emit.emit("inventory.pickle_only_weights",
                       f"{_PEFT_PICKLE} without {_PEFT_SAFE}: PEFT falls back to "
-                      "torch.load(weights_only=True) (CVE-2025-32434, CVE-2026-24747)",
+                      "torch.load(weights_only=True) (CVE-2025-32434, CVE-2026-24747), and the "
+                      "pickle was not proven to hold only tensors: code may run at load",
                       file=peft.path, evidence={"folder": folder or "."})
 
 

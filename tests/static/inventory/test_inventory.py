@@ -50,10 +50,22 @@ def test_AS402_pickle_beside_safetensors(clean: Path) -> None:
 
 def test_AS403_pickle_only_adapter(clean: Path) -> None:
     (clean / "adapter_model.safetensors").rename(clean / "adapter_model.bin")
-    (clean / "adapter_model.bin").write_bytes(fp.p4(b"N"))
-    assert fp.scan_folder(clean).of("AS403")
+    (clean / "adapter_model.bin").write_bytes(fp.p4(fp.call("mypkg.weights", "Loader")))
+    r = fp.scan_folder(clean)
+    assert r.of("AS403") and "AS449" not in r.ids()
     (clean / "adapter_model.safetensors").write_bytes(b"")
-    assert "AS403" not in fp.scan_folder(clean).ids()
+    assert not {"AS403", "AS449"} & fp.scan_folder(clean).ids()
+
+
+def test_AS449_pickle_only_adapter_proven_tensors(clean: Path) -> None:
+    """adapter_model.bin as torch.save writes it (PEFT's default before safetensors, #23): a
+    pickle of tensors only is low, not a failure."""
+    (clean / "adapter_model.safetensors").unlink()
+    (clean / "adapter_model.bin").write_bytes(fp.benign_torch_bytes())
+    r = fp.scan_folder(clean)
+    assert "AS403" not in r.ids() and r.max_severity() == "low", r.findings
+    (hit,) = r.of("AS449")
+    assert "weights_only=True" in hit.message
 
 
 @pytest.mark.parametrize(("name", "data", "cls"), [
