@@ -7,6 +7,7 @@ CHECKS: Final[frozenset[str]] = frozenset({
     "inventory.content_mismatch", "inventory.executable", "inventory.many_files",
     "inventory.oversized_file", "inventory.pickle_beside_safetensors", "inventory.pickle_file",
     "inventory.pickle_only_weights", "inventory.pickle_only_weights_proven",
-    "inventory.special_file", "inventory.symlink", "inventory.symlink_escape", "inventory.tokenizer_files", "inventory.unknown_file",
+    "inventory.special_file", "inventory.symlink", "inventory.symlink_escape",
+    "inventory.tokenizer_files", "inventory.unknown_file",
     "inventory.unsafe_path",
 })
