@@ -17,6 +17,7 @@ from adapterscan.emit import Emitter
 from adapterscan.findings import JSONValue
 from adapterscan.source import Entry, EntryType, FetchedSource
 from adapterscan.static.inventory import sniff as sn
+from adapterscan.static.inventory import templates
 from adapterscan.static.limits import StaticLimits
 from adapterscan.static.model import FileClass, Inventory, InventoryItem
 
@@ -24,8 +25,6 @@ _TRAINER_STATE = re.compile(r"^(training_args\.bin|optimizer\.pt|scheduler\.pt|s
                             r"rng_state.*\.pth)$")
 _PEFT_PICKLE = "adapter_model.bin"
 _PEFT_SAFE = "adapter_model.safetensors"
-_TEMPLATE_MARKERS = re.compile(r"__\w+__|\bcycler\b|\bjoiner\b|\blipsum\b|\bself\b\s*\.|"
-                               r"\|\s*attr\b|\bimport\b")
 # Content kind -> the classes whose names may legitimately hold it (None = no known name).
 _ALLOWED_NAMES: Mapping[str, frozenset[FileClass | None]] = {
     "pickle": frozenset({FileClass.PICKLE, None}),
@@ -285,10 +284,21 @@ def _template_in_config(path: str, data: Mapping[str, object], emit: Emitter) ->
 
 def _emit_template(path: str, key: str | None, text: str | None, emit: Emitter) -> None:
     ev: dict[str, JSONValue] = {"source": path}
-    if text is not None:
-        ev["length"] = len(text)
-        ev["sha256"] = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
-        markers = sorted({m.group(0) for m in _TEMPLATE_MARKERS.finditer(text)})
-        ev["markers"] = list[JSONValue](markers[:20])
-    emit.emit("inventory.chat_template", "chat template ships with the adapter: it decides the "
-              "prompt the model sees", file=path, key=key, evidence=ev)
+    if text is None:  # not read: what it does is unknown
+        emit.emit("inventory.chat_template", "chat template ships with the adapter (not read): "
+                  "it decides the prompt the model sees", file=path, key=key, evidence=ev)
+        return
+    ev["length"] = len(text)
+    ev["sha256"] = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+    markers = sorted({m.group(0) for m in templates.MARKERS.finditer(text)})
+    ev["markers"] = list[JSONValue](markers[:20])
+    why = templates.concerns(text)
+    if why:
+        ev["concerns"] = list[JSONValue](why)
+        emit.emit("inventory.chat_template", "chat template ships with the adapter and does more "
+                  f"than lay out turns ({'; '.join(why)}): it decides the prompt the model sees",
+                  file=path, key=key, evidence=ev)
+    else:
+        emit.emit("inventory.chat_template_layout", "chat template ships with the adapter: it "
+                  "only lays out the turns (no code markers, URL, shell command or injected "
+                  "prose)", file=path, key=key, evidence=ev)
