@@ -114,14 +114,17 @@ def run_static(src: FetchedSource, emit: Emitter, options: StaticOptions,
     timings["static.gguf"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
+    proven: set[str] = set()  # pickles shown to hold only tensors and allowlisted containers
     for item in inv.of_class(FileClass.PICKLE, FileClass.ZIP):
         if item.path in src.remote_only:
             continue
         if progress:
             progress(f"pickle {item.path}")
         path = src.root / item.path
-        _guarded(emit, "pickle", item.path, pickle_ops.analyze_pickle_file,
-                 path, item.path, emit, limits)
+        if _guarded(emit, "pickle", item.path, pickle_ops.analyze_pickle_file,
+                    path, item.path, emit, limits) is True:
+            proven.add(item.path)
+    inventory.pickle_only_weights(inv, emit, proven)
     timings["static.pickle"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()

@@ -23,9 +23,9 @@ from adapterscan.rules.loader import default_signatures_dir, load_ruleset
 from adapterscan.rules.model import RuleSet
 from adapterscan.source import FetchLimits
 from adapterscan.static.inventory.checks import CHECKS as INVENTORY_CHECKS
-from adapterscan.static.inventory.inventory import build_inventory
+from adapterscan.static.inventory.inventory import build_inventory, pickle_only_weights
 from adapterscan.static.limits import StaticLimits
-from adapterscan.static.model import Inventory
+from adapterscan.static.model import FileClass, Inventory
 from adapterscan.static.pickle.checks import CHECKS as PICKLE_CHECKS
 from adapterscan.static.pickle.ops import analyze_pickle_file
 
@@ -77,6 +77,10 @@ def scan_folder(folder: Path, limits: StaticLimits | None = None) -> Result:
     emit = Emitter(as4_ruleset())
     src = LocalFetcher(folder, FetchLimits()).fetch(emit)
     inv = build_inventory(src, emit, limits or StaticLimits())
+    # As the static stage does: walk the pickles, then judge pickle-only weights (AS403/AS449).
+    proven = {i.path for i in inv.of_class(FileClass.PICKLE, FileClass.ZIP)
+              if analyze_pickle_file(folder / i.path, i.path, emit, limits or StaticLimits())}
+    pickle_only_weights(inv, emit, proven)
     assert emit.errors == ()
     return Result(emit.findings, tuple(s.path for s in emit.skipped), inv)
 

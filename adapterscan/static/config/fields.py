@@ -13,8 +13,12 @@ from adapterscan.static.config.peft_keys import COMMON_KEYS, KNOWN_KEYS
 
 TASK_TYPES = frozenset({"SEQ_CLS", "SEQ_2_SEQ_LM", "CAUSAL_LM", "TOKEN_CLS", "QUESTION_ANS",
                         "FEATURE_EXTRACTION"})
-# PEFT's default AutoPeftModel import allowlist (peft/auto.py get_default_import_allowlist).
-IMPORT_ALLOWLIST = ("transformers",)
+# Libraries whose modules AutoPeftModel may import without concern: transformers and diffusers
+# (both in PEFT's default allowlist, peft/auto.py get_default_import_allowlist; PEFT writes
+# `diffusers.models...` for every UNet LoRA) and peft itself (already imported by the loader).
+IMPORT_ALLOWLIST = ("transformers", "diffusers", "peft")
+# A plain dotted module path: identifiers only, no dunder or private segment.
+_MODULE_PATH = re.compile(r"[A-Za-z][A-Za-z0-9_]*(\.[A-Za-z][A-Za-z0-9_]*)*")
 # init_lora_weights modes whose init code writes the base layer's weight
 # (peft/tuners/lora/layer.py).
 BASE_MODIFYING_INITS = ("pissa", "corda", "olora", "loftq", "lora_ga")
@@ -194,7 +198,8 @@ def _peft_type_and_keys(cfg: Mapping[str, JSONValue], peft_type: JSONValue,
 
 
 def _allowlisted(name: str) -> bool:
-    return any(name == a or name.startswith(f"{a}.") for a in IMPORT_ALLOWLIST)
+    return _MODULE_PATH.fullmatch(name) is not None and any(
+        name == a or name.startswith(f"{a}.") for a in IMPORT_ALLOWLIST)
 
 
 def _imports(cfg: Mapping[str, JSONValue], rep: Reporter) -> None:
@@ -249,7 +254,9 @@ def _save_and_targets(cfg: Mapping[str, JSONValue], rep: Reporter, m: peft_match
                 "modules_to_save ships full trained copies of output/embedding layers: "
                 + ", ".join(output[:10]), key="modules_to_save",
                 evidence={"modules": jlist(output[:MAX_LISTED])})
-        rest = [n for n in names if n not in output]
+        # The task type's own head (a new, randomly initialised layer) is AS336, from the tensors.
+        heads = peft_match.task_heads(cfg.get("task_type"))
+        rest = [n for n in names if n not in output and n not in heads]
         if rest:
             rep("adapter_config.modules_to_save",
                 "modules_to_save ships full trained copies of: " + ", ".join(rest[:10]),

@@ -33,6 +33,13 @@ EMBED_NAMES = frozenset({"embed_tokens", "embed_in", "wte", "wpe", "word_embeddi
                          "shared", "tok_embeddings", "embed_positions", "position_embeddings",
                          "word_embeddings_layernorm"})
 HEAD_NAMES = frozenset({"lm_head", "embed_out", "output_layer", "output", "head"})
+# Task heads PEFT's task type adds to modules_to_save itself (peft_model.py:
+# CLASSIFIER_MODULE_NAMES for PeftModelForSequence/TokenClassification, qa_module_names for
+# PeftModelForQuestionAnswering): heads the task model creates at random on a base checkpoint.
+_CLASSIFIER_HEADS = frozenset({"classifier", "score", "pre_classifier"})
+TASK_HEADS: dict[str, frozenset[str]] = {"SEQ_CLS": _CLASSIFIER_HEADS,
+                                         "TOKEN_CLS": _CLASSIFIER_HEADS,
+                                         "QUESTION_ANS": frozenset({"qa_outputs"})}
 _NORM_RE = re.compile(r"(norm|^ln(_\w+)?$|^ln$)", re.IGNORECASE)
 # Probe names for regex target_modules: what the common architectures call those layers.
 PROBE_MODULES = (
@@ -54,6 +61,11 @@ def module_kind(name: str) -> str | None:
     if _NORM_RE.search(last):
         return "norm"
     return None
+
+
+def task_heads(task_type: object) -> frozenset[str]:
+    """The head module names PEFT keeps trainable (and loads) for this task type."""
+    return TASK_HEADS.get(task_type, frozenset()) if isinstance(task_type, str) else frozenset()
 
 
 class PatternError(Exception):

@@ -81,14 +81,42 @@ def check_weights(cfg: Mapping[str, JSONValue], headers: Sequence[SafetensorsHea
         summary.update(_pairs_shapes_ranks(st, config_rep))
         return summary
     summary["adapted_modules"] = len(st.modules)
-    _orphans_and_targets(st, config_rep, config_file)
+    nested = _nested_prefix(st)
     summary["full_tensors"] = _full_tensors(st)
+    if nested:  # PEFT loads none of the adapter tensors: targets, ranks and zeros are moot
+        summary["nested_prefix"] = nested
+        return summary
+    _orphans_and_targets(st, config_rep, config_file)
     _dtypes(st)
     _fan_in_fan_out(st, config_rep)
     if lora:  # pairing, ranks and the decoy check follow LoRA's A/B layout
         summary.update(_pairs_shapes_ranks(st, config_rep))
         summary["zero_lora_b"] = _zero_b(st, limits)
     return summary
+
+
+def _nested_prefix(st: _State) -> int:
+    """Tensors saved from a PeftModel wrapped in another PeftModel carry `base_model.model.`
+    twice or more. PEFT's load (set_peft_model_state_dict, strict=False) matches names
+    literally against a model built on the base, so every such tensor is ignored: when all
+    adapter tensors are nested, loading the adapter changes nothing (one low finding). A mix of
+    nested and loadable names is left to the orphan check (AS323)."""
+    mods = list(st.modules.values())
+    if not mods or not all(m.prefixed and m.name.startswith(PREFIX) for m in mods):
+        return 0
+    names = [loc.info.name for m in mods for loc in m.parts.values()]
+    file = next(iter(mods[0].parts.values())).file
+    depth, rest = 0, names[0]
+    while rest.startswith(PREFIX):
+        depth, rest = depth + 1, rest[len(PREFIX):]
+    st.reps[file]("adapter_config.nested_prefix",
+                  f"all {len(names)} adapter tensor(s) are named under a repeated "
+                  f"'{PREFIX}' prefix ({depth} levels: saved from a PeftModel wrapped in "
+                  "another): PEFT matches none of them to the model, so loading this adapter "
+                  "changes nothing", tensor=names[0],
+                  evidence={"tensors": jlist(names[:MAX_LISTED]), "count": len(names),
+                            "prefix_levels": depth})
+    return len(names)
 
 
 _TUNER_ROLES = {"LOHA": frozenset({"w1a", "w1b", "w2a", "w2b", "t1", "t2"}),
@@ -188,31 +216,50 @@ def _targets_without_tensors(st: _State, config_rep: Reporter) -> None:
 def _full_tensors(st: _State) -> JSONValue:
     raw = st.cfg.get("modules_to_save")
     mts = [x for x in raw if isinstance(x, str)] if isinstance(raw, list) else []
+    heads = sorted(peft_match.task_heads(st.cfg.get("task_type")))
     bias_ok = st.cfg.get("bias") in ("all", "lora_only")
     undeclared: dict[str, list[JSONValue]] = {}
+    head_rows: dict[str, list[JSONValue]] = {}
     declared: list[JSONValue] = []
     for name, loc in st.full:
         if "trainable_tokens_delta" in name or ".token_adapter." in name:
             continue
         mod, _ = _strip(name.rsplit(".", 1)[0])
         try:
-            is_saved = any(st.m.match(rf"(^|.*\.){x}($|\..*)", mod) for x in mts)
+            is_head = any(st.m.match(rf"(^|.*\.){x}($|\..*)", mod) for x in heads)
+            is_saved = is_head or any(st.m.match(rf"(^|.*\.){x}($|\..*)", mod) for x in mts)
         except peft_match.PatternError:
-            is_saved = False
+            is_head = is_saved = False
         row: JSONValue = {"tensor": name, "shape": list(loc.info.shape),
                           "kind": peft_match.module_kind(mod)}
+        if is_head:
+            head_rows.setdefault(loc.file, []).append(row)
         if is_saved or (bias_ok and name.endswith(".bias")):
             declared.append(row)
         else:
             undeclared.setdefault(loc.file, []).append(row)
+    for file, rows in head_rows.items():
+        st.reps[file]("adapter_config.task_head",
+                      f"{len(rows)} tensor(s) of the {st.cfg.get('task_type')} task head "
+                      f"({', '.join(heads)}), which PEFT's task type keeps trainable: loading "
+                      "replaces the head the task model creates at random on the base, not a "
+                      "pretrained base weight", tensor=_first_tensor(rows),
+                      evidence={"tensors": rows[:MAX_LISTED], "count": len(rows),
+                                "task_type": st.cfg.get("task_type"), "heads": jlist(heads)})
     for file, rows in undeclared.items():
-        first = rows[0]["tensor"] if isinstance(rows[0], dict) else None
+        first = _first_tensor(rows)
         st.reps[file]("adapter_config.full_weight_tensor",
                       f"{len(rows)} full (non-LoRA) weight tensor(s) not declared in "
                       f"modules_to_save: they overwrite base weights of the same name "
-                      f"(first: {first})", tensor=first if isinstance(first, str) else None,
+                      f"(first: {first})", tensor=first,
                       evidence={"tensors": rows[:MAX_LISTED], "count": len(rows)})
-    return {"declared": len(declared), "undeclared": sum(len(v) for v in undeclared.values())}
+    return {"declared": len(declared), "undeclared": sum(len(v) for v in undeclared.values()),
+            "task_head": sum(len(v) for v in head_rows.values())}
+
+
+def _first_tensor(rows: list[JSONValue]) -> str | None:
+    first = rows[0]["tensor"] if isinstance(rows[0], dict) else None
+    return first if isinstance(first, str) else None
 
 
 def _pairs_shapes_ranks(st: _State, config_rep: Reporter) -> dict[str, JSONValue]:
@@ -358,7 +405,8 @@ def _zero_b(st: _State, limits: StaticLimits) -> JSONValue:
     if zero and len(zero) == len(b_parts):
         file = b_parts[0][1].file
         st.reps[file]("adapter_config.zero_lora_b",
-                      f"every lora_B tensor ({len(zero)}) is all zeros: the adapter changes "
-                      "nothing in its declared targets", tensor=b_parts[0][1].info.name,
+                      f"every lora_B tensor ({len(zero)}) is all zeros: loading this adapter "
+                      "changes nothing in its declared targets (an untrained checkpoint)",
+                      tensor=b_parts[0][1].info.name,
                       evidence={"modules": jlist(zero[:MAX_LISTED]), "count": len(zero)})
     return {"zero": len(zero), "total": len(b_parts)}

@@ -11,13 +11,14 @@ import json
 import posixpath
 import re
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 
 from adapterscan.emit import Emitter
 from adapterscan.file_kinds import PICKLE_EXT, ext_of
 from adapterscan.findings import JSONValue
 from adapterscan.source import Entry, EntryType, FetchedSource
 from adapterscan.static.inventory import sniff as sn
+from adapterscan.static.inventory import templates
 from adapterscan.static.limits import StaticLimits
 from adapterscan.static.model import FileClass, Inventory, InventoryItem
 
@@ -25,8 +26,6 @@ _TRAINER_STATE = re.compile(r"^(training_args\.bin|optimizer\.pt|scheduler\.pt|s
                             r"rng_state.*\.pth)$")
 _PEFT_PICKLE = "adapter_model.bin"
 _PEFT_SAFE = "adapter_model.safetensors"
-_TEMPLATE_MARKERS = re.compile(r"__\w+__|\bcycler\b|\bjoiner\b|\blipsum\b|\bself\b\s*\.|"
-                               r"\|\s*attr\b|\bimport\b")
 # Content kind -> the classes whose names may legitimately hold it (None = no known name).
 _ALLOWED_NAMES: Mapping[str, frozenset[FileClass | None]] = {
     "pickle": frozenset({FileClass.PICKLE, None}),
@@ -172,8 +171,7 @@ def _pickles_vs_safetensors(inv: Inventory, emit: Emitter) -> None:
     by_dir: dict[str, list[InventoryItem]] = defaultdict(list)
     for item in inv.items:
         by_dir[posixpath.dirname(item.path)].append(item)
-    for folder, entries in by_dir.items():
-        names = {posixpath.basename(i.path): i for i in entries}
+    for entries in by_dir.values():
         safes = [i.path for i in entries if i.file_class is FileClass.SAFETENSORS]
         weights = [i for i in entries if i.file_class in (FileClass.PICKLE, FileClass.ZIP)
                    and ext_of(i.path) in PICKLE_EXT
@@ -184,12 +182,31 @@ def _pickles_vs_safetensors(inv: Inventory, emit: Emitter) -> None:
                           f"pickle weights beside {len(safes)} safetensors file(s): loaders "
                           "other than PEFT may pick the pickle", file=w.path,
                           evidence={"safetensors": list[JSONValue](safes[:10])})
+
+
+def pickle_only_weights(inv: Inventory, emit: Emitter, proven: Collection[str]) -> None:
+    """AS403 / AS449 for each adapter_model.bin with no adapter_model.safetensors beside it,
+    once the pickle analyzer has walked it: `proven` holds the files whose walk showed only
+    tensors and allowlisted containers."""
+    by_dir: dict[str, dict[str, InventoryItem]] = defaultdict(dict)
+    for item in inv.items:
+        by_dir[posixpath.dirname(item.path)][posixpath.basename(item.path)] = item
+    for folder, names in by_dir.items():
         peft = names.get(_PEFT_PICKLE)
-        if peft is not None and peft.file_class in (FileClass.PICKLE, FileClass.ZIP) \
-                and _PEFT_SAFE not in names:
+        if peft is None or peft.file_class not in (FileClass.PICKLE, FileClass.ZIP) \
+                or _PEFT_SAFE in names:
+            continue
+        if peft.path in proven:
+            emit.emit("inventory.pickle_only_weights_proven",
+                      f"{_PEFT_PICKLE} without {_PEFT_SAFE}: PEFT loads it with "
+                      "torch.load(weights_only=True); its pickle holds only tensors and "
+                      "allowlisted containers, so loading it runs no code of the file's choosing",
+                      file=peft.path, evidence={"folder": folder or "."})
+        else:
             emit.emit("inventory.pickle_only_weights",
                       f"{_PEFT_PICKLE} without {_PEFT_SAFE}: PEFT falls back to "
-                      "torch.load(weights_only=True) (CVE-2025-32434, CVE-2026-24747)",
+                      "torch.load(weights_only=True) (CVE-2025-32434, CVE-2026-24747), and the "
+                      "pickle was not proven to hold only tensors: code may run at load",
                       file=peft.path, evidence={"folder": folder or "."})
 
 
@@ -268,10 +285,21 @@ def _template_in_config(path: str, data: Mapping[str, object], emit: Emitter) ->
 
 def _emit_template(path: str, key: str | None, text: str | None, emit: Emitter) -> None:
     ev: dict[str, JSONValue] = {"source": path}
-    if text is not None:
-        ev["length"] = len(text)
-        ev["sha256"] = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
-        markers = sorted({m.group(0) for m in _TEMPLATE_MARKERS.finditer(text)})
-        ev["markers"] = list[JSONValue](markers[:20])
-    emit.emit("inventory.chat_template", "chat template ships with the adapter: it decides the "
-              "prompt the model sees", file=path, key=key, evidence=ev)
+    if text is None:  # not read: what it does is unknown
+        emit.emit("inventory.chat_template", "chat template ships with the adapter (not read): "
+                  "it decides the prompt the model sees", file=path, key=key, evidence=ev)
+        return
+    ev["length"] = len(text)
+    ev["sha256"] = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+    markers = sorted({m.group(0) for m in templates.MARKERS.finditer(text)})
+    ev["markers"] = list[JSONValue](markers[:20])
+    why = templates.concerns(text)
+    if why:
+        ev["concerns"] = list[JSONValue](why)
+        emit.emit("inventory.chat_template", "chat template ships with the adapter and does more "
+                  f"than lay out turns ({'; '.join(why)}): it decides the prompt the model sees",
+                  file=path, key=key, evidence=ev)
+    else:
+        emit.emit("inventory.chat_template_layout", "chat template ships with the adapter: it "
+                  "only lays out the turns (no code markers, URL, shell command or injected "
+                  "prose)", file=path, key=key, evidence=ev)

@@ -97,7 +97,8 @@ class DataContainers:
 
     A class is data only on its real construction path: NEWOBJ with no arguments (which runs
     `object.__new__`), then BUILD with a dict (which updates `__dict__` when the class has no
-    `__setstate__`); an enum only by value (REDUCE with one constant). Every other call of
+    `__setstate__`); an enum by value (REDUCE with one constant) or by name
+    (REDUCE of builtins.getattr with the class and an upper-case identifier). Every other call of
     them is a call like any other.
     """
 

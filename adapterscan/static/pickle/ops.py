@@ -39,6 +39,7 @@ _ARCHIVE_MAGIC = {b"7z\xbc\xaf\x27\x1c": "7z", b"\x1f\x8b": "gzip", b"Rar!\x1a\x
 _MAX_PICKLES_PER_STREAM = 64
 _MAX_INMEMORY_ZIP = 256 << 20  # a zip nested in a zip is read into memory up to this size
 _CRC_FULL_LIMIT = 1 << 20  # stored non-pickle members above this are not CRC-checked
+_BENIGN = frozenset({"pickle.summary", "pickle.data_container"})
 
 
 _OTHER: dict[str, tuple[str, str]] = {
@@ -123,9 +124,12 @@ class _Ctx:
     npy_arrays: int = 0
     npy_object_arrays: int = 0
     skipped: list[str] = field(default_factory=list)
+    flagged: int = 0  # findings other than the summary and plain data containers
 
     def anomaly(self, check: str, message: str, key: str | None = None,
                 evidence: dict[str, JSONValue] | None = None) -> None:
+        if check not in _BENIGN:
+            self.flagged += 1
         self.emit.emit(check, message, file=self.rel, key=key, evidence=evidence or {})
 
     def skip(self, reason: str) -> None:
@@ -133,7 +137,9 @@ class _Ctx:
         self.emit.skip(self.rel, reason)
 
 
-def analyze_pickle_file(path: Path, rel: str, emit: Emitter, limits: StaticLimits) -> None:
+def analyze_pickle_file(path: Path, rel: str, emit: Emitter, limits: StaticLimits) -> bool:
+    """Walk one file and report it; True when the walk proved that it holds only allowlisted
+    globals (tensors, storages, plain containers, listed data containers), completely read."""
     ctx = _Ctx(rel, emit, limits, Budget(limits.max_pickle_opcodes, limits.max_pickle_memo,
                                          limits.max_nesting), data_containers(emit))
     try:
@@ -141,14 +147,15 @@ def analyze_pickle_file(path: Path, rel: str, emit: Emitter, limits: StaticLimit
                                                                                 0))
     except OSError as exc:
         ctx.skip(f"cannot open: {exc.strerror}")
-        return
+        return False
     with os.fdopen(fd, "rb") as f:
         st = os.fstat(f.fileno())
         if not stat.S_ISREG(st.st_mode):
             ctx.skip("not a regular file")
-            return
+            return False
         _analyze_container(ctx, f, st.st_size, "", 0)
     _flush(ctx)
+    return ctx.pickles > 0 and ctx.flagged == 0 and not ctx.skipped
 
 
 def _analyze_container(ctx: _Ctx, f: BinaryIO, size: int, where: str, depth: int) -> None:

@@ -9,6 +9,7 @@ result of a call, a persistent id) make a STACK_GLOBAL unresolvable, which is re
 from __future__ import annotations
 
 import pickletools
+import re
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -21,6 +22,10 @@ _BIG_ARG = 64 << 20  # arguments larger than this are skipped, not held in memor
 _MAX_NAME = 4096  # longer strings are kept only as "some string" (unresolvable if imported)
 _LATIN1 = frozenset({"latin1", "latin-1", "latin_1", "iso-8859-1", "iso8859-1", "l1"})
 CALL_OPS = frozenset({"REDUCE", "BUILD", "INST", "OBJ", "NEWOBJ", "NEWOBJ_EX"})
+# Python >= 3.12 pickles an enum member by name: REDUCE(builtins.getattr, (EnumClass, "NAME")).
+_GETATTR = "builtins.getattr"
+# Member names of the allowlisted enums (all upper case; no dunder or private attribute).
+_MEMBER_NAME = re.compile(r"[A-Z][A-Z0-9_]*")
 
 
 class LimitReached(Exception):
@@ -219,6 +224,11 @@ class Machine:
         self.meta: list[list[object]] = []
         self.memo: dict[int, object] = {}
         self.walk = Walk()
+        # builtins.getattr imported while data containers are modelled: judged at the end of
+        # the walk (by object id), dangerous unless its only use was the enum-by-name pattern.
+        self._getattrs: dict[int, tuple[Glob, int | None]] = {}
+        self._getattr_ok: set[int] = set()
+        self._getattr_misused: set[int] = set()
 
     # -- stack helpers
     def _pop(self) -> object:
@@ -245,8 +255,33 @@ class Machine:
     def _global(self, module: str, name: str, pos: int | None) -> Glob:
         verdict, qual = classify(module, name, self.walk.protocol)
         self.walk.globals_seen += 1
-        self._event("global", pos, "", qual, verdict)
-        return Glob(qual, verdict)
+        glob = Glob(qual, verdict)
+        if qual == _GETATTR and self.containers is not None:
+            self._getattrs[id(glob)] = (glob, pos)  # reported in _judge_getattrs
+        else:
+            self._event("global", pos, "", qual, verdict)
+        return glob
+
+    def _enum_by_name(self, callee: Glob, args: object, op: str, pos: int | None) -> Obj | None:
+        """`getattr(EnumClass, "NAME")` for an allowlisted enum: a member looked up by name."""
+        c = self.containers
+        if id(callee) not in self._getattrs or c is None:
+            return None
+        if (op == "REDUCE" and isinstance(args, Tup) and len(args.items) == 2
+                and isinstance(args.items[0], Glob) and args.items[0].qual in c.enums
+                and isinstance(args.items[1], Str)
+                and _MEMBER_NAME.fullmatch(args.items[1].value)):
+            self._getattr_ok.add(id(callee))
+            self._event("container", pos, "enum by name", args.items[0].qual,
+                        args.items[0].verdict)
+            return Obj(args.items[0].qual, enum=True)
+        self._getattr_misused.add(id(callee))
+        return None
+
+    def _judge_getattrs(self) -> None:
+        for key, (glob, pos) in self._getattrs.items():
+            if key in self._getattr_misused or key not in self._getattr_ok:
+                self._event("global", pos, "", glob.qual, glob.verdict)
 
     def _text(self, value: object, pos: int | None) -> object:
         data: bytes | None = None
@@ -285,6 +320,9 @@ class Machine:
         as an argument or BUILD state to code that runs at load, is code execution."""
         result: object = Opaque("object", may_be_str=True)
         if isinstance(callee, Glob):
+            member = self._enum_by_name(callee, args, op, pos)
+            if member is not None:
+                return member
             if callee.verdict is Verdict.CONDITIONAL:
                 result = self._conditional(callee, args, pos)
             elif callee.verdict is Verdict.UNKNOWN:
@@ -335,6 +373,8 @@ class Machine:
             v = todo.pop()
             if isinstance(v, Glob):
                 found.append(v)
+                if id(v) in self._getattrs:  # getattr handed to other code: not the pattern
+                    self._getattr_misused.add(id(v))
             elif isinstance(v, Tup | Box) and id(v) not in seen:
                 seen.add(id(v))
                 self.budget.opcodes += 1
@@ -386,6 +426,7 @@ class Machine:
         except Exception as exc:  # genops raises ValueError and friends on bad bytes
             w.error = f"{type(exc).__name__}: {exc}"
             self._event("malformed", reader.tell(), w.error)
+        self._judge_getattrs()
         return w
 
     def _step(self, name: str, arg: Any, pos: int | None) -> None:

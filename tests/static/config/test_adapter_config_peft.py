@@ -56,3 +56,41 @@ def test_real_peft_adapters(lora: dict[str, Any], expected: set[str], ruleset: R
     assert ids(emit) == expected, [f.message for f in emit.findings]
     assert not emit.skipped and not emit.errors
     assert result is not None
+
+
+def _gpt2(**extra: Any) -> Any:
+    return transformers.GPT2Config(n_embd=32, n_layer=2, n_head=4, vocab_size=64, n_positions=32,
+                                   **extra)
+
+
+@pytest.mark.slow
+def test_real_peft_seq_cls_head_is_task_head(ruleset: RuleSet, tmp_path: Path) -> None:
+    """#23: a SEQ_CLS adapter as PEFT writes it ships `score` (the task type keeps it trainable):
+    AS336, not AS314 / AS311."""
+    torch.manual_seed(0)
+    model = transformers.GPT2ForSequenceClassification(_gpt2(num_labels=3, pad_token_id=0))
+    peft.get_peft_model(model, peft.LoraConfig(task_type="SEQ_CLS", r=4,
+                                               target_modules=["c_attn"])).save_pretrained(tmp_path)
+    found = ids(run(tmp_path, ruleset)[1])
+    assert "AS336" in found and not {"AS311", "AS314"} & found, found
+
+
+@pytest.mark.slow
+def test_real_peft_nested_model_loads_nothing(ruleset: RuleSet, tmp_path: Path) -> None:
+    """#23: get_peft_model on a PeftModel saves every tensor under a repeated prefix; PEFT itself
+    (the oracle) then loads none of them, which AS337 says."""
+    torch.manual_seed(0)
+    inner = peft.get_peft_model(transformers.GPT2LMHeadModel(_gpt2()),
+                                peft.LoraConfig(task_type="CAUSAL_LM", r=8,
+                                                target_modules=["c_proj"]))
+    outer = peft.get_peft_model(inner, peft.LoraConfig(task_type="CAUSAL_LM", r=4,
+                                                       target_modules=["c_attn"]))
+    for name, p in outer.named_parameters():
+        if "lora_B" in name:
+            torch.nn.init.normal_(p, std=0.01)
+    outer.save_pretrained(tmp_path)
+    found = ids(run(tmp_path, ruleset)[1])
+    assert "AS337" in found and not {"AS319", "AS323"} & found, found
+    with pytest.warns(UserWarning, match="missing adapter keys"):
+        loaded = peft.PeftModel.from_pretrained(transformers.GPT2LMHeadModel(_gpt2()), tmp_path)
+    assert all(not p.any() for n, p in loaded.named_parameters() if "lora_B" in n)

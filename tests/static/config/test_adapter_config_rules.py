@@ -87,6 +87,20 @@ def _wide_b(t: dict[str, np.ndarray]) -> None:
     t[f"{Q0}.lora_B.weight"] = np.ones((32, 5), np.float32)
 
 
+# The head a SEQ_CLS adapter on gpt2 ships (#23): PeftModelForSequenceClassification keeps
+# `score` trainable even with modules_to_save null; DistilBERT's adds `pre_classifier`.
+SCORE = {"base_model.model.score.weight": np.ones((2, 32), np.float32)}
+DISTIL_HEAD = {f"base_model.model.{m}.{p}": np.ones((32, 32) if p == "weight" else (32,),
+                                                    np.float32)
+               for m in ("pre_classifier", "classifier") for p in ("weight", "bias")}
+
+
+def _nested(t: dict[str, np.ndarray]) -> None:
+    """Saved from get_peft_model applied to a PeftModel: base_model.model. twice (#23)."""
+    for k in list(t):
+        t[k.replace("base_model.model.", "base_model.model.base_model.model.", 1)] = t.pop(k)
+
+
 def _half(t: dict[str, np.ndarray]) -> None:
     t[f"{Q0}.lora_A.weight"] = t[f"{Q0}.lora_A.weight"].astype(np.float16)
 
@@ -138,6 +152,9 @@ CASES: dict[str, tuple[Build, Build]] = {
     "AS331": (cfg_only(inference_mode=False), cfg_only(inference_mode=True)),
     "AS332": (cfg_only(use_dora=True), cfg_only(use_dora=False)),
     "AS333": (cfg_only(bias="all"), cfg_only(bias="none")),
+    "AS336": (with_tensors(extra(**SCORE), task_type="SEQ_CLS"),
+              with_tensors(extra(**SCORE), task_type="CAUSAL_LM", modules_to_save=["score"])),
+    "AS337": (with_tensors(edited(_nested)), benign),
     "AS334": (cfg_only(fan_in_fan_out=True),
               with_tensors(lambda: lora_tensors(modules=CONV), fan_in_fan_out=True,
                            target_modules=list(CONV))),
@@ -206,6 +223,65 @@ def test_nested_duplicate_key(ruleset: RuleSet, tmp_path: Path) -> None:
                b' "parent_library": "evil"}}')(tmp_path)
     _, emit = run(tmp_path, ruleset)
     assert {"AS303", "AS305"} <= ids(emit)  # Python keeps the last value, like PEFT
+
+
+def test_task_head_is_not_a_base_overwrite(ruleset: RuleSet, tmp_path: Path) -> None:
+    """#23: the head the task type implies is AS336 (low), with or without modules_to_save;
+    the same tensor without such a task type, or another full copy, keeps AS314 / AS311."""
+    with_tensors(extra(**SCORE), task_type="SEQ_CLS")(tmp_path / "cls")
+    _, emit = run(tmp_path / "cls", ruleset)
+    assert "AS314" not in ids(emit) and "AS336" in ids(emit), [f.message for f in emit.findings]
+    hit = next(f for f in emit.findings if f.rule_id == "AS336")
+    assert "at random" in hit.message and hit.severity.value == "low"
+    with_tensors(extra(**DISTIL_HEAD), task_type="SEQ_CLS",
+                 modules_to_save=["classifier", "score"])(tmp_path / "distil")
+    found = ids(run(tmp_path / "distil", ruleset)[1])
+    assert "AS336" in found and not {"AS311", "AS314"} & found, found
+    with_tensors(extra(**SCORE), task_type="CAUSAL_LM")(tmp_path / "lm")
+    assert "AS314" in ids(run(tmp_path / "lm", ruleset)[1])
+    with_tensors(extra(**SCORE, **LM_HEAD), task_type="SEQ_CLS")(tmp_path / "both")
+    _, emit = run(tmp_path / "both", ruleset)
+    (full,) = [f for f in emit.findings if f.rule_id == "AS314"]
+    assert full.evidence["count"] == 1 and full.location.tensor == "base_model.model.lm_head.weight"
+    cfg_only(task_type="SEQ_CLS", modules_to_save=["classifier", "mlp.down_proj"])(tmp_path / "m")
+    (mts,) = [f for f in run(tmp_path / "m", ruleset)[1].findings if f.rule_id == "AS311"]
+    assert mts.evidence["modules"] == ["mlp.down_proj"]
+
+
+def test_untrained_checkpoint_is_a_no_op(ruleset: RuleSet, tmp_path: Path) -> None:
+    """#23: every lora_B zero (saved before training) changes nothing at load: low, not high."""
+    with_tensors(lambda: lora_tensors(zero_b=True))(tmp_path)
+    (hit,) = [f for f in run(tmp_path, ruleset)[1].findings if f.rule_id == "AS324"]
+    assert hit.severity.value == "low" and "changes nothing" in hit.message
+
+
+def test_nested_prefix_mixed_with_loadable_names_is_orphaned(ruleset: RuleSet,
+                                                              tmp_path: Path) -> None:
+    def mixed() -> dict[str, np.ndarray]:
+        t = lora_tensors()
+        nested = lora_tensors(modules=("k_proj",))
+        _nested(nested)
+        t.update(nested)
+        return t
+    with_tensors(mixed)(tmp_path)
+    found = ids(run(tmp_path, ruleset)[1])
+    assert "AS323" in found and "AS337" not in found
+
+
+@pytest.mark.parametrize(("lib", "rule"), [
+    ("diffusers.models.unets.unet_2d_condition", "AS307"),  # written by PEFT for UNet LoRAs
+    ("peft.tuners.lora", "AS307"),
+    ("transformers", "AS307"),
+    ("diffusers_evil", "AS305"),
+    ("diffusers.__init__", "AS305"),
+    ("diffusers.models;os", "AS305"),
+    ("diffusers._private", "AS305"),
+])
+def test_auto_mapping_library(lib: str, rule: str, ruleset: RuleSet, tmp_path: Path) -> None:
+    cfg_only(auto_mapping={"base_model_class": "UNet2DConditionModel",
+                           "parent_library": lib})(tmp_path)
+    found = ids(run(tmp_path, ruleset)[1])
+    assert rule in found and ({"AS305", "AS307"} - {rule}).isdisjoint(found), found
 
 
 def test_rslora_scale(ruleset: RuleSet, tmp_path: Path) -> None:

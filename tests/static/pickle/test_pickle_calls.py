@@ -112,6 +112,65 @@ def test_AS447_negative_other_paths_of_a_listed_class_fail(tmp_path: Path) -> No
         assert "AS447" not in r.ids(), label
 
 
+def _enum_by_name(enum_module: str, enum_name: str, member: str, *,
+                  getter: tuple[str, str] = ("builtins", "getattr")) -> bytes:
+    """What Python >= 3.12 writes for an enum member (Enum.__reduce_ex__ returns
+    `getattr, (cls, name)`): STACK_GLOBAL getattr, STACK_GLOBAL the class, the name, TUPLE2,
+    REDUCE; built opcode by opcode, never by pickling."""
+    return (fp.u(getter[0]) + fp.u(getter[1]) + b"\x93\x94"
+            + fp.u(enum_module) + fp.u(enum_name) + b"\x93\x94"
+            + fp.u(member) + b"\x86R\x94")
+
+
+def _args_with_enums_by_name(*members: bytes) -> bytes:
+    """NEWOBJ TrainingArguments, BUILD {"k0": member0, ...}; getattr memoised and reused."""
+    body = fp.u("transformers.training_args") + fp.u("TrainingArguments") + b"\x93)\x81}("
+    first, *rest = members
+    body += fp.u("k0") + first
+    for i, m in enumerate(rest, 1):
+        body += fp.u(f"k{i}") + m
+    return fp.p4(body + b"ub")
+
+
+def test_AS447_enum_member_by_name(tmp_path: Path) -> None:
+    """training_args.bin of newer transformers (#23): getattr(IntervalStrategy, "STEPS") and
+    the memoised getattr reused for a second enum are data, not a call of getattr."""
+    reuse = (b"h\x00" + fp.u("accelerate.utils.dataclasses") + fp.u("DistributedType")
+             + b"\x93" + fp.u("NO") + b"\x86R")
+    data = _args_with_enums_by_name(
+        _enum_by_name("transformers.trainer_utils", "IntervalStrategy", "STEPS"), reuse)
+    r = fp.scan_pickle_bytes(tmp_path, data, "training_args.bin")
+    assert r.max_severity() == "low", [(f.rule_id, f.message) for f in r.findings]
+    (hit,) = r.of("AS447")
+    classes = hit.evidence["classes"]
+    assert isinstance(classes, dict)
+    assert {"transformers.trainer_utils.IntervalStrategy",
+            "accelerate.utils.dataclasses.DistributedType"} <= set(classes)
+    assert Policy().decide(r.findings).decision is Decision.PASS
+
+
+def test_AS447_negative_other_getattr_stays_dangerous(tmp_path: Path) -> None:
+    enum = ("transformers.trainer_utils", "IntervalStrategy")
+    cases = {
+        "unlisted_class": _enum_by_name("os", "path", "SEP"),
+        "unknown_class": _enum_by_name("mypkg.mod", "Mode", "STEPS"),
+        "dunder_name": _enum_by_name(*enum, "__class__"),
+        "lowercase_attr": _enum_by_name(*enum, "mro"),
+        "not_getattr": _enum_by_name(*enum, "STEPS", getter=("builtins", "setattr")),
+        # getattr handed to a call instead of called on the enum
+        "getattr_as_argument": fp.u("builtins") + fp.u("getattr") + b"\x93\x94"
+        + fp.u("collections") + fp.u("OrderedDict") + b"\x93h\x00\x85R",
+        # the member pattern once, then the memoised getattr on something else
+        "pattern_then_misuse": _enum_by_name(*enum, "STEPS") + b"0h\x00"
+        + fp.u("collections") + fp.u("OrderedDict") + b"\x93" + fp.u("fromkeys") + b"\x86R",
+    }
+    for label, body in cases.items():
+        r = fp.scan_pickle_bytes(tmp_path, fp.p4(body), "training_args.bin")
+        assert _fails(r), (label, [(f.rule_id, f.message) for f in r.findings])
+    r = fp.scan_pickle_bytes(tmp_path, fp.p4(_enum_by_name(*enum, "mro")), "training_args.bin")
+    assert "AS430" in r.ids()
+
+
 def test_AS447_policy_adds_classes(tmp_path: Path) -> None:
     data = b"\x80\x02cmytrainer.config\nTrainConfig\n)\x81}" + fp.u("lr") + b"K\x03sb."
     assert _fails(fp.scan_pickle_bytes(tmp_path, data))

@@ -1,0 +1,144 @@
+"""Adapters other people trained and published (issue 23): every folder of the real-adapter corpus
+scanned the way a user scans it, one whole `python -m adapterscan scan DIR --format json` process
+each, split into fit and check halves by the sha256 of the folder name (a stable split: the
+check half is what a rule fitted on the fit half has not seen).
+
+Per half: how many adapters pass, warn, fail or end incomplete; tracebacks (stderr); which rules
+fire at low or above, with the number of adapters each fires in; median and max seconds per
+adapter (whole process). Then one row per adapter. Targets (issue 23): check half failed <= 1%
+(each remaining failure a true defect of the file, named), warned <= 5%, incomplete only with a
+named unsupported feature, 0 tracebacks.
+
+Environment: ADAPTERSCAN_REAL_ADAPTERS (default /work/shared/data/real-adapters),
+BENCH_REAL_WORKERS (default 1; processes in parallel).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from benchmarks.common import BenchTable
+
+CORPUS = Path(os.environ.get("ADAPTERSCAN_REAL_ADAPTERS", "/work/shared/data/real-adapters"))
+WORKERS = int(os.environ.get("BENCH_REAL_WORKERS", "1"))
+ROOT = Path(__file__).resolve().parent.parent
+SHOWN = ("low", "medium", "high", "critical")
+TIMEOUT_S = 600
+
+
+@dataclass(frozen=True)
+class Row:
+    folder: str
+    half: str
+    decision: str  # pass / warn / fail / incomplete / error (no report)
+    exit_code: int
+    seconds: float
+    traceback: bool
+    rules: tuple[str, ...]  # "AS314:high", each rule once, severity low and above
+    reasons: str
+
+
+def half_of(name: str) -> str:
+    """fit or check, by the first byte of sha256(folder name)."""
+    return "fit" if hashlib.sha256(name.encode()).digest()[0] < 128 else "check"
+
+
+def scan_one(folder: Path) -> Row:
+    t0 = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-m", "adapterscan", "scan", str(folder),
+                           "--format", "json"], capture_output=True, timeout=TIMEOUT_S,
+                          cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    seconds = time.perf_counter() - t0
+    err = proc.stderr.decode("utf-8", "replace")
+    try:
+        doc = json.loads(proc.stdout)
+    except ValueError:
+        return Row(folder.name, half_of(folder.name), "error", proc.returncode, seconds,
+                   "Traceback" in err, (), err.strip().splitlines()[-1][:160] if err else "")
+    verdict = doc.get("verdict", {})
+    decision = str(verdict.get("decision", "?"))
+    if proc.returncode == 3 or doc.get("complete") is False:
+        decision = "incomplete" if decision != "fail" else decision
+    worst: dict[str, str] = {}
+    for f in doc.get("findings", []):
+        sev = f.get("severity")
+        if sev in SHOWN and SHOWN.index(sev) >= SHOWN.index(worst.get(f["rule_id"], "low")):
+            worst[f["rule_id"]] = sev
+    reasons = "; ".join(str(r) for r in verdict.get("reasons", []))
+    return Row(folder.name, half_of(folder.name), decision, proc.returncode, seconds,
+               "Traceback" in err, tuple(f"{k}:{v}" for k, v in sorted(worst.items())),
+               reasons)
+
+
+def scan_all(corpus: Path) -> list[Row]:
+    folders = sorted(p for p in corpus.iterdir() if p.is_dir())
+    with ThreadPoolExecutor(max_workers=max(1, WORKERS)) as pool:
+        return list(pool.map(scan_one, folders))
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+SUMMARY_HEADERS = ("half", "adapters", "pass", "warn", "fail", "incomplete", "error",
+                   "tracebacks", "median s", "max s", "rules firing (low and above: adapters)")
+ROW_HEADERS = ("half", "folder", "decision", "exit", "seconds", "traceback",
+               "rules (worst severity, low and above)", "verdict reasons")
+
+
+def summary(rows: list[Row]) -> tuple[tuple[str, ...], ...]:
+    out: list[tuple[str, ...]] = []
+    for half in ("fit", "check", "all"):
+        sel = [r for r in rows if half in ("all", r.half)]
+        if not sel:
+            continue
+        counts = Counter(r.decision for r in sel)
+        fired = Counter(rule for r in sel for rule in r.rules)
+        secs = [r.seconds for r in sel]
+        n = len(sel)
+        out.append((
+            half, str(n),
+            *(f"{counts[d]} ({100 * counts[d] / n:.0f}%)"
+              for d in ("pass", "warn", "fail", "incomplete", "error")),
+            str(sum(r.traceback for r in sel)), f"{statistics.median(secs):.2f}",
+            f"{max(secs):.2f}",
+            ", ".join(f"{k} {v}" for k, v in sorted(fired.items())) or "-"))
+    return tuple(out)
+
+
+def per_adapter(rows: list[Row]) -> str:
+    lines = ["| " + " | ".join(ROW_HEADERS) + " |",
+             "| " + " | ".join("---" for _ in ROW_HEADERS) + " |"]
+    for r in sorted(rows, key=lambda r: (r.half, r.folder)):
+        lines.append("| " + " | ".join((
+            r.half, f"`{r.folder}`", r.decision, str(r.exit_code), f"{r.seconds:.2f}",
+            "yes" if r.traceback else "no", ", ".join(r.rules) or "-",
+            _cell(r.reasons if r.decision != "pass" else ""))) + " |")
+    return "\n".join(lines)
+
+
+def run() -> BenchTable:
+    if not CORPUS.is_dir():
+        return BenchTable("Real adapters (issue 23)", ("note",),
+                          ((f"corpus not found at {CORPUS} (set ADAPTERSCAN_REAL_ADAPTERS)",),))
+    rows = scan_all(CORPUS)
+    notes = (f"Split by sha256 of the folder name; whole `adapterscan scan` processes, {WORKERS} "
+             f"at a time; corpus: {len(rows)} folders of {CORPUS.name}. Targets (issue 23), check "
+             "half: failed <= 1%, warned <= 5%, incomplete only with a named unsupported "
+             "feature, 0 tracebacks. One row per adapter:\n\n" + per_adapter(rows))
+    return BenchTable("Real adapters (issue 23): adapters other people published",
+                      SUMMARY_HEADERS, summary(rows), notes)
+
+
+if __name__ == "__main__":
+    print(run().markdown())
