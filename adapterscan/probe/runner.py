@@ -52,6 +52,14 @@ class Runner:
         base, ids = self._base_measurement(ctx)
         power = self._power(ctx, base, ids)
         decide.no_power(emit, power, label)
+        if not power.safety_ok:
+            # The base does not refuse (or not readably): no drop of refusal can be measured,
+            # and the scan is incomplete whatever the merged model does. Stop here rather than
+            # pay for generating with the merged model and for the trigger search (on a 135M
+            # base on 2 cores: minutes).
+            return {"base": label, "device": str(lm.device), "power": power.to_json(),
+                    "stopped": "after the base pass: the base has no power (AS607)",
+                    "timings": dict(timer.spans)}
         t = time.perf_counter()
         self.say("applying and merging the adapter")
         peft_model = apply_adapter(lm, self.src.root, self.static.adapter)

@@ -85,3 +85,7 @@ def test_unaligned_reference_twin_is_inconclusive(tmp_path: Path) -> None:
     assert "AS607" in {f.rule_id for f in report.findings}
     assert not report.complete
     assert report.verdict.decision.value != "pass"
+    probe = report.results["probe"]
+    assert isinstance(probe, dict)
+    assert "stopped" in probe and "signals" not in probe  # the merged model was never run
+    assert not any(k.startswith("merged") for k in probe["timings"])  # type: ignore[union-attr]
