@@ -25,7 +25,8 @@ from adapterscan.integrations.service_client import ServiceAttestation, fetch_at
 from adapterscan.pipeline import ScanOptions, scan
 from adapterscan.policy.policy import Policy
 from adapterscan.provenance.keys import PublicKeyLike, load_public_keys
-from adapterscan.provenance.verify import Tree, TrustConfig, check_attestation, fetch_source
+from adapterscan.provenance.trust import Tree, TrustConfig
+from adapterscan.provenance.verify import check_attestation, fetch_source
 from adapterscan.report import Decision, ScanReport
 from adapterscan.rules.loader import load_ruleset
 from adapterscan.source import EntryType, FetchedSource

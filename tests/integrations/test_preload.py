@@ -144,7 +144,8 @@ def _e2e(tmp_path: Path, adapter: Path, base: Any) -> None:
     """scan -> attest (key) -> verify -> load_adapter, with outcomes that follow the real scan."""
     from adapterscan.integrations.preload import load_adapter
     from adapterscan.pipeline import scan
-    from adapterscan.provenance.verify import TrustConfig, verify_source
+    from adapterscan.provenance.trust import TrustConfig
+    from adapterscan.provenance.verify import verify_source
 
     key = ec.generate_private_key(ec.SECP256R1())
     report = scan(adapter)
