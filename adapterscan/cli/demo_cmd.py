@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import json
@@ -120,9 +121,11 @@ def _scan_all(examples: list[ExampleAdapter],
         return
     from adapterscan.integrations.procworker import answers
 
-    for i, answer in answers(_scan_handler, None, [str(ex.path) for ex in examples],
-                             workers=jobs):
-        yield examples[i], run_or_exit(functools.partial(_from_worker, answer))
+    paths = [str(ex.path) for ex in examples]
+    # closing: a scan that fails ends the demo, and the other worker stops with it, not at exit
+    with contextlib.closing(answers(_scan_handler, None, paths, workers=jobs)) as pending:
+        for i, answer in pending:
+            yield examples[i], run_or_exit(functools.partial(_from_worker, answer))
 
 
 def _from_worker(answer: str | Exception) -> ScanOutcome:

@@ -20,7 +20,7 @@ import queue
 import signal
 import sys
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Sequence
 from typing import Any
 
 from adapterscan.errors import AdapterScanError
@@ -160,12 +160,14 @@ class WorkerProcess:
 
 
 def answers(factory: Factory, setup: Any, items: Sequence[str], *, workers: int,
-            timeout_s: float | None = None) -> Iterator[tuple[int, str | Exception]]:
+            timeout_s: float | None = None
+            ) -> Generator[tuple[int, str | Exception], None, None]:
     """(index, answer) for every item of `items`, as each is answered, from `workers` processes
     serving `factory(setup)`, each driven by a thread of this process. An item whose process
     could not start (WorkerStartError), ran past `timeout_s` or died (WorkerLost) gets the
     exception instead of an answer, and the next item gets a fresh process: a dead process
-    never leaves the caller waiting. Leaving the loop early kills the processes still running."""
+    never leaves the caller waiting. Leaving the loop early (or close()) kills the processes
+    still running."""
     todo: queue.SimpleQueue[int] = queue.SimpleQueue()
     for i in range(len(items)):
         todo.put(i)
@@ -215,7 +217,7 @@ def answers(factory: Factory, setup: Any, items: Sequence[str], *, workers: int,
     finally:
         with lock:
             stop.set()
-            unfinished = list(started) if left else []
+            unfinished: list[WorkerProcess] = list(started) if left else []
         for w in unfinished:  # the caller left early: what still runs is not wanted
             w.kill()
         for t in threads:
