@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import functools
+import json
 import os
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 from rich import box
@@ -73,13 +76,14 @@ def demo_command(
     jobs = max(1, min(jobs, len(examples)))
     done = 0
     with err.status(f"scanning {len(examples)} example adapters…") as status, quiet():
-        for ex, report in _scan_all(examples, jobs):
+        for ex, scanned in _scan_all(examples, jobs):
             done += 1
             status.update(f"scanned {done}/{len(examples)} ({ex.name})")
-            rows.append(_row(ex.name, ex.expected_class, ex.should_reject, report))
+            rows.append(DemoRow(ex.name, ex.expected_class, ex.should_reject, scanned.decision,
+                                scanned.drift, scanned.trigger, scanned.rules))
             if reports is not None:
                 reports.mkdir(parents=True, exist_ok=True)
-                (reports / f"{ex.name}.json").write_text(report.to_json())
+                (reports / f"{ex.name}.json").write_text(scanned.report_json)
     order = {ex.name: i for i, ex in enumerate(examples)}
     rows.sort(key=lambda r: order[r.name])
     console.print(_table(rows, console.width))
@@ -96,62 +100,51 @@ def demo_command(
     raise typer.Exit(int(ExitCode.REJECT if wrong else ExitCode.PASS))
 
 
+@dataclass(frozen=True)
+class ScanOutcome:
+    """What the demo keeps of one scan: its cells of the table and its JSON report."""
+
+    decision: str
+    drift: str
+    trigger: str
+    rules: str
+    report_json: str
+
+
 def _scan_all(examples: list[ExampleAdapter],
-              jobs: int) -> Iterator[tuple[ExampleAdapter, ScanReport]]:
-    """(example, report) as each scan finishes. With several jobs, each worker process runs one
+              jobs: int) -> Iterator[tuple[ExampleAdapter, ScanOutcome]]:
+    """(example, outcome) as each scan finishes. With several jobs, each worker process runs one
     torch thread and keeps its own base measurements: on small models two single-threaded
     processes get more done than one process with two threads."""
     if jobs == 1:
         yield from _scan_in_process(examples)
         return
-    import multiprocessing
+    from adapterscan.integrations.procworker import answers
 
-    ctx = multiprocessing.get_context("spawn")  # fork after torch import is unsafe
-    todo: Any = ctx.Queue()
-    results: Any = ctx.Queue()
-    for i, ex in enumerate(examples):
-        todo.put((i, str(ex.path)))
-    for _ in range(jobs):
-        todo.put(None)
-    workers = [ctx.Process(target=_scan_worker, args=(todo, results), daemon=True)
-               for _ in range(jobs)]
-    for w in workers:
-        w.start()
-    try:
-        for _ in examples:
-            i, report = _next_result(results, workers)
-            if isinstance(report, tuple):  # a worker's scan could not run: say why, as in-process
-                run_or_exit(functools.partial(_reraise, *report))
-            yield examples[i], report
-    finally:
-        for w in workers:
-            w.join(timeout=5)
-            if w.is_alive():
-                w.terminate()
+    paths = [str(ex.path) for ex in examples]
+    # closing: a scan that fails ends the demo, and the other worker stops with it, not at exit
+    with contextlib.closing(answers(_scan_handler, None, paths, workers=jobs)) as pending:
+        for i, answer in pending:
+            yield examples[i], run_or_exit(functools.partial(_from_worker, answer))
 
 
-def _next_result(results: Any, workers: list[Any]) -> tuple[int, Any]:
-    """The next (index, report or error) from the workers; an error tuple when every worker has
-    died without answering (killed for memory, a crash in torch): never a hang."""
-    import queue
-
-    while True:
-        try:
-            return results.get(timeout=1.0)  # type: ignore[no-any-return]
-        except queue.Empty:
-            if all(not w.is_alive() for w in workers):
-                try:  # what a worker put just before it exited is still in the pipe
-                    return results.get(timeout=1.0)  # type: ignore[no-any-return]
-                except queue.Empty:
-                    pass
-                codes = sorted({w.exitcode for w in workers})
-                return -1, ("error", f"the demo's scan workers exited (codes {codes}) before "
-                            "every example was scanned", "run with --jobs 1 to see the error")
+def _from_worker(answer: str | Exception) -> ScanOutcome:
+    """A worker's answer as an outcome; a scan that could not run raises as it would have in
+    this process, and a worker that died without answering (killed for memory, a crash in
+    torch) is an error: never a hang."""
+    if isinstance(answer, Exception):
+        _reraise("error", f"a demo scan worker stopped before its example was scanned: {answer}",
+                 "run with --jobs 1 to see the error")
+    data = json.loads(answer)
+    if "error" in data:
+        _reraise(*data["error"])
+    return ScanOutcome(**data)
 
 
-def _scan_worker(todo: Any, results: Any) -> None:
-    """A demo worker process: scan paths from `todo` until None, one torch thread, quiet, one
-    base cache for all its scans. A scan that cannot run is sent back as (kind, message, hint)."""
+def _scan_handler(setup: None) -> Callable[[str], str]:
+    """Runs in a demo worker process (procworker): one torch thread, quiet, one base cache for
+    all its scans. Each answer is an outcome as JSON; a scan that cannot run answers
+    {"error": [kind, message, hint]}."""
     import torch
 
     from adapterscan.errors import AdapterScanError, FetchError
@@ -159,21 +152,22 @@ def _scan_worker(todo: Any, results: Any) -> None:
 
     torch.set_num_threads(1)
     cache = BaseCache()
-    while (item := todo.get()) is not None:
+
+    def handle(path: str) -> str:
         try:
             with quiet():
-                report = _scan(Path(item[1]), cache)
+                outcome = _outcome(_scan(Path(path), cache))
         except AdapterScanError as exc:
-            results.put((item[0], ("fetch" if isinstance(exc, FetchError) else "error",
-                                   f"{item[1]}: {exc.message}", exc.hint)))
-            return
+            kind = "fetch" if isinstance(exc, FetchError) else "error"
+            return json.dumps({"error": [kind, f"{path}: {exc.message}", exc.hint]})
         except Exception as exc:  # a bug: the parent raises it with the worker's message
-            results.put((item[0], ("bug", f"{item[1]}: {exc!r}", None)))
-            return
-        results.put((item[0], report))
+            return json.dumps({"error": ["bug", f"{path}: {exc!r}", None]})
+        return json.dumps(dataclasses.asdict(outcome))
+
+    return handle
 
 
-def _reraise(kind: str, message: str, hint: str | None) -> None:
+def _reraise(kind: str, message: str, hint: str | None) -> NoReturn:
     from adapterscan.errors import AnalysisError, FetchError
 
     if kind == "fetch":
@@ -184,12 +178,12 @@ def _reraise(kind: str, message: str, hint: str | None) -> None:
 
 
 def _scan_in_process(
-        examples: list[ExampleAdapter]) -> Iterator[tuple[ExampleAdapter, ScanReport]]:
+        examples: list[ExampleAdapter]) -> Iterator[tuple[ExampleAdapter, ScanOutcome]]:
     from adapterscan.probe.session import BaseCache
 
     cache = BaseCache()  # the base is measured once, not once per example
     for ex in examples:
-        yield ex, run_or_exit(functools.partial(_scan, ex.path, cache))
+        yield ex, _outcome(run_or_exit(functools.partial(_scan, ex.path, cache)))
 
 
 def _scan(path: Path, cache: Any) -> ScanReport:
@@ -198,7 +192,7 @@ def _scan(path: Path, cache: Any) -> ScanReport:
     return scan(path, options=ScanOptions(base="reference", probe_cache=cache))
 
 
-def _row(name: str, expected: str, should_reject: bool, report: ScanReport) -> DemoRow:
+def _outcome(report: ScanReport) -> ScanOutcome:
     probe = report.results.get("probe")
     drift, trigger = "n/a", "-"
     if isinstance(probe, dict):
@@ -208,8 +202,8 @@ def _row(name: str, expected: str, should_reject: bool, report: ScanReport) -> D
     decision = report.verdict.decision.value
     if report.verdict.decision is not Decision.FAIL and not report.complete:
         decision = "incomplete"
-    return DemoRow(name, expected, should_reject, decision, drift, trigger,
-                   ", ".join(rules) if rules else "-")
+    return ScanOutcome(decision, drift, trigger, ", ".join(rules) if rules else "-",
+                       report.to_json())
 
 
 def _drift(signals: object) -> str:

@@ -52,7 +52,8 @@ def verify_command(
     """
     from adapterscan.provenance.bundle import read_bundle
     from adapterscan.provenance.keys import load_public_keys
-    from adapterscan.provenance.verify import TrustConfig, verify_source
+    from adapterscan.provenance.trust import TrustConfig
+    from adapterscan.provenance.verify import verify_source
 
     if fmt not in ("text", "json"):
         raise typer.BadParameter("use text or json", param_hint="--format")

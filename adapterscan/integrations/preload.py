@@ -25,7 +25,8 @@ from adapterscan.integrations.service_client import ServiceAttestation, fetch_at
 from adapterscan.pipeline import ScanOptions, scan
 from adapterscan.policy.policy import Policy
 from adapterscan.provenance.keys import PublicKeyLike, load_public_keys
-from adapterscan.provenance.verify import Tree, TrustConfig, check_attestation, fetch_source
+from adapterscan.provenance.trust import Tree, TrustConfig
+from adapterscan.provenance.verify import check_attestation, fetch_source
 from adapterscan.report import Decision, ScanReport
 from adapterscan.rules.loader import load_ruleset
 from adapterscan.source import EntryType, FetchedSource
@@ -141,11 +142,13 @@ def _check(source: str | Path, copy_dir: Path, *, attestation: Attestation | Non
     return tree
 
 
-def _load(loader: Loader, model: Any, source: str | Path, *,
-          attestation: Attestation | None, trusted_keys: Iterable[PublicKeyLike],
-          policy: Policy | None, identity: str | None, issuer: str | None,
-          trusted_root: Path | None, scan_options: ScanOptions | None,
-          peft_kwargs: dict[str, Any], hub_options: HubOptions | None = None) -> Any:
+def guarded_load(loader: Loader, model: Any, source: str | Path, *,
+                 attestation: Attestation | None, trusted_keys: Iterable[PublicKeyLike],
+                 policy: Policy | None, identity: str | None, issuer: str | None,
+                 trusted_root: Path | None, scan_options: ScanOptions | None,
+                 peft_kwargs: dict[str, Any], hub_options: HubOptions | None = None) -> Any:
+    """`loader(model, <verified private copy>, **peft_kwargs)`: what load_adapter and
+    guard_peft do, with the loader (PEFT's, or a test's) as a parameter."""
     base = hub_options or HubOptions(endpoint=os.environ.get("HF_ENDPOINT"))
     hub = dataclasses.replace(
         base, revision=peft_kwargs.pop("revision", None) or base.revision,
@@ -182,10 +185,10 @@ def load_adapter(model: Any, source: str | Path, *, attestation: Attestation | N
     require_extra("probe", "adapterscan.load_adapter")
     from peft import PeftModel
 
-    return _load(PeftModel.from_pretrained, model, source, attestation=attestation,
-                 trusted_keys=trusted_keys, policy=policy, identity=identity, issuer=issuer,
-                 trusted_root=trusted_root, scan_options=scan_options, peft_kwargs=peft_kwargs,
-                 hub_options=hub_options)
+    return guarded_load(PeftModel.from_pretrained, model, source, attestation=attestation,
+                        trusted_keys=trusted_keys, policy=policy, identity=identity,
+                        issuer=issuer, trusted_root=trusted_root, scan_options=scan_options,
+                        peft_kwargs=peft_kwargs, hub_options=hub_options)
 
 
 @contextlib.contextmanager
@@ -206,9 +209,10 @@ def guard_peft(*, attestation: Attestation | None = None,
         if args:
             raise TypeError("under guard_peft pass PEFT options by keyword")
         loader = unguarded if cls is PeftModel else original.__get__(None, cls)
-        return _load(loader, model, model_id, attestation=attestation, trusted_keys=keys,
-                     policy=policy, identity=identity, issuer=issuer, trusted_root=trusted_root,
-                     scan_options=None, peft_kwargs=dict(kwargs))
+        return guarded_load(loader, model, model_id, attestation=attestation, trusted_keys=keys,
+                            policy=policy, identity=identity, issuer=issuer,
+                            trusted_root=trusted_root, scan_options=None,
+                            peft_kwargs=dict(kwargs))
 
     PeftModel.from_pretrained = classmethod(guarded)  # type: ignore[method-assign,assignment]
     try:

@@ -6,7 +6,8 @@ Imports and set-up (the rule set, a signing key) are paid once per process, not 
 
 `factory(setup)` runs in the child and returns the handler that turns each request string into a
 response string; both must be importable module-level functions (the spawn start method pickles
-them by reference) and `setup` plain data.
+them by reference) and `setup` plain data. `answers()` runs a list of items on several of these
+processes at once.
 """
 
 from __future__ import annotations
@@ -15,9 +16,11 @@ import contextlib
 import ctypes
 import multiprocessing as mp
 import os
+import queue
 import signal
 import sys
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Generator, Sequence
 from typing import Any
 
 from adapterscan.errors import AdapterScanError
@@ -122,9 +125,10 @@ class WorkerProcess:
     def alive(self) -> bool:
         return self.proc.is_alive()
 
-    def run(self, item: str, timeout_s: float) -> str:
-        """The handler's answer to `item`. Raises WorkerLost when the time limit passed (the
-        process is killed) or the process died; either way this worker is then closed."""
+    def run(self, item: str, timeout_s: float | None) -> str:
+        """The handler's answer to `item` (None: no time limit). Raises WorkerLost when the time
+        limit passed (the process is killed) or the process died; either way this worker is
+        then closed."""
         try:
             self.conn.send(item)
             if self.conn.poll(timeout_s):
@@ -153,3 +157,68 @@ class WorkerProcess:
             self.proc.kill()
         self.proc.join(5)
         self.conn.close()
+
+
+def answers(factory: Factory, setup: Any, items: Sequence[str], *, workers: int,
+            timeout_s: float | None = None
+            ) -> Generator[tuple[int, str | Exception], None, None]:
+    """(index, answer) for every item of `items`, as each is answered, from `workers` processes
+    serving `factory(setup)`, each driven by a thread of this process. An item whose process
+    could not start (WorkerStartError), ran past `timeout_s` or died (WorkerLost) gets the
+    exception instead of an answer, and the next item gets a fresh process: a dead process
+    never leaves the caller waiting. Leaving the loop early (or close()) kills the processes
+    still running."""
+    todo: queue.SimpleQueue[int] = queue.SimpleQueue()
+    for i in range(len(items)):
+        todo.put(i)
+    done: queue.SimpleQueue[tuple[int, str | Exception]] = queue.SimpleQueue()
+    stop = threading.Event()
+    lock = threading.Lock()  # a process starts before the stop or not at all
+    started: list[WorkerProcess] = []  # every process started, for the early-exit kill
+
+    def start() -> WorkerProcess | None:
+        with lock:
+            if stop.is_set():
+                return None
+            started.append(WorkerProcess(factory, setup))
+            return started[-1]
+
+    def drive() -> None:
+        worker: WorkerProcess | None = None
+        while not stop.is_set():
+            try:
+                i = todo.get_nowait()
+            except queue.Empty:
+                break
+            try:
+                if worker is None:
+                    if (worker := start()) is None:
+                        break
+                    worker.wait_ready()
+                done.put((i, worker.run(items[i], timeout_s)))
+            except Exception as exc:  # every item gets one put, or the caller would wait forever
+                if worker is not None:
+                    worker.close(kill=True)
+                worker = None
+                done.put((i, exc))
+        if worker is not None:
+            worker.close()
+
+    threads = [threading.Thread(target=drive, daemon=True)
+               for _ in range(max(1, min(workers, len(items))))]
+    for t in threads:
+        t.start()
+    left = len(items)
+    try:
+        while left:
+            answer = done.get()
+            left -= 1
+            yield answer
+    finally:
+        with lock:
+            stop.set()
+            unfinished: list[WorkerProcess] = list(started) if left else []
+        for w in unfinished:  # the caller left early: what still runs is not wanted
+            w.kill()
+        for t in threads:
+            t.join()

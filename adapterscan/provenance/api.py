@@ -12,12 +12,8 @@ from adapterscan.policy.policy import Policy
 from adapterscan.provenance.keys import load_private_key
 from adapterscan.provenance.sign import sign_with_key
 from adapterscan.provenance.statement import build_statement, statement_bytes
-from adapterscan.provenance.verify import (
-    TrustConfig,
-    VerificationResult,
-    check_attestation,
-    verify_source,
-)
+from adapterscan.provenance.trust import TrustConfig
+from adapterscan.provenance.verify import VerificationResult, check_attestation, verify_source
 from adapterscan.report import ScanReport
 
 __all__ = ["TrustConfig", "VerificationResult", "attest", "attestation_json_for",

@@ -13,7 +13,7 @@ import hashlib
 import json
 import os
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric import ec
 
@@ -23,9 +23,7 @@ from adapterscan.findings import JSONValue
 from adapterscan.provenance.bundle import MAX_BUNDLE_BYTES, ParsedBundle, parse_bundle
 from adapterscan.provenance.dsse import INTOTO_PAYLOAD_TYPE, verify_envelope
 from adapterscan.provenance.keys import key_hint
-
-if TYPE_CHECKING:  # verify.py imports this module lazily; avoid the cycle at runtime
-    from adapterscan.provenance.verify import Tree, TrustConfig
+from adapterscan.provenance.trust import Tree, TrustConfig, verify_keyless
 
 PREDICATE_TYPE = "https://model_signing/signature/v1.0"
 SIG_NAME = "model.sig"
@@ -144,10 +142,8 @@ def _signer(bundle: ParsedBundle, trust: TrustConfig) -> str | None:
         return None
     if not (trust.identity and trust.issuer):
         return None
-    from adapterscan.provenance.verify import _verify_keyless
-
     try:
-        _verify_keyless(bundle, trust)
+        verify_keyless(bundle, trust)
     except (SigningError, UsageError):
         return None
     return f"{trust.identity} via {trust.issuer}"

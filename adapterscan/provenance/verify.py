@@ -7,51 +7,25 @@ Every problem becomes a finding under an AS7xx rule and the policy turns them in
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from cryptography.hazmat.primitives.asymmetric import ec
-
 from adapterscan.emit import Emitter
-from adapterscan.errors import SigningError, UsageError
-from adapterscan.extras import require_extra
+from adapterscan.errors import SigningError
 from adapterscan.fetch.dispatch import make_fetcher
 from adapterscan.fetch.hub_options import HubOptions
 from adapterscan.findings import Finding, JSONValue
 from adapterscan.hashing import sha256_file
 from adapterscan.policy.policy import Policy
-from adapterscan.provenance.bundle import ParsedBundle, parse_bundle
-from adapterscan.provenance.dsse import INTOTO_PAYLOAD_TYPE, verify_envelope
-from adapterscan.provenance.keys import key_hint
+from adapterscan.provenance.model_signing import SIG_NAME, check_model_sig
 from adapterscan.provenance.statement import AttestedScan, parse_statement
+from adapterscan.provenance.trust import Tree, TrustConfig, verify_signature
 from adapterscan.report import Decision, Verdict
 from adapterscan.rules.loader import load_ruleset
 from adapterscan.rules.model import RuleSet
 from adapterscan.source import EntryType, FetchedSource, FetchLimits
 
 CLOCK_SKEW = dt.timedelta(minutes=5)
-MODEL_SIG = "model.sig"
-
-
-@dataclass(frozen=True)
-class TrustConfig:
-    """Who may sign: PEM keys for key bundles, an identity + issuer for keyless bundles."""
-
-    keys: tuple[ec.EllipticCurvePublicKey, ...] = ()
-    identity: str | None = None
-    issuer: str | None = None
-    trusted_root: Path | None = None  # a pinned Sigstore trusted_root.json; else production TUF
-    offline: bool = False
-
-
-@dataclass(frozen=True)
-class Tree:
-    """The source as it is now: regular files with their sha256, and every other entry."""
-
-    root: Path
-    files: Mapping[str, str]
-    others: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -65,55 +39,6 @@ class VerificationResult:
     @property
     def ok(self) -> bool:
         return self.verdict.decision is not Decision.FAIL
-
-
-def verify_signature(data: bytes, trust: TrustConfig) -> tuple[bytes, str]:
-    """Return (statement bytes, who signed). SigningError when the signature does not hold;
-    UsageError when no trust material fits the bundle's mode."""
-    bundle = parse_bundle(data)
-    if bundle.mode == "key":
-        return _verify_key(bundle, trust)
-    return _verify_keyless(bundle, trust)
-
-
-def _verify_key(bundle: ParsedBundle, trust: TrustConfig) -> tuple[bytes, str]:
-    if not trust.keys:
-        raise UsageError("the attestation is signed with a key; pass the public key",
-                         hint="--key PUB.pem (or trusted_keys=... for load_adapter)")
-    if bundle.envelope.payload_type != INTOTO_PAYLOAD_TYPE:
-        raise SigningError(f"DSSE payloadType {bundle.envelope.payload_type!r} is not in-toto")
-    # The hint only orders the tries; the signature decides.
-    keys = sorted(trust.keys, key=lambda k: key_hint(k) != bundle.hint)
-    for key in keys:
-        if verify_envelope(bundle.envelope, key):
-            return bundle.envelope.payload, f"key sha256:{key_hint(key)}"
-    raise SigningError("DSSE signature does not verify with any trusted key"
-                       + (f" (bundle names key {bundle.hint})" if bundle.hint else ""))
-
-
-def _verify_keyless(bundle: ParsedBundle, trust: TrustConfig) -> tuple[bytes, str]:
-    if not (trust.identity and trust.issuer):
-        raise UsageError("the attestation is signed keyless; say whom you trust",
-                         hint="--identity SAN --issuer URL (e.g. a CI workflow and its issuer)")
-    require_extra("sign", "verifying a keyless (Sigstore) attestation")
-    from sigstore.errors import Error as SigstoreError
-    from sigstore.models import Bundle, TrustedRoot
-    from sigstore.verify import Verifier
-    from sigstore.verify.policy import Identity
-
-    try:
-        sig_bundle = Bundle.from_json(bundle.raw)
-        verifier = (Verifier(trusted_root=TrustedRoot.from_file(str(trust.trusted_root)))
-                    if trust.trusted_root else Verifier.production(offline=trust.offline))
-        ptype, payload = verifier.verify_dsse(
-            sig_bundle, Identity(identity=trust.identity, issuer=trust.issuer))
-    except SigstoreError as exc:
-        raise SigningError(f"keyless verification failed: {exc}") from exc
-    except Exception as exc:  # a third-party parser on hostile input: a finding, not a crash
-        raise SigningError(f"keyless bundle rejected: {type(exc).__name__}: {exc}") from exc
-    if ptype != INTOTO_PAYLOAD_TYPE:
-        raise SigningError(f"DSSE payloadType {ptype!r} is not in-toto")
-    return payload, f"{trust.identity} via {trust.issuer}"
 
 
 def check_attestation(data: bytes, tree: Tree, trust: TrustConfig, *,
@@ -260,10 +185,8 @@ def verify_source(source: str | Path, data: bytes, trust: TrustConfig, *,
     tree = hash_tree(src)
     result = check_attestation(data, tree, trust, policy=policy, ruleset=rules,
                                max_age_days=max_age_days, now=now)
-    if MODEL_SIG not in tree.files:
+    if SIG_NAME not in tree.files:
         return result
-    from adapterscan.provenance.model_signing import check_model_sig
-
     pol = policy or Policy()
     emit = Emitter(pol.apply_to(rules))
     check_model_sig(tree, emit, trust)

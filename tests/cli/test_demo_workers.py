@@ -3,6 +3,7 @@ cannot run ends the demo with the error's exit code, not a hang or a traceback."
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -23,12 +24,12 @@ def test_two_workers_return_each_report_with_its_example() -> None:
     shipped = load_examples(shipped_dir())
     assert shipped, "the shipped example set is missing or stale"
     picked = [e for e in shipped if e.expected_class in ("harmful", "identity")]
-    got = {ex.name: report for ex, report in _scan_all(picked, 2)}
+    got = {ex.name: scanned for ex, scanned in _scan_all(picked, 2)}
     assert set(got) == {e.name for e in picked}
-    for name, report in got.items():
-        assert report.subject.source.endswith(name)
-        assert report.verdict.decision.value == "fail"
-        assert "AS601" in {f.rule_id for f in report.findings}
+    for name, scanned in got.items():
+        assert json.loads(scanned.report_json)["subject"]["source"].endswith(name)
+        assert scanned.decision == "fail"
+        assert "AS601" in scanned.rules.split(", ")
 
 
 def test_a_worker_scan_that_cannot_run_exits_with_its_code(tmp_path: Path) -> None:
@@ -51,19 +52,11 @@ def test_the_table_names_the_strongest_then_longest_trigger() -> None:
 
 
 def test_workers_that_die_without_answering_are_an_error_not_a_hang() -> None:
-    import queue
+    from adapterscan.cli.common import run_or_exit
+    from adapterscan.cli.demo_cmd import _from_worker
+    from adapterscan.integrations.procworker import WorkerLost
 
-    from adapterscan.cli.demo_cmd import _next_result
-
-    class Silent:
-        def get(self, timeout: float) -> object:
-            raise queue.Empty
-
-    class Dead:
-        exitcode = -9
-
-        def is_alive(self) -> bool:
-            return False
-
-    index, (kind, message, _hint) = _next_result(Silent(), [Dead(), Dead()])
-    assert index == -1 and kind == "error" and "codes [-9]" in message
+    lost = WorkerLost(timed_out=False, exitcode=-9)  # what procworker.answers gives such an item
+    with pytest.raises(typer.Exit) as exc:
+        run_or_exit(lambda: _from_worker(lost))
+    assert exc.value.exit_code == int(ExitCode.ERROR)

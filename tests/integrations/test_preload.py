@@ -144,7 +144,8 @@ def _e2e(tmp_path: Path, adapter: Path, base: Any) -> None:
     """scan -> attest (key) -> verify -> load_adapter, with outcomes that follow the real scan."""
     from adapterscan.integrations.preload import load_adapter
     from adapterscan.pipeline import scan
-    from adapterscan.provenance.verify import TrustConfig, verify_source
+    from adapterscan.provenance.trust import TrustConfig
+    from adapterscan.provenance.verify import verify_source
 
     key = ec.generate_private_key(ec.SECP256R1())
     report = scan(adapter)
@@ -184,7 +185,7 @@ def test_loader_reads_a_private_verified_copy(tmp_path: Path, adapter: Path,
                                               key: ec.EllipticCurvePrivateKey) -> None:
     import stat
 
-    from adapterscan.integrations.preload import _load
+    from adapterscan.integrations.preload import guarded_load
 
     seen: dict[str, Any] = {}
 
@@ -197,9 +198,9 @@ def test_loader_reads_a_private_verified_copy(tmp_path: Path, adapter: Path,
         seen["kw"] = kw
         return "loaded"
 
-    out = _load(loader, object(), adapter, attestation=_att(tmp_path, adapter, key),
-                trusted_keys=[key.public_key()], policy=None, identity=None, issuer=None,
-                trusted_root=None, scan_options=None, peft_kwargs={"is_trainable": False})
+    out = guarded_load(loader, object(), adapter, attestation=_att(tmp_path, adapter, key),
+                       trusted_keys=[key.public_key()], policy=None, identity=None, issuer=None,
+                       trusted_root=None, scan_options=None, peft_kwargs={"is_trainable": False})
     assert out == "loaded" and seen["same"] and seen["kw"] == {"is_trainable": False}
     assert not str(seen["path"]).startswith(str(adapter)) and seen["mode"] == 0o700
     assert not seen["path"].exists()  # removed once PEFT has the weights in memory

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import multiprocessing
+import os
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +12,13 @@ import pytest
 from adapterscan.extras import MissingExtraError
 from adapterscan.integrations import batch
 from adapterscan.integrations.batch import BatchOptions, run_batch
-from adapterscan.integrations.procworker import Handler, WorkerProcess, WorkerStartError
+from adapterscan.integrations.procworker import (
+    Handler,
+    WorkerLost,
+    WorkerProcess,
+    WorkerStartError,
+    answers,
+)
 from tests.factories import write_adapter
 
 
@@ -21,6 +29,16 @@ def failing_factory(setup: Any) -> Handler:
 
 def echo_factory(setup: Any) -> Handler:
     return lambda item: f"{setup}:{item}"
+
+
+def dying_factory(setup: Any) -> Handler:
+    """A handler whose process dies on the item `setup` names (as a scan killed for memory)."""
+    def handle(item: str) -> str:
+        if item == setup:
+            os._exit(9)
+        return item.upper()
+
+    return handle
 
 
 def test_worker_answers() -> None:
@@ -51,3 +69,19 @@ def test_batch_item_whose_worker_cannot_start_is_an_error_result(
     assert all(r.exit_code == 2 and "needs the probe extra" in (r.error or "")
                for r in results)
     assert "Traceback" not in capfd.readouterr().err
+
+
+def test_answers_come_from_several_processes_and_a_dead_one_is_an_answer_not_a_hang() -> None:
+    items = ["a", "die", "b", "c"]
+    got = dict(answers(dying_factory, "die", items, workers=2, timeout_s=60))
+    assert sorted(got) == [0, 1, 2, 3]
+    assert [got[i] for i in (0, 2, 3)] == ["A", "B", "C"]  # a fresh process took over
+    lost = got[1]
+    assert isinstance(lost, WorkerLost) and not lost.timed_out and lost.exitcode == 9
+
+
+def test_leaving_answers_early_stops_its_processes() -> None:
+    it = answers(echo_factory, "s", ["x", "y", "z"], workers=2)
+    assert next(it)[1] in ("s:x", "s:y")
+    it.close()  # no hang: the processes are killed and the threads that drive them joined
+    assert not multiprocessing.active_children()

@@ -10,7 +10,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from adapterscan.fetch.hub_options import HubOptions
 from adapterscan.pipeline import ScanOptions, scan
-from adapterscan.provenance.verify import TrustConfig, verify_source
+from adapterscan.provenance.trust import TrustConfig
+from adapterscan.provenance.verify import verify_source
 from tests.fetch.conftest import adapter_files
 from tests.hubserver import HubServer
 from tests.provenance.helpers import rules, signed

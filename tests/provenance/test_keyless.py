@@ -10,7 +10,8 @@ import pytest
 
 from adapterscan.errors import UsageError
 from adapterscan.provenance.statement import build_statement, statement_bytes
-from adapterscan.provenance.verify import TrustConfig, verify_source
+from adapterscan.provenance.trust import TrustConfig
+from adapterscan.provenance.verify import verify_source
 from tests.provenance.fake_sigstore import IDENTITY, ISSUER, FakeSigstore
 from tests.provenance.helpers import make_adapter, report_for, rules
 

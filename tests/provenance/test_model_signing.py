@@ -9,7 +9,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from adapterscan.provenance.bundle import key_bundle
 from adapterscan.provenance.dsse import sign_envelope
 from adapterscan.provenance.model_signing import PREDICATE_TYPE, root_digest
-from adapterscan.provenance.verify import TrustConfig, verify_source
+from adapterscan.provenance.trust import TrustConfig
+from adapterscan.provenance.verify import verify_source
 from tests.provenance.helpers import make_adapter, report_for, rules, signed
 
 

@@ -14,7 +14,8 @@ from adapterscan.errors import UsageError
 from adapterscan.policy.policy import Policy
 from adapterscan.provenance.dsse import sign_envelope
 from adapterscan.provenance.statement import parse_statement
-from adapterscan.provenance.verify import TrustConfig, snapshot, verify_source
+from adapterscan.provenance.trust import TrustConfig
+from adapterscan.provenance.verify import snapshot, verify_source
 from adapterscan.report import Decision
 from tests.provenance.helpers import make_adapter, report_for, rules, signed
 

@@ -25,11 +25,13 @@ from adapterscan.integrations.server.access import (
     bearer,
     check_start,
 )
+from adapterscan.integrations.server.base_queue import QueueFull
 from adapterscan.integrations.server.body import BodyTooLarge, read_body
+from adapterscan.integrations.server.db import Job, VerdictRow
 from adapterscan.integrations.server.guard import Access, Guard
 from adapterscan.integrations.server.metrics import Metrics
 from adapterscan.integrations.server.pages import add_pages
-from adapterscan.integrations.server.queue import Job, QueueFull, VerdictRow, open_queue
+from adapterscan.integrations.server.queue import open_queue
 from adapterscan.integrations.server.ratelimit import FailureLimiter
 from adapterscan.integrations.server.scanproc import ScanSetup
 from adapterscan.integrations.server.webhook import (

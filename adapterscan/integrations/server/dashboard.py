@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from html import escape
 
-from adapterscan.integrations.server.queue import Job, VerdictRow
+from adapterscan.integrations.server.db import Job, VerdictRow
 
 _STYLE = """body{font-family:system-ui,sans-serif;margin:2em;color:#222}
 table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:4px 8px;text-align:left}

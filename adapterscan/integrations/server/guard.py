@@ -14,8 +14,8 @@ from adapterscan.integrations.server.access import (
     matches_any,
     visible,
 )
+from adapterscan.integrations.server.db import Job, VerdictRow
 from adapterscan.integrations.server.metrics import Metrics
-from adapterscan.integrations.server.queue import Job, VerdictRow
 from adapterscan.integrations.server.ratelimit import FailureLimiter, client_key
 from adapterscan.integrations.server.session import SESSION_COOKIE, Sessions, SessionState
 

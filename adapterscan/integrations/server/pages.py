@@ -15,6 +15,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from adapterscan.integrations.server.access import ReadMode
+from adapterscan.integrations.server.base_queue import JobQueue
 from adapterscan.integrations.server.body import BodyTooLarge, read_body
 from adapterscan.integrations.server.dashboard import (
     CSP,
@@ -24,7 +25,6 @@ from adapterscan.integrations.server.dashboard import (
     message_page,
 )
 from adapterscan.integrations.server.guard import Access, Guard
-from adapterscan.integrations.server.queue import JobQueue
 from adapterscan.integrations.server.session import (
     CSRF_COOKIE,
     SESSION_COOKIE,

@@ -16,7 +16,8 @@ import psycopg
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from adapterscan.errors import UsageError
-from adapterscan.integrations.server.queue import Cursor, Db, JobQueue
+from adapterscan.integrations.server.base_queue import JobQueue
+from adapterscan.integrations.server.db import Cursor, Db
 
 _SCHEMA_LOCK = 0x6164_7363_616E  # pg_advisory_xact_lock key: one migration at a time
 

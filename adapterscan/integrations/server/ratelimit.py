@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 
-from adapterscan.integrations.server.queue import JobQueue
+from adapterscan.integrations.server.base_queue import JobQueue
 
 
 def client_key(host: str) -> str:

@@ -11,7 +11,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from adapterscan.integrations.server.queue import Db, JobQueue
+from adapterscan.integrations.server.base_queue import JobQueue
+from adapterscan.integrations.server.db import Db
 
 
 class SqliteQueue(JobQueue):

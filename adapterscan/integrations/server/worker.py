@@ -16,8 +16,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from adapterscan.integrations.procworker import WorkerLost, WorkerProcess, WorkerStartError
+from adapterscan.integrations.server.base_queue import JobQueue
+from adapterscan.integrations.server.db import Job
 from adapterscan.integrations.server.metrics import Metrics
-from adapterscan.integrations.server.queue import Job, JobQueue
 from adapterscan.integrations.server.scanproc import (
     ScanOutcome,
     ScanSetup,

@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from adapterscan.errors import UsageError
-from adapterscan.integrations.server.queue import JobQueue, QueueFull, open_queue
+from adapterscan.integrations.server.base_queue import JobQueue, QueueFull
+from adapterscan.integrations.server.queue import open_queue
 from adapterscan.integrations.server.ratelimit import FailureLimiter
 from adapterscan.integrations.server.schema import LATEST
 

@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from adapterscan.errors import AdapterRejected
 from adapterscan.fetch.hub_options import HubOptions
-from adapterscan.integrations.preload import _load
+from adapterscan.integrations.preload import guarded_load
 from adapterscan.integrations.server.session import Sessions
 from adapterscan.integrations.service_client import ServiceAttestation
 from adapterscan.provenance.dsse import pae
@@ -326,10 +326,10 @@ def test_attestation_endpoint_and_loader(world: World, tmp_path: Path,
         return "loaded"
 
     def load(source: str, service: ServiceAttestation, **kw: Any) -> Any:
-        return _load(loader, object(), source, attestation=service,
-                     trusted_keys=[world.key.public_key()], policy=None, identity=None,
-                     issuer=None, trusted_root=None, scan_options=None, peft_kwargs=kw,
-                     hub_options=opts)
+        return guarded_load(loader, object(), source, attestation=service,
+                            trusted_keys=[world.key.public_key()], policy=None, identity=None,
+                            issuer=None, trusted_root=None, scan_options=None, peft_kwargs=kw,
+                            hub_options=opts)
 
     service = ServiceAttestation(world.url, READ_TOKEN)
     assert load("hf://acme/open", service) == "loaded"
@@ -341,9 +341,9 @@ def test_attestation_endpoint_and_loader(world: World, tmp_path: Path,
     assert load("hf://acme/open", ServiceAttestation(world.url)) == "loaded"
     other_key = generate_private_key()
     with pytest.raises(AdapterRejected, match="attestation not acceptable"):
-        _load(loader, object(), "hf://acme/open", attestation=service,
-              trusted_keys=[other_key.public_key()], policy=None, identity=None, issuer=None,
-              trusted_root=None, scan_options=None, peft_kwargs={}, hub_options=opts)
+        guarded_load(loader, object(), "hf://acme/open", attestation=service,
+                     trusted_keys=[other_key.public_key()], policy=None, identity=None, issuer=None,
+                     trusted_root=None, scan_options=None, peft_kwargs={}, hub_options=opts)
     new = world.hub.add_commit("acme/open", adapter_files(7))  # never admitted
     with pytest.raises(AdapterRejected, match="HTTP 404"):
         load(f"hf://acme/open@{new}", service)
