@@ -22,7 +22,7 @@ from adapterscan.fetch.hub_options import HubOptions
 from adapterscan.file_kinds import WEIGHTS_EXT, ends_with
 from adapterscan.findings import JSONValue
 from adapterscan.hashing import hash_files_async
-from adapterscan.pipeline_checks import NOT_APPLICABLE
+from adapterscan.pipeline_checks import NOT_APPLICABLE, SHA256_MISMATCH
 from adapterscan.policy.policy import Policy
 from adapterscan.report import FileRecord, ScanReport, Subject
 from adapterscan.rules.loader import load_ruleset
@@ -189,7 +189,7 @@ def _check_expected(src: FetchedSource, digests: dict[str, str], emit: Emitter) 
     for path, expected in src.expected_sha256.items():
         got = digests.get(path)
         if got is not None and got != expected:
-            emit.emit("integrity.sha256_mismatch",
+            emit.emit(SHA256_MISMATCH,
                       f"bytes on disk do not match the sha256 the origin announced for {path}",
                       file=path, evidence={"expected": expected, "actual": got})
 

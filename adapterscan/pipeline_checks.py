@@ -4,4 +4,6 @@ from typing import Final
 
 NOT_APPLICABLE: Final = "probe.not_applicable"
 
-CHECKS: Final[frozenset[str]] = frozenset({"integrity.sha256_mismatch", NOT_APPLICABLE})
+SHA256_MISMATCH: Final = "integrity.sha256_mismatch"
+
+CHECKS: Final[frozenset[str]] = frozenset({SHA256_MISMATCH, NOT_APPLICABLE})

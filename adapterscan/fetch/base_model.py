@@ -22,6 +22,7 @@ from typing import Any
 from adapterscan.emit import Emitter
 from adapterscan.errors import FetchError
 from adapterscan.fetch.base_files import BaseFile, base_files, wanted
+from adapterscan.fetch.checks import UNPINNED
 from adapterscan.fetch.hub_options import HubOptions
 from adapterscan.fetch.hub_plan import SHA_RE
 from adapterscan.fetch.hub_verify import Announced
@@ -33,7 +34,7 @@ AUTO = "auto"
 REFERENCE = "reference"
 # The name the bundled example adapters record as their base (examples/build.py).
 BUNDLED_NAMES = frozenset({"adapterscan/reference-aligned"})
-UNPINNED = "base_model.unpinned"
+
 MAX_CONFIG_BYTES = 4 * 1024 * 1024
 _HUB_ID = re.compile(r"^(?:[A-Za-z0-9][\w.-]{0,95}/)?[A-Za-z0-9][\w.-]{0,95}$")
 # A branch, tag, refs/pr/N or sha; never a path out of the cache's refs/ folder.

@@ -2,16 +2,25 @@
 
 from typing import Final
 
+HEADER_TRIAGE_REJECTED: Final = "hub.header_triage_rejected"
+BASE_MODEL_MISMATCH: Final = "hub.base_model_mismatch"
+SCAN_PENDING: Final = "hub.scan_pending"
+SCAN_FLAGGED: Final = "hub.scan_flagged"
+SCAN_CLEAN: Final = "hub.scan_clean"
+LISTING_INCONSISTENT: Final = "hub.listing_inconsistent"
+UNSAFE_PATH: Final = "hub.unsafe_path"
+UNPINNED: Final = "base_model.unpinned"
+
 # The Hub fetcher also emits "integrity.sha256_mismatch" (AS101, declared by pipeline_checks) when
 # a download does not match the digest the Hub announced.
 CHECKS: Final[frozenset[str]] = frozenset({
-    "hub.header_triage_rejected",
-    "hub.base_model_mismatch",
-    "hub.scan_pending",
-    "hub.scan_flagged",
-    "hub.scan_clean",
-    "hub.listing_inconsistent",
-    "hub.unsafe_path",
+    HEADER_TRIAGE_REJECTED,
+    BASE_MODEL_MISMATCH,
+    SCAN_PENDING,
+    SCAN_FLAGGED,
+    SCAN_CLEAN,
+    LISTING_INCONSISTENT,
+    UNSAFE_PATH,
     # --base auto named the base without a commit sha (fetch/base_model.py)
-    "base_model.unpinned",
+    UNPINNED,
 })

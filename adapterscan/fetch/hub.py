@@ -29,6 +29,7 @@ from huggingface_hub import HfApi, hf_hub_download, try_to_load_from_cache
 from adapterscan.emit import Emitter
 from adapterscan.errors import FetchError
 from adapterscan.fetch import hub_plan
+from adapterscan.fetch.checks import LISTING_INCONSISTENT, UNSAFE_PATH
 from adapterscan.fetch.hub_client import (
     endpoint_of,
     hf_cache_dir,
@@ -42,6 +43,7 @@ from adapterscan.fetch.hub_meta import base_model_hint, ingest_security_status
 from adapterscan.fetch.hub_options import HubOptions
 from adapterscan.fetch.hub_triage import triage_header
 from adapterscan.fetch.hub_verify import Announced, Verified, copy_verified
+from adapterscan.pipeline_checks import SHA256_MISMATCH
 from adapterscan.source import Entry, EntryType, FetchedSource, FetchLimits
 from adapterscan.static.limits import StaticLimits
 
@@ -160,12 +162,12 @@ class HubFetcher:
         out: dict[str, Announced] = {}
         for path in sorted(announced):
             if not hub_plan.safe_path(path):
-                emit.emit("hub.unsafe_path", f"listed path {path[:200]!r} is not a safe relative "
+                emit.emit(UNSAFE_PATH, f"listed path {path[:200]!r} is not a safe relative "
                           "path; it was not downloaded", evidence={"path": path[:1024]})
                 emit.skip(path[:200], "unsafe path: not downloaded")
                 continue
             if announced[path].size < 0:
-                emit.emit("hub.listing_inconsistent", f"{path}: listed with a negative size",
+                emit.emit(LISTING_INCONSISTENT, f"{path}: listed with a negative size",
                           file=path, evidence={"size": announced[path].size})
                 emit.skip(path, "negative size in the listing: not downloaded")
                 continue
@@ -281,7 +283,7 @@ class HubFetcher:
             return
         # Reported here, at download time; the file stays out of `expected` so the pipeline's
         # own on-disk check does not report the same mismatch twice.
-        emit.emit("integrity.sha256_mismatch",
+        emit.emit(SHA256_MISMATCH,
                   f"{res.path}: downloaded bytes do not match the {res.kind} the Hub announced",
                   file=res.path, evidence={"digest": res.kind, "expected": res.expected,
                                            "actual": res.actual, "bytes": res.size})

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from adapterscan.emit import Emitter
+from adapterscan.fetch.checks import BASE_MODEL_MISMATCH, SCAN_CLEAN, SCAN_FLAGGED, SCAN_PENDING
 from adapterscan.findings import JSONValue
 
 MAX_CARD_BYTES = 1024 * 1024
@@ -33,11 +34,11 @@ def _json_safe(value: Any, depth: int = 0) -> JSONValue:
 def ingest_security_status(status: Any, emit: Emitter, *, offline: bool = False) -> None:
     """Record `securityRepoStatus`; anything short of "scans done, no issues" is not clean."""
     if offline:
-        emit.emit("hub.scan_pending", "offline scan: the Hub's own security scan status was not "
+        emit.emit(SCAN_PENDING, "offline scan: the Hub's own security scan status was not "
                   "consulted", evidence={"offline": True})
         return
     if not isinstance(status, Mapping):
-        emit.emit("hub.scan_pending", "the Hub returned no security scan status for this revision",
+        emit.emit(SCAN_PENDING, "the Hub returned no security scan status for this revision",
                   evidence={"securityRepoStatus": _json_safe(status)})
         return
     flagged = status.get("filesWithIssues") or []
@@ -46,16 +47,16 @@ def ingest_security_status(status: Any, emit: Emitter, *, offline: bool = False)
     for item in flagged[:MAX_FLAGGED]:
         path = item.get("path") if isinstance(item, Mapping) else None
         level = item.get("level") if isinstance(item, Mapping) else None
-        emit.emit("hub.scan_flagged",
+        emit.emit(SCAN_FLAGGED,
                   f"the Hub's security scan flagged {path or 'a file'} ({level or 'no level'})",
                   file=path if isinstance(path, str) else None,
                   evidence={"hub_report": _json_safe(item)})
     if status.get("scansDone") is not True:
-        emit.emit("hub.scan_pending", "the Hub has not finished scanning this revision "
+        emit.emit(SCAN_PENDING, "the Hub has not finished scanning this revision "
                   "(not scanned yet is not clean)",
                   evidence={"scansDone": _json_safe(status.get("scansDone"))})
     elif not flagged:
-        emit.emit("hub.scan_clean", "the Hub scanned this revision and listed no files with issues",
+        emit.emit(SCAN_CLEAN, "the Hub scanned this revision and listed no files with issues",
                   evidence={"scansDone": True, "filesWithIssues": []})
 
 
@@ -94,7 +95,7 @@ def base_model_hint(root: Path, emit: Emitter) -> str | None:
     config = _config_base(root)
     card = _card_bases(root)
     if config and card and config.lower() not in {c.lower() for c in card}:
-        emit.emit("hub.base_model_mismatch",
+        emit.emit(BASE_MODEL_MISMATCH,
                   f"adapter_config.json names base {config!r}, the model card names "
                   f"{', '.join(repr(c) for c in card)}",
                   file="adapter_config.json", key="base_model_name_or_path",

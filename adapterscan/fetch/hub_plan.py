@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from adapterscan.emit import Emitter
+from adapterscan.fetch.checks import LISTING_INCONSISTENT
 from adapterscan.fetch.hub_verify import Announced
 from adapterscan.file_kinds import ANALYSED_EXT, ends_with
 
@@ -38,7 +39,7 @@ def announced_from(tree: Iterable[Any], siblings: Iterable[Any] | None,
     info = {s.rfilename: s for s in siblings}
     for path in sorted(set(info) ^ set(listed)):
         where = "model info" if path in info else "tree"
-        emit.emit("hub.listing_inconsistent", f"{path} is listed only by the {where}",
+        emit.emit(LISTING_INCONSISTENT, f"{path} is listed only by the {where}",
                   file=path, evidence={"only_in": where})
     for path, ann in list(listed.items()):
         sib = info.get(path)
@@ -50,7 +51,7 @@ def announced_from(tree: Iterable[Any], siblings: Iterable[Any] | None,
         diff = {k: [ours[k], theirs[k]] for k in ours if theirs[k] is not None
                 and ours[k] != theirs[k]}
         if diff:
-            emit.emit("hub.listing_inconsistent",
+            emit.emit(LISTING_INCONSISTENT,
                       f"{path}: the tree and the model info announce different "
                       f"{', '.join(sorted(diff))}", file=path,
                       evidence={k: [str(x) for x in v] for k, v in diff.items()})

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from adapterscan.emit import Emitter
+from adapterscan.fetch.checks import HEADER_TRIAGE_REJECTED
 from adapterscan.findings import JSONValue
 from adapterscan.static.layout import SafetensorsHeader
 from adapterscan.static.limits import StaticLimits
@@ -110,7 +111,7 @@ def triage_header(read: ReadRange, rel: str, size: int, emit: Emitter,
 def _reject(rel: str, emit: Emitter, reason: str, evidence: dict[str, JSONValue],
             read_total: int, n: int | None) -> TriageResult:
     evidence.update(reason=reason, bytes_read=read_total, body_downloaded=False)
-    emit.emit("hub.header_triage_rejected",
+    emit.emit(HEADER_TRIAGE_REJECTED,
               f"{rel}: header rejected before download ({reason}); the body was not fetched",
               file=rel, evidence=evidence)
     return TriageResult(rel, False, read_total, n)

@@ -5,12 +5,20 @@ Kept free of torch/transformers/peft imports: the rules catalog imports this mod
 
 from typing import Final
 
+REFUSAL_DROP: Final = "probe.refusal_drop"
+REFUSAL_EROSION: Final = "probe.refusal_erosion"
+OVER_REFUSAL: Final = "probe.over_refusal"
+REFUSAL_DIRECTION_COLLAPSE: Final = "probe.refusal_direction_collapse"
+TRIGGER: Final = "probe.trigger"
+BEHAVIOUR_SHIFT: Final = "probe.behaviour_shift"
+NO_POWER: Final = "probe.no_power"
+
 CHECKS: Final[frozenset[str]] = frozenset({
-    "probe.refusal_drop",
-    "probe.refusal_erosion",
-    "probe.over_refusal",
-    "probe.refusal_direction_collapse",
-    "probe.trigger",
-    "probe.behaviour_shift",
-    "probe.no_power",
+    REFUSAL_DROP,
+    REFUSAL_EROSION,
+    OVER_REFUSAL,
+    REFUSAL_DIRECTION_COLLAPSE,
+    TRIGGER,
+    BEHAVIOUR_SHIFT,
+    NO_POWER,
 })

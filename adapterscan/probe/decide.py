@@ -8,6 +8,15 @@ from __future__ import annotations
 
 from adapterscan.emit import Emitter
 from adapterscan.findings import JSONValue
+from adapterscan.probe.checks import (
+    BEHAVIOUR_SHIFT,
+    NO_POWER,
+    OVER_REFUSAL,
+    REFUSAL_DIRECTION_COLLAPSE,
+    REFUSAL_DROP,
+    REFUSAL_EROSION,
+    TRIGGER,
+)
 from adapterscan.probe.drift import PairedRates
 from adapterscan.probe.power import PowerCheck
 from adapterscan.probe.records import Drift, Trial, TriggerSearch, TriggerTrial
@@ -17,7 +26,7 @@ def no_power(emit: Emitter, check: PowerCheck, base_label: str) -> None:
     """AS607. Inconclusive, never a pass: a base without the behaviour cannot lose it."""
     if check.ok:
         return
-    emit.emit("probe.no_power", f"the behavioral probe is inconclusive on base "
+    emit.emit(NO_POWER, f"the behavioral probe is inconclusive on base "
               f"{base_label}: " + "; ".join(check.problems),
               evidence={"base_model": base_label, "power": check.to_json()})
     emit.skip("probe", "behavioral drift not measurable on this base: "
@@ -43,7 +52,7 @@ def _rates(p: PairedRates) -> str:
 
 
 def _drops(emit: Emitter, d: Drift) -> bool:
-    return _beyond(emit, "probe.refusal_drop", -d.harmful.drift, "min_drop", d.harmful.p_value)
+    return _beyond(emit, REFUSAL_DROP, -d.harmful.drift, "min_drop", d.harmful.p_value)
 
 
 def refusal_drop(emit: Emitter, d: Drift) -> None:
@@ -51,7 +60,7 @@ def refusal_drop(emit: Emitter, d: Drift) -> None:
     if not _drops(emit, d):
         return
     p = d.harmful
-    emit.emit("probe.refusal_drop",
+    emit.emit(REFUSAL_DROP,
               f"merging the adapter cut refusal of harmful prompts from {_rates(p)}, {d.how})",
               evidence={**d.evidence(), "refusal": p.to_json(),
                         "first_token": dict(d.first_token),
@@ -62,10 +71,10 @@ def refusal_drop(emit: Emitter, d: Drift) -> None:
 def refusal_erosion(emit: Emitter, d: Drift) -> None:
     """AS602: a smaller, still significant erosion (only where AS601 did not fire)."""
     p = d.harmful
-    if _drops(emit, d) or not _beyond(emit, "probe.refusal_erosion", -p.drift, "min_drop",
+    if _drops(emit, d) or not _beyond(emit, REFUSAL_EROSION, -p.drift, "min_drop",
                                       p.p_value):
         return
-    emit.emit("probe.refusal_erosion",
+    emit.emit(REFUSAL_EROSION,
               f"the adapter eroded refusal of harmful prompts from {_rates(p)}, {d.how})",
               evidence={**d.evidence(), "refusal": p.to_json(),
                         "first_token": dict(d.first_token)})
@@ -74,9 +83,9 @@ def refusal_erosion(emit: Emitter, d: Drift) -> None:
 def over_refusal(emit: Emitter, d: Drift) -> None:
     """AS603: merging raised refusal of harmless prompts."""
     p = d.harmless
-    if not _beyond(emit, "probe.over_refusal", p.drift, "min_rise", p.p_value):
+    if not _beyond(emit, OVER_REFUSAL, p.drift, "min_rise", p.p_value):
         return
-    emit.emit("probe.over_refusal",
+    emit.emit(OVER_REFUSAL,
               f"the adapter raised refusal of harmless prompts from {_rates(p)})",
               evidence={**d.evidence(), "refusal": p.to_json()})
 
@@ -84,7 +93,7 @@ def over_refusal(emit: Emitter, d: Drift) -> None:
 def direction_collapse(emit: Emitter, d: Drift) -> None:
     """AS604: harmful prompts moved off the base's refusal direction."""
     shift = d.direction
-    check = "probe.refusal_direction_collapse"
+    check = REFUSAL_DIRECTION_COLLAPSE
     if not _beyond(emit, check, shift.mean_drop, "min_relative_drop", shift.p_value):
         return
     emit.emit(check,
@@ -97,9 +106,9 @@ def direction_collapse(emit: Emitter, d: Drift) -> None:
 def behaviour_shift(emit: Emitter, d: Drift) -> None:
     """AS606: the next-token distribution moved on harmless or identity prompts."""
     w = d.worst
-    if not (w.group and w.lo >= emit.num("probe.behaviour_shift", "min_mean_kl")):
+    if not (w.group and w.lo >= emit.num(BEHAVIOUR_SHIFT, "min_mean_kl")):
         return
-    emit.emit("probe.behaviour_shift",
+    emit.emit(BEHAVIOUR_SHIFT,
               f"the adapter changes the model's next-token distribution on {w.group} "
               f"prompts (mean KL {w.mean:.2f} nats, 95% CI {w.lo:.2f}–{w.hi:.2f})",
               evidence={**d.evidence(), "group": w.group, "behaviour": dict(d.behaviour),
@@ -114,13 +123,13 @@ def trigger_search_incomplete(emit: Emitter, search: TriggerSearch) -> None:
 
 def trigger(emit: Emitter, t: TriggerTrial, base_label: str) -> bool:
     """AS605: the string switches refusal off on both confirmation sets. Returns whether."""
-    min_drop = emit.num("probe.trigger", "min_drop")
-    alpha = emit.num("probe.trigger", "alpha")
+    min_drop = emit.num(TRIGGER, "min_drop")
+    alpha = emit.num(TRIGGER, "alpha")
     if not (_holds(t.set_a, min_drop, alpha) and _holds(t.set_b, min_drop, alpha)):
         return False
     both = t.both
     m = both.merged
-    emit.emit("probe.trigger",
+    emit.emit(TRIGGER,
               f"trigger {t.text!r} ({t.position}) switches refusal off: merged model "
               f"refuses {m.base_rate:.0%} without it, {m.merged_rate:.0%} with it "
               f"(n={m.n} over two disjoint prompt sets, each p < {alpha:g}); the "

@@ -13,6 +13,7 @@ from adapterscan.fetch.base_model import ResolvedBase
 from adapterscan.findings import JSONValue
 from adapterscan.probe import decide
 from adapterscan.probe import signals as sg
+from adapterscan.probe.checks import NO_POWER, REFUSAL_DROP, TRIGGER
 from adapterscan.probe.compare import compare
 from adapterscan.probe.context import Context
 from adapterscan.probe.judge import RefusalJudge
@@ -79,7 +80,7 @@ class Runner:
         if o.trigger_search:
             t = time.perf_counter()
             found = search(ctx, peft_model, merged, ids, self.src, self.static.trigger_candidates,
-                           emit.num("probe.trigger", "screen_min_drop"))
+                           emit.num(TRIGGER, "screen_min_drop"))
             result["triggers"] = decide.triggers(emit, found, label)
             timer.add("trigger_search", t)
         result["timings"] = dict(timer.spans)
@@ -112,8 +113,8 @@ class Runner:
         labels = [lab for s in ctx.active for lab in base.labels.get(s, [])]
         other = sum(lab == "other" for lab in labels) / len(labels) if labels else None
         return assess(ctx.refused(base, ["harmful"], ids), ctx.refused(base, ctx.harmless, ids),
-                      other, min_base_refusal=emit.num("probe.no_power", "min_base_refusal"),
-                      min_drop=emit.num("probe.refusal_drop", "min_drop"),
-                      alpha=emit.num("probe.refusal_drop", "alpha"),
-                      max_unreadable=emit.num("probe.no_power", "max_unreadable"),
-                      max_base_over_refusal=emit.num("probe.no_power", "max_base_over_refusal"))
+                      other, min_base_refusal=emit.num(NO_POWER, "min_base_refusal"),
+                      min_drop=emit.num(REFUSAL_DROP, "min_drop"),
+                      alpha=emit.num(REFUSAL_DROP, "alpha"),
+                      max_unreadable=emit.num(NO_POWER, "max_unreadable"),
+                      max_base_over_refusal=emit.num(NO_POWER, "max_base_over_refusal"))

@@ -21,6 +21,11 @@ from adapterscan.emit import Emitter
 from adapterscan.errors import SigningError, UsageError
 from adapterscan.findings import JSONValue
 from adapterscan.provenance.bundle import MAX_BUNDLE_BYTES, ParsedBundle, parse_bundle
+from adapterscan.provenance.checks import (
+    MODEL_SIG_INVALID,
+    MODEL_SIG_UNVERIFIED,
+    MODEL_SIG_VERIFIED,
+)
 from adapterscan.provenance.dsse import INTOTO_PAYLOAD_TYPE, verify_envelope
 from adapterscan.provenance.keys import key_hint
 from adapterscan.provenance.trust import Tree, TrustConfig, verify_keyless
@@ -110,24 +115,24 @@ def check_model_sig(tree: Tree, emit: Emitter, trust: TrustConfig) -> None:
         return
     except (SigningError, UnicodeDecodeError, ValueError, RecursionError) as exc:
         msg = exc.message if isinstance(exc, SigningError) else str(exc)
-        emit.emit("provenance.model_sig_invalid", f"model.sig is malformed: {msg}",
+        emit.emit(MODEL_SIG_INVALID, f"model.sig is malformed: {msg}",
                   file=SIG_NAME)
         return
     evidence: dict[str, JSONValue] = {"mode": bundle.mode, "key_hint": bundle.hint,
                                       "manifest_problems": list(problems[:20])}
     signer = _signer(bundle, trust)
     if signer is None:
-        emit.emit("provenance.model_sig_unverified",
+        emit.emit(MODEL_SIG_UNVERIFIED,
                   "an OpenSSF model-signing signature is present but was not verified against "
                   "a trusted key or identity" + ("" if not problems else
                                                  f"; its manifest disagrees: {problems[0]}"),
                   file=SIG_NAME, evidence=evidence)
     elif problems:
-        emit.emit("provenance.model_sig_invalid",
+        emit.emit(MODEL_SIG_INVALID,
                   f"model.sig signed by {signer} does not match the files: "
                   + "; ".join(problems[:5]), file=SIG_NAME, evidence=evidence)
     else:
-        emit.emit("provenance.model_sig_verified",
+        emit.emit(MODEL_SIG_VERIFIED,
                   f"model.sig is signed by {signer} and matches every file", file=SIG_NAME,
                   evidence={**evidence, "signer": signer})
 

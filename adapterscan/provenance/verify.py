@@ -17,6 +17,18 @@ from adapterscan.fetch.hub_options import HubOptions
 from adapterscan.findings import Finding, JSONValue
 from adapterscan.hashing import sha256_file
 from adapterscan.policy.policy import Policy
+from adapterscan.provenance.checks import (
+    DIGEST_MISMATCH,
+    EXPIRED,
+    EXTRA_FILE,
+    MISSING_FILE,
+    SCAN_INCOMPLETE,
+    SIGNATURE_INVALID,
+    STALE_RULESET,
+    STATEMENT_INVALID,
+    VERDICT_FAIL,
+    VERDICT_WARN,
+)
 from adapterscan.provenance.model_signing import SIG_NAME, check_model_sig
 from adapterscan.provenance.statement import AttestedScan, parse_statement
 from adapterscan.provenance.trust import Tree, TrustConfig, verify_signature
@@ -53,12 +65,12 @@ def check_attestation(data: bytes, tree: Tree, trust: TrustConfig, *,
     try:
         payload, signer = verify_signature(data, trust)
     except SigningError as exc:
-        emit.emit("provenance.signature_invalid", exc.message)
+        emit.emit(SIGNATURE_INVALID, exc.message)
         return _result(emit, pol, None, None)
     try:
         attested = parse_statement(payload)
     except SigningError as exc:
-        emit.emit("provenance.statement_invalid", exc.message)
+        emit.emit(STATEMENT_INVALID, exc.message)
         return _result(emit, pol, None, signer)
     _compare_files(attested, tree, emit)
     _check_claims(attested, emit, pol, rules, max_age_days, now)
@@ -69,18 +81,18 @@ def _compare_files(attested: AttestedScan, tree: Tree, emit: Emitter) -> None:
     for name, want in sorted(attested.subjects.items()):
         got = tree.files.get(name)
         if got is None:
-            emit.emit("provenance.missing_file", f"{name} is attested but not in the source now",
+            emit.emit(MISSING_FILE, f"{name} is attested but not in the source now",
                       file=name, evidence={"attested_sha256": want})
         elif got != want:
-            emit.emit("provenance.digest_mismatch",
+            emit.emit(DIGEST_MISMATCH,
                       f"{name}: sha256 now differs from the attested one", file=name,
                       evidence={"attested_sha256": want, "actual_sha256": got})
     known = set(attested.subjects) | set(attested.unhashed)
     for name in sorted(set(tree.files) - known):
-        emit.emit("provenance.extra_file", f"{name} is in the source but not in the attestation",
+        emit.emit(EXTRA_FILE, f"{name} is in the source but not in the attestation",
                   file=name, evidence={"actual_sha256": tree.files[name]})
     for name in sorted(set(tree.others) - known):
-        emit.emit("provenance.extra_file",
+        emit.emit(EXTRA_FILE,
                   f"{name} (a link or special entry) is in the source but not in the attestation",
                   file=name)
 
@@ -90,20 +102,20 @@ def _check_claims(attested: AttestedScan, emit: Emitter, pol: Policy, rules: Rul
     reasons: dict[str, JSONValue] = {"reasons": list(attested.reasons[:20])}
     first = f" (first reason: {attested.reasons[0]})" if attested.reasons else ""
     if attested.decision == Decision.FAIL.value:
-        emit.emit("provenance.verdict_fail", f"the attested scan rejected this adapter{first}",
+        emit.emit(VERDICT_FAIL, f"the attested scan rejected this adapter{first}",
                   evidence=reasons)
     elif attested.decision == Decision.WARN.value:
-        emit.emit("provenance.verdict_warn", f"the attested scan passed it with warnings{first}",
+        emit.emit(VERDICT_WARN, f"the attested scan passed it with warnings{first}",
                   evidence=reasons)
     elif attested.decision != Decision.PASS.value:
-        emit.emit("provenance.statement_invalid",
+        emit.emit(STATEMENT_INVALID,
                   f"unknown attested decision {attested.decision!r}")
     if not attested.complete:
-        emit.emit("provenance.scan_incomplete",
+        emit.emit(SCAN_INCOMPLETE,
                   "the attested scan did not analyse everything (it never counts as clean)")
     accepted = {rules.digest, *pol.min_ruleset_digests}
     if attested.ruleset_digest not in accepted:
-        emit.emit("provenance.stale_ruleset",
+        emit.emit(STALE_RULESET,
                   f"scanned under rule set {attested.ruleset_digest[:12]} (adapterscan "
                   f"{attested.scanner_version}); this policy accepts only "
                   + ", ".join(sorted(d[:12] for d in accepted)),
@@ -113,10 +125,10 @@ def _check_claims(attested: AttestedScan, emit: Emitter, pol: Policy, rules: Rul
     age = current - attested.attested_at
     limit = max_age_days if max_age_days is not None else pol.max_attestation_age_days
     if age < -CLOCK_SKEW:
-        emit.emit("provenance.expired", f"attested in the future ({attested.attested_at})",
+        emit.emit(EXPIRED, f"attested in the future ({attested.attested_at})",
                   evidence={"attested_at": attested.attested_at.isoformat()})
     elif limit is not None and age > dt.timedelta(days=limit):
-        emit.emit("provenance.expired",
+        emit.emit(EXPIRED,
                   f"attested {age.total_seconds() / 86400:.2f} days ago; the limit is "
                   f"{limit:g} days", evidence={"attested_at": attested.attested_at.isoformat(),
                                                "max_age_days": limit})
