@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 
 import pytest
 
@@ -12,6 +13,9 @@ os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
 os.environ["HF_HUB_DISABLE_XET"] = "1"
 os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"
 os.environ.pop("HF_TOKEN", None)
+# CLI scans with --base keep the base's measurements on disk; tests keep theirs apart from the
+# user's cache, in a folder of this run.
+os.environ["ADAPTERSCAN_PROBE_CACHE_DIR"] = tempfile.mkdtemp(prefix="adapterscan-probe-cache-")
 
 
 @pytest.fixture

@@ -70,6 +70,13 @@ def scan_command(
     = ProbeOptions.max_prompts,
     trigger_search: Annotated[bool, typer.Option(
         help="search for trigger strings that switch refusal off")] = True,
+    fast: Annotated[bool, typer.Option(
+        help="probe by first-token refusal probability and weight-direction signals only, "
+        "no generation (for big bases on a CPU; the report says which signal decided)")]
+    = False,
+    base_cache: Annotated[bool, typer.Option(
+        help="keep the base's measurements in the user cache, keyed by its file digests, the "
+        "prompts and the settings, so the next scan against the same base skips them")] = True,
     exit_zero: Annotated[bool, typer.Option(help="exit 0 even when the policy rejects")] = False,
     sign_key: Annotated[Path | None, typer.Option(
         help="sign an attestation of this scan with this PEM private key")] = None,
@@ -94,7 +101,8 @@ def scan_command(
                        token=token or os.environ.get("HF_TOKEN"), revision=revision),
         base=base,
         probe=ProbeOptions(device=device, dtype=dtype.value, max_prompts=max_prompts,
-                           trigger_search=trigger_search),
+                           trigger_search=trigger_search, generate=not fast),
+        probe_cache=_base_cache() if base is not None and base_cache else None,
     )
     err = Console(stderr=True, highlight=False)
     with err.status("scanning…") as status, quiet():
@@ -109,3 +117,9 @@ def scan_command(
 
         attest_report(report, sign_key, attestation_out)
     raise typer.Exit(int(exit_code_for(report, exit_zero=exit_zero)))
+
+
+def _base_cache() -> object:
+    from adapterscan.probe.base_store import DiskBaseCache, default_root
+
+    return DiskBaseCache(default_root())

@@ -93,6 +93,8 @@ class Runner:
         key = None
         if self.cache is not None:
             key = base_key(lm.folder, {
+                # The bytes the fetch stage hashed: a cache on disk must not trust mtimes.
+                "digests": sorted((f.path, f.sha256) for f in self.base.files),
                 "suites": self.suites, "judge": type(self.judge).__qualname__,
                 "device": str(lm.device), "dtype": str(lm.dtype),
                 "batch": o.batch_size, "tokens": o.max_new_tokens, "generate": o.generate,

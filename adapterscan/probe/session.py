@@ -4,7 +4,8 @@ Measuring the base (first-token passes and greedy generation on every suite) is 
 for every adapter scanned against it. A `BaseCache`, owned and passed by the caller, keeps those
 measurements keyed by everything that changes them: the base's files (path, size, mtime), the
 prompt suites, the judge and the options that shape the measurement. Weights are reloaded per
-scan (cheap next to measuring), so no adapter ever sees another's state.
+scan (cheap next to measuring), so no adapter ever sees another's state. `base_store.py` keeps
+the same measurements on disk, across processes (the CLI's default).
 """
 
 from __future__ import annotations
