@@ -81,15 +81,16 @@ def _z(hit: JSONValue) -> float:
     return float(z) if isinstance(z, int | float) else 0.0
 
 
-def module_outliers(results: Sequence[ModuleResult], emit: Emitter) -> None:
-    """One AS508 finding per module that stands out in its group, its worst statistic first."""
-    threshold = emit.num(C.MODULE_OUTLIER, "z")
+def outlier_scores(results: Sequence[ModuleResult], emit: Emitter
+                   ) -> list[tuple[int, _Group, str, dict[str, float]]]:
+    """(module index, its group, statistic, {value, z, median, mad}) for every module and
+    statistic that can be scored, whatever its z (the calibration measures the largest)."""
     raw = emit.param(C.MODULE_OUTLIER, "stats")
     names = [str(s) for s in (raw if isinstance(raw, list) else [raw])]
     chosen = _groups(results, emit.num(C.MODULE_OUTLIER, "min_modules"),
                      emit.num(C.MODULE_OUTLIER, "min_small_group"),
                      emit.num(C.MODULE_OUTLIER, "min_spread"))
-    flagged: dict[int, dict[str, JSONValue]] = {}
+    out: list[tuple[int, _Group, str, dict[str, float]]] = []
     for group in {id(g): g for g in chosen.values()}.values():
         for name in names:
             vals = {i: _value(results[i], name, group.kind) for i in group.members}
@@ -100,12 +101,22 @@ def module_outliers(results: Sequence[ModuleResult], emit: Emitter) -> None:
             for i, v in vals.items():
                 if v is None or chosen.get(i) is not group:
                     continue
-                z = (v - rb.median) / scale
-                if abs(z) >= threshold:
-                    flagged.setdefault(i, {})[name] = {
-                        "value": v, "z": z, "median": rb.median, "mad": rb.mad}
+                out.append((i, group, name, {"value": v, "z": (v - rb.median) / scale,
+                                             "median": rb.median, "mad": rb.mad}))
+    return out
+
+
+def module_outliers(results: Sequence[ModuleResult], emit: Emitter) -> None:
+    """One AS508 finding per module that stands out in its group, its worst statistic first."""
+    threshold = emit.num(C.MODULE_OUTLIER, "z")
+    flagged: dict[int, dict[str, JSONValue]] = {}
+    groups: dict[int, _Group] = {}
+    for i, group, name, hit in outlier_scores(results, emit):
+        if abs(hit["z"]) >= threshold:
+            flagged.setdefault(i, {})[name] = dict(hit)  # type: ignore[arg-type]
+            groups[i] = group
     for i in sorted(flagged):
-        _report(results[i], chosen[i], flagged[i], emit)
+        _report(results[i], groups[i], flagged[i], emit)
 
 
 def _report(r: ModuleResult, group: _Group, hits: Mapping[str, JSONValue],
