@@ -18,7 +18,7 @@ from pathlib import Path
 
 from adapterscan.pipeline import scan
 from benchmarks.common import BenchTable
-from benchmarks.payloads import live_pairs, plant, weights_file, StFile
+from benchmarks.payloads import StFile, live_pairs, plant, weights_file
 
 DEFAULT_ROOT = Path("/work/shared/data/real-adapters")
 RELEVANT: dict[str, frozenset[str]] = {
@@ -26,16 +26,16 @@ RELEVANT: dict[str, frozenset[str]] = {
     "rows": frozenset({"AS517"}),
     "rotate": frozenset({"AS508", "AS509", "AS510", "AS517"}),
     "nan": frozenset({"AS501"}),
-    "overflow": frozenset({"AS501"}),
+    "overflow": frozenset({"AS501", "AS508"}),
     "rank": frozenset({"AS504", "AS320", "AS508", "AS517"}),
 }
 GRID: dict[str, tuple[float, ...]] = {
-    "scale": (2.0, 4.0, 8.0, 16.0, 64.0, 256.0, 1024.0),
-    "rows": (0.05, 0.1, 0.2, 0.35, 0.5, 0.75, 1.0),
-    "rotate": (0.25, 0.5, 1.0),
-    "nan": (0.0, 0.01, 1.0),
-    "overflow": (10.0, 20.0, 30.0, 40.0),
-    "rank": (2.0, 4.0, 16.0, 1000.0),
+    "scale": (2.0, 4.0, 8.0, 16.0, 64.0, 256.0),
+    "rows": (0.1, 0.25, 0.5, 0.75, 1.0),
+    "rotate": (0.5, 1.0),
+    "nan": (0.0, 1.0),
+    "overflow": (20.0, 36.0, 42.0),
+    "rank": (2.0, 4.0),
 }
 STRENGTH = {"scale": "×{:g} B", "rows": "t = {:g}", "rotate": "t = {:g}",
             "nan": "fraction {:g} of A", "overflow": "B × 10^{:g}", "rank": "r × {:g}"}

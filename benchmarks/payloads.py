@@ -12,7 +12,8 @@ Payloads (strength t):
 - `rotate`: the same direction turned (fraction t) towards a random direction orthogonal to B's
   columns, ‖b_j‖ and ‖ΔW‖_F kept: the update now writes into an unrelated subspace.
 - `nan`: a fraction t of one module's A entries set to NaN (t = 0 means one entry).
-- `overflow`: one module's B × 10^t (finite factors whose merge overflows the dtype).
+- `overflow`: one module's B × 10^t (huge finite factors; beyond the dtype's range they are
+  stored as Inf).
 - `rank`: every module's rank × t with random directions of the module's typical norm, the
   config's r (and lora_alpha, so the scale is unchanged) raised to match.
 """
@@ -73,9 +74,9 @@ class StFile:
         with np.errstate(over="ignore", invalid="ignore"):
             if dt == "BF16":  # round to nearest even on the top 16 bits
                 bits = np.ascontiguousarray(x, np.float32).view(np.uint32).astype(np.uint64)
-                bits = (bits + 0x7FFF + ((bits >> 16) & 1)) >> 16
+                rounded = (bits + 0x7FFF + ((bits >> 16) & 1)) >> 16
                 nan = np.isnan(x.astype(np.float32)).ravel()
-                out = bits.astype(np.uint16).ravel()
+                out = rounded.astype(np.uint16).ravel()
                 out[nan] = 0x7FC0
                 self.raw[name] = out.tobytes()
             else:
@@ -166,9 +167,9 @@ def _rows(b: F64, a: F64, t: float, rng: np.random.Generator) -> F64:
 def _rotate(b: F64, a: F64, t: float, rng: np.random.Generator) -> F64:
     j = _strongest(b, a)
     q, _ = np.linalg.qr(b)
-    v = rng.normal(size=b.shape[0])
-    v -= q @ (q.T @ v)
-    return _turn(b, a, j, v / np.linalg.norm(v), t)
+    v: F64 = np.asarray(rng.normal(size=b.shape[0]), dtype=np.float64)
+    v = v - q @ (q.T @ v)
+    return _turn(b, a, j, v / float(np.linalg.norm(v)), t)
 
 
 def _inflate(st: StFile, factor: float, rng: np.random.Generator) -> None:
@@ -215,7 +216,7 @@ EDITS: dict[str, Edit] = {
 
 def _nan(a: F64, t: float, rng: np.random.Generator) -> F64:
     out = a.copy().ravel()
-    count = max(1, int(round(t * out.size)))
+    count = max(1, round(t * out.size))
     out[rng.choice(out.size, size=count, replace=False)] = np.nan
     return out.reshape(a.shape)
 

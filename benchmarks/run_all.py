@@ -19,6 +19,7 @@ BENCHMARKS = (
     "benchmarks.bench_server",
     "benchmarks.bench_access",
     "benchmarks.bench_batch",
+    "benchmarks.bench_payloads",
 )
 
 

@@ -52,14 +52,21 @@ class AxisConcentration:
 
 def vector_energies(v: Vectors, gram: F64) -> F64:
     """x_iᵀ G x_i for every vector of `v` (B's rows with G = AAᵀ, or A's columns with BᵀB),
-    streamed in the same blocks as the Grams; float64 r×r products, clipped at 0."""
+    streamed in the same blocks as the Grams, clipped at 0. One GEMM per block in the block's
+    precision (float32 for F32/F16/BF16 factors, float64 for F64 ones: relative error ~r·2⁻²⁴,
+    far below what a share threshold resolves), r-term row sums in the same precision."""
     step = max(1, min(MAX_BLOCK_VECTORS, BLOCK_ELEMS // max(1, v.r)))
     out = np.empty(v.count, dtype=np.float64)
+    g32: Floats | None = None
     for start in range(0, v.count, step):
         stop = min(v.count, start + step)
         blk = v.block(start, stop)
-        x = np.asarray(blk if v.rows else blk.T, dtype=np.float64)
-        out[start:stop] = np.einsum("ij,ij->i", x @ gram, x)
+        g = gram if blk.dtype == np.float64 else (
+            g32 if g32 is not None else (g32 := gram.astype(np.float32)))
+        if v.rows:  # (k × r): Σ_j (X G)_ij X_ij
+            out[start:stop] = np.einsum("ij,ij->i", blk @ g, blk)
+        else:  # (r × k) column slice: Σ_j (G X)_ji X_ji, no transposed copy
+            out[start:stop] = np.einsum("ji,ji->i", g @ blk, blk)
     return np.clip(out, 0.0, None)
 
 
@@ -98,11 +105,11 @@ def sampled_moments(b: Vectors, a_cols: Floats, energies: F64, n_cols: int) -> M
     x = np.asarray(b.take(rows), dtype=np.float32)
     cols = np.asarray(a_cols, dtype=np.float32)
     e = (x @ cols.T).astype(np.float64)  # r-long float32 dot products, sums in float64
-    col_factor = n_cols / max(1, cols.shape[0])
-    w = weights[:, None] * col_factor
     e2 = e * e
-    return Moments(count=b.count * n_cols, s1=float((w * e).sum()), s2=float((w * e2).sum()),
-                   s3=float((w * e2 * e).sum()), s4=float((w * e2 * e2).sum()))
+    w = weights * (n_cols / max(1, cols.shape[0]))  # per drawn row; columns scaled uniformly
+    return Moments(count=b.count * n_cols, s1=float(w @ e.sum(axis=1)),
+                   s2=float(w @ e2.sum(axis=1)), s3=float(w @ np.einsum("ij,ij->i", e2, e)),
+                   s4=float(w @ np.einsum("ij,ij->i", e2, e2)))
 
 
 def with_concentration(pair: PairStats, b: Vectors, a: Vectors, plan: KurtosisPlan,

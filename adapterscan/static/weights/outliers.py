@@ -119,7 +119,7 @@ def module_outliers(results: Sequence[ModuleResult], emit: Emitter) -> None:
     groups: dict[int, _Group] = {}
     for i, group, name, hit in outlier_scores(results, emit):
         if abs(hit["z"]) >= threshold:
-            flagged.setdefault(i, {})[name] = dict(hit)  # type: ignore[arg-type]
+            flagged.setdefault(i, {})[name] = dict(hit)
             groups[i] = group
     for i in sorted(flagged):
         _report(results[i], groups[i], flagged[i], emit)

@@ -54,7 +54,8 @@ def test_uniform_and_single_row_extremes() -> None:
     flat = axis_concentration(np.ones(64))
     one = axis_concentration(np.eye(1, 64).ravel())
     assert flat is not None and one is not None
-    assert flat.hoyer == pytest.approx(0.0, abs=1e-12) and flat.gini == pytest.approx(0.0, abs=1e-12)
+    assert flat.hoyer == pytest.approx(0.0, abs=1e-12)
+    assert flat.gini == pytest.approx(0.0, abs=1e-12)
     assert one.hoyer == pytest.approx(1.0) and one.top_share[0] == pytest.approx(1.0)
     assert axis_concentration(np.zeros(8)) is None
 
