@@ -20,6 +20,7 @@ BENCHMARKS = (
     "benchmarks.bench_access",
     "benchmarks.bench_batch",
     "benchmarks.bench_real",
+    "benchmarks.bench_payloads",
 )
 
 

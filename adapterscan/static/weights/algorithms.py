@@ -17,6 +17,7 @@ import numpy as np
 
 from adapterscan.static.formats.model import AdapterModule, Algorithm, TensorRef
 from adapterscan.static.formats.tensor_reader import RawTensor
+from adapterscan.static.weights.concentration import with_concentration
 from adapterscan.static.weights.kron import (
     Side,
     SideTooLarge,
@@ -33,7 +34,6 @@ from adapterscan.static.weights.lowrank import (
     combine,
     plan_kurtosis,
     spectrum_stats,
-    summarize,
     summarize_vectors,
 )
 
@@ -133,16 +133,17 @@ def loha_pair(m: AdapterModule, scale: float) -> tuple[PairStats, TensorRef | No
         raise TooLarge(f"LoHa rank {b1.cols}×{b2.cols} = {rank} > {MAX_LOHA_RANK}")
     refs = [m.factors[k] for k in ("w1a", "w1b", "w2a", "w2b")]
     plan = plan_kurtosis(b1.rows, a1.cols, rank)
-    side_b = summarize_vectors(FaceSplit(TensorVectors(b1, True), TensorVectors(b2, True)), plan)
-    side_a = summarize_vectors(FaceSplit(TensorVectors(a1, False), TensorVectors(a2, False)),
-                               plan)
+    bv = FaceSplit(TensorVectors(b1, True), TensorVectors(b2, True))
+    av = FaceSplit(TensorVectors(a1, False), TensorVectors(a2, False))
+    side_b, side_a = summarize_vectors(bv, plan), summarize_vectors(av, plan)
     if not (side_a.finite and side_b.finite):
         raise NonFinite(_first_nonfinite(*zip(refs, (b1, a1, b2, a2), strict=True)))
     zero = None
     if side_a.zero or side_b.zero:
         zero = next((r for r, t in zip(refs, (b1, a1, b2, a2), strict=True) if t.all_zero()),
                     refs[0])
-    return combine(side_b, side_a, scale, plan), zero
+    pair = combine(side_b, side_a, scale, plan)
+    return with_concentration(pair, bv, av, plan, side_a.sample), zero
 
 
 def _lokr_side(m: AdapterModule, full: str, wa: str, wb: str, t: str) -> tuple[Side, int, int]:
@@ -205,15 +206,17 @@ def lora_pair(m: AdapterModule, scale: float) -> tuple[PairStats, TensorRef | No
     b, a = lora_factors(m)
     assert m.a is not None and m.b is not None
     plan = plan_kurtosis(b.rows, a.cols, a.rows)
-    side_a = summarize(a, False, plan)
+    av, bv = TensorVectors(a, False), TensorVectors(b, True)
+    side_a = summarize_vectors(av, plan)
     if not side_a.finite:
         raise NonFinite(_first_nonfinite((m.a, m.read_a()), *(
             [(m.factors["mid"], m.factors["mid"].read())] if "mid" in m.factors else [])))
-    side_b = summarize(b, True, plan)
+    side_b = summarize_vectors(bv, plan)
     if not side_b.finite:
         raise NonFinite(m.b)
     zero = m.b if side_b.zero else m.a if side_a.zero else None
-    return combine(side_b, side_a, scale, plan), zero
+    pair = combine(side_b, side_a, scale, plan)
+    return with_concentration(pair, bv, av, plan, side_a.sample), zero
 
 
 PAIRS = {Algorithm.LORA: lora_pair, Algorithm.LOHA: loha_pair, Algorithm.LOKR: lokr_pair,

@@ -49,6 +49,7 @@ from adapterscan.static.weights.dora import check_magnitudes
 from adapterscan.static.weights.ia3 import ScalingResult
 from adapterscan.static.weights.lowrank import row_energies
 from adapterscan.static.weights.outliers import module_outliers
+from adapterscan.static.weights.row_rule import row_concentration
 from adapterscan.static.weights.stats import (
     Computed,
     ModuleResult,
@@ -190,6 +191,7 @@ def weight_analysis(root: Path, headers: Mapping[str, SafetensorsHeader],
     _layer_rule(stats.summary, emit)
     module_outliers(stats.results, emit)
     triggers: tuple[TokenCandidate, ...] = ()
+    row_concentration(stats.results, emit)
     vocab = _vocab_rows(stats.results, emit)
     out: dict[str, JSONValue] = {"summary": stats.summary}
     out["calibration"] = _calibrate(stats, options, emit)

@@ -12,8 +12,9 @@ pass of its own; both are confirmed exactly on the rare block that trips them.
 Kurtosis of the entries of BA (Pearson, 3 for a Gaussian) is computed exactly when that is cheap:
 by dense blocks when out·in ≤ DENSE_ENTRIES, otherwise with the Khatri-Rao identity
 Σ_ij (b_i·a_j)⁴ = tr(G_U G_V) where u_i = sym(b_i ⊗ b_i) (r(r+1)/2 entries) when
-(out+in)·(r(r+1)/2)² ≤ KR_BUDGET; otherwise it is estimated on a fixed-seed grid of
-SAMPLE_SIDE² entries (rows × columns chosen uniformly without replacement).
+(out+in)·(r(r+1)/2)² ≤ KR_BUDGET; otherwise it is estimated on SAMPLE_SIDE rows drawn by their
+exact energy (concentration.py) × SAMPLE_SIDE columns chosen uniformly (fixed seeds); the uniform
+row grid of the plan is the fallback where no energies exist.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import functools
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -37,6 +38,9 @@ KR_BUDGET = 2e7  # exact Khatri-Rao kurtosis only where it costs less than a sam
 SAMPLE_SIDE = 256
 SAMPLE_SEED = 0
 TOP_K_SINGULAR = 8
+
+if TYPE_CHECKING:
+    from adapterscan.static.weights.concentration import AxisConcentration
 
 
 @dataclass(frozen=True)
@@ -374,6 +378,8 @@ class PairStats:
     kurtosis_method: str
     gram_a: F64 = field(repr=False, compare=False)
     gram_b: F64 = field(repr=False, compare=False)
+    rows: AxisConcentration | None = None  # energy over ΔW's rows (outputs); None: not computed
+    cols: AxisConcentration | None = None  # energy over ΔW's columns (inputs)
 
 
 def combine(b: SideSummary, a: SideSummary, scale: float, plan: KurtosisPlan) -> PairStats:

@@ -23,7 +23,8 @@ from dataclasses import dataclass
 from adapterscan.emit import Emitter
 from adapterscan.findings import JSONValue
 from adapterscan.static.weights import checks as C
-from adapterscan.static.weights.baseline import module_key, robust
+from adapterscan.static.weights.baseline import robust
+from adapterscan.static.weights.family import detrended, family_keys
 from adapterscan.static.weights.stats import ModuleResult
 
 # The size term of each statistic for the within-layer comparison (log10 of ‖ΔW‖_F and of σ₁
@@ -42,6 +43,8 @@ class _Group:
 def _groups(results: Sequence[ModuleResult], min_modules: float, min_small: float,
             min_spread: float) -> dict[int, _Group]:
     """The group each module is compared in (modules in no group large enough are absent)."""
+    index = {id(r): i for i, r in enumerate(results)}
+
     def collect(key: Callable[[ModuleResult], str | None]) -> dict[str, list[int]]:
         out: dict[str, list[int]] = {}
         for i, r in enumerate(results):
@@ -50,8 +53,8 @@ def _groups(results: Sequence[ModuleResult], min_modules: float, min_small: floa
                 out.setdefault(k, []).append(i)
         return out
 
-    by_type = collect(lambda r: module_key(r.module.module_type, r.pair.out_features,
-                                           r.pair.in_features))
+    families = family_keys(results)
+    by_type = collect(lambda r: families[index[id(r)]])
     by_shape = collect(lambda r: f"{r.pair.out_features}x{r.pair.in_features}")
     by_layer = collect(lambda r: None if r.module.layer is None else f"layer {r.module.layer}")
     chosen: dict[int, _Group] = {}
@@ -81,18 +84,22 @@ def _z(hit: JSONValue) -> float:
     return float(z) if isinstance(z, int | float) else 0.0
 
 
-def module_outliers(results: Sequence[ModuleResult], emit: Emitter) -> None:
-    """One AS508 finding per module that stands out in its group, its worst statistic first."""
-    threshold = emit.num(C.MODULE_OUTLIER, "z")
+def outlier_scores(results: Sequence[ModuleResult], emit: Emitter
+                   ) -> list[tuple[int, _Group, str, dict[str, float]]]:
+    """(module index, its group, statistic, {value, z, median, mad}) for every module and
+    statistic that can be scored, whatever its z (the calibration measures the largest)."""
     raw = emit.param(C.MODULE_OUTLIER, "stats")
     names = [str(s) for s in (raw if isinstance(raw, list) else [raw])]
     chosen = _groups(results, emit.num(C.MODULE_OUTLIER, "min_modules"),
                      emit.num(C.MODULE_OUTLIER, "min_small_group"),
                      emit.num(C.MODULE_OUTLIER, "min_spread"))
-    flagged: dict[int, dict[str, JSONValue]] = {}
+    detrend = bool(emit.param(C.MODULE_OUTLIER, "detrend"))
+    out: list[tuple[int, _Group, str, dict[str, float]]] = []
     for group in {id(g): g for g in chosen.values()}.values():
         for name in names:
             vals = {i: _value(results[i], name, group.kind) for i in group.members}
+            if detrend and group.kind != "layer":  # depth drift is not an outlier
+                vals = detrended(vals, {i: results[i].module.layer for i in group.members})
             rb = robust([v for v in vals.values() if v is not None])
             if rb is None:
                 continue
@@ -100,12 +107,22 @@ def module_outliers(results: Sequence[ModuleResult], emit: Emitter) -> None:
             for i, v in vals.items():
                 if v is None or chosen.get(i) is not group:
                     continue
-                z = (v - rb.median) / scale
-                if abs(z) >= threshold:
-                    flagged.setdefault(i, {})[name] = {
-                        "value": v, "z": z, "median": rb.median, "mad": rb.mad}
+                out.append((i, group, name, {"value": v, "z": (v - rb.median) / scale,
+                                             "median": rb.median, "mad": rb.mad}))
+    return out
+
+
+def module_outliers(results: Sequence[ModuleResult], emit: Emitter) -> None:
+    """One AS508 finding per module that stands out in its group, its worst statistic first."""
+    threshold = emit.num(C.MODULE_OUTLIER, "z")
+    flagged: dict[int, dict[str, JSONValue]] = {}
+    groups: dict[int, _Group] = {}
+    for i, group, name, hit in outlier_scores(results, emit):
+        if abs(hit["z"]) >= threshold:
+            flagged.setdefault(i, {})[name] = dict(hit)
+            groups[i] = group
     for i in sorted(flagged):
-        _report(results[i], chosen[i], flagged[i], emit)
+        _report(results[i], groups[i], flagged[i], emit)
 
 
 def _report(r: ModuleResult, group: _Group, hits: Mapping[str, JSONValue],

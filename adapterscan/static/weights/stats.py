@@ -67,6 +67,8 @@ class ModuleResult:
             "spectral_entropy": sp.spectral_entropy, "numerical_rank": sp.numerical_rank,
             "kurtosis": p.kurtosis, "kurtosis_method": p.kurtosis_method, "zero_b": self.zero_b,
             "bias_norm": self.bias_norm, "bias_ratio": self.bias_ratio,
+            "row_concentration": p.rows.record() if p.rows else None,  # type: ignore[dict-item]
+            "col_concentration": p.cols.record() if p.cols else None,  # type: ignore[dict-item]
         }
 
     @property

@@ -1,0 +1,67 @@
+"""Which modules of one adapter are compared with each other, and the depth trend among them.
+
+A family is a module type and shape (`q_proj:4096x4096`), split further by layer stack when the
+adapter has several (a vision tower's `layers.3.q_proj` is not a language model's) and by MoE
+expert (`experts.5`). Statistics drift with depth in honest adapters (later layers train
+larger updates), so a within-family comparison first removes a Theil–Sen line over the layer
+index: the median of the pairwise slopes, which a few planted modules cannot tilt (breakdown
+point 29%).
+"""
+
+from __future__ import annotations
+
+import re
+import statistics
+from collections.abc import Mapping, Sequence
+
+from adapterscan.static.weights.baseline import module_key
+from adapterscan.static.weights.stats import ModuleResult
+
+_LAYER = re.compile(r"\.(?:layers|h|layer|blocks|block|blk)\.\d+\.")
+_EXPERT = re.compile(r"\.experts?\.(\d+)\.")
+_PEFT_PREFIX = "base_model.model."
+MIN_TREND_LAYERS = 3
+
+
+def _stack(r: ModuleResult) -> str:
+    """The module path before its layer index (`model.vision_tower.encoder.layers`), or ""."""
+    name = "." + r.module.target + "."
+    m = _LAYER.search(name)
+    return name[1:m.start()].removeprefix(_PEFT_PREFIX) if m else ""
+
+
+def family_keys(results: Sequence[ModuleResult]) -> list[str]:
+    """Each module's family key: type and shape, plus its stack when the adapter has several,
+    plus its expert index in MoE layers."""
+    stacks = [_stack(r) for r in results]
+    several = len({s for s in stacks if s}) > 1
+    keys = []
+    for r, stack in zip(results, stacks, strict=True):
+        key = module_key(r.module.module_type, r.pair.out_features, r.pair.in_features)
+        if several and stack:
+            key += f" in {stack}"
+        expert = _EXPERT.search("." + r.module.target + ".")
+        if expert:
+            key += f" expert {expert.group(1)}"
+        keys.append(key)
+    return keys
+
+
+def detrended(values: Mapping[int, float | None], layers: Mapping[int, int | None]
+              ) -> dict[int, float | None]:
+    """`values` minus their Theil–Sen line over the layer index (centred on the median layer);
+    unchanged when a module has no layer or fewer than MIN_TREND_LAYERS layers are present."""
+    pts = [(layers[i], v) for i, v in values.items() if v is not None]
+    if any(layer is None for layer, _ in pts) or \
+            len({layer for layer, _ in pts}) < MIN_TREND_LAYERS:
+        return dict(values)
+    xy = [(float(x), v) for x, v in pts if x is not None]
+    slopes = [(yj - yi) / (xj - xi) for k, (xi, yi) in enumerate(xy) for xj, yj in xy[k + 1:]
+              if xj != xi]
+    slope = statistics.median(slopes)
+    mid = statistics.median(x for x, _ in xy)
+    out: dict[int, float | None] = {}
+    for i, v in values.items():
+        layer = layers[i]
+        out[i] = None if v is None or layer is None else v - slope * (layer - mid)
+    return out
