@@ -17,12 +17,13 @@ from adapterscan.emit import Emitter
 from adapterscan.errors import FetchError, UsageError
 from adapterscan.extras import require_extra
 from adapterscan.fetch.base_model import ResolvedBase
+from adapterscan.fetch.checks import SHA256_MISMATCH
 from adapterscan.fetch.dispatch import make_fetcher
 from adapterscan.fetch.hub_options import HubOptions
 from adapterscan.file_kinds import WEIGHTS_EXT, ends_with
 from adapterscan.findings import JSONValue
 from adapterscan.hashing import hash_files_async
-from adapterscan.pipeline_checks import NOT_APPLICABLE, SHA256_MISMATCH
+from adapterscan.pipeline_checks import NOT_APPLICABLE
 from adapterscan.policy.policy import Policy
 from adapterscan.report import FileRecord, ScanReport, Subject
 from adapterscan.rules.loader import load_ruleset

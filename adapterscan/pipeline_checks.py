@@ -1,9 +1,8 @@
-"""Checks the pipeline itself emits (integrity of the bytes it analysed, probe applicability)."""
+"""Checks the pipeline itself emits (probe applicability). Byte integrity (AS101) is the fetch
+stage's check (fetch/checks.py), which the pipeline emits too when its own hash disagrees."""
 
 from typing import Final
 
 NOT_APPLICABLE: Final = "probe.not_applicable"
 
-SHA256_MISMATCH: Final = "integrity.sha256_mismatch"
-
-CHECKS: Final[frozenset[str]] = frozenset({SHA256_MISMATCH, NOT_APPLICABLE})
+CHECKS: Final[frozenset[str]] = frozenset({NOT_APPLICABLE})

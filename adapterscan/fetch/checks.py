@@ -11,9 +11,12 @@ LISTING_INCONSISTENT: Final = "hub.listing_inconsistent"
 UNSAFE_PATH: Final = "hub.unsafe_path"
 UNPINNED: Final = "base_model.unpinned"
 
-# The Hub fetcher also emits "integrity.sha256_mismatch" (AS101, declared by pipeline_checks) when
-# a download does not match the digest the Hub announced.
+# AS101: bytes that do not match the digest their origin announced (the Hub fetcher on download,
+# the pipeline when its own hash of a file disagrees).
+SHA256_MISMATCH: Final = "integrity.sha256_mismatch"
+
 CHECKS: Final[frozenset[str]] = frozenset({
+    SHA256_MISMATCH,
     HEADER_TRIAGE_REJECTED,
     BASE_MODEL_MISMATCH,
     SCAN_PENDING,

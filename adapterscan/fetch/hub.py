@@ -29,7 +29,7 @@ from huggingface_hub import HfApi, hf_hub_download, try_to_load_from_cache
 from adapterscan.emit import Emitter
 from adapterscan.errors import FetchError
 from adapterscan.fetch import hub_plan
-from adapterscan.fetch.checks import LISTING_INCONSISTENT, UNSAFE_PATH
+from adapterscan.fetch.checks import LISTING_INCONSISTENT, SHA256_MISMATCH, UNSAFE_PATH
 from adapterscan.fetch.hub_client import (
     endpoint_of,
     hf_cache_dir,
@@ -43,7 +43,6 @@ from adapterscan.fetch.hub_meta import base_model_hint, ingest_security_status
 from adapterscan.fetch.hub_options import HubOptions
 from adapterscan.fetch.hub_triage import triage_header
 from adapterscan.fetch.hub_verify import Announced, Verified, copy_verified
-from adapterscan.pipeline_checks import SHA256_MISMATCH
 from adapterscan.source import Entry, EntryType, FetchedSource, FetchLimits
 from adapterscan.static.limits import StaticLimits
 

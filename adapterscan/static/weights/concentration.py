@@ -15,7 +15,7 @@ uniform grid; the power sums stay unbiased (Hansen-Hurwitz), the uniform half bo
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 import numpy as np
 import numpy.typing as npt
@@ -25,29 +25,13 @@ from adapterscan.static.weights.lowrank import (
     MAX_BLOCK_VECTORS,
     SAMPLE_SEED,
     SAMPLE_SIDE,
+    TOP_K,
+    AxisConcentration,
     KurtosisPlan,
     Moments,
     PairStats,
     Vectors,
 )
-
-TOP_K = (1, 4, 16)
-
-
-@dataclass(frozen=True)
-class AxisConcentration:
-    """How the energy of ΔW spreads over its rows (or columns)."""
-
-    count: int
-    hoyer: float  # of the row norms: 0 when all rows are equal, 1 when one row holds everything
-    gini: float  # of the row energies: 0 equal, → 1 concentrated
-    top_share: tuple[float, ...]  # share of the energy in the top k rows, k in TOP_K
-
-    def record(self) -> dict[str, float | int]:
-        out: dict[str, float | int] = {"count": self.count, "hoyer": self.hoyer,
-                                       "gini": self.gini}
-        out.update({f"top{k}": v for k, v in zip(TOP_K, self.top_share, strict=True)})
-        return out
 
 
 def vector_energies(v: Vectors, gram: F64) -> F64:

@@ -23,7 +23,7 @@ import functools
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -39,8 +39,25 @@ SAMPLE_SIDE = 256
 SAMPLE_SEED = 0
 TOP_K_SINGULAR = 8
 
-if TYPE_CHECKING:
-    from adapterscan.static.weights.concentration import AxisConcentration
+# Row / column concentration of ΔW (computed in concentration.py; here because PairStats holds it).
+TOP_K = (1, 4, 16)  # the k of the top-k energy shares
+
+
+@dataclass(frozen=True)
+class AxisConcentration:
+    """How the energy of ΔW spreads over its rows (or columns)."""
+
+    count: int
+    hoyer: float  # of the row norms: 0 when all rows are equal, 1 when one row holds everything
+    gini: float  # of the row energies: 0 equal, → 1 concentrated
+    top_share: tuple[float, ...]  # share of the energy in the top k rows, k in TOP_K
+
+    def record(self) -> dict[str, float | int]:
+        out: dict[str, float | int] = {"count": self.count, "hoyer": self.hoyer,
+                                       "gini": self.gini}
+        out.update({f"top{k}": v for k, v in zip(TOP_K, self.top_share, strict=True)})
+        return out
+
 
 
 @dataclass(frozen=True)

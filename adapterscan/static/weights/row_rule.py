@@ -19,7 +19,7 @@ from adapterscan.emit import Emitter
 from adapterscan.findings import JSONValue
 from adapterscan.static.weights import checks as C
 from adapterscan.static.weights.baseline import module_key, robust
-from adapterscan.static.weights.concentration import TOP_K, AxisConcentration
+from adapterscan.static.weights.lowrank import TOP_K, AxisConcentration
 from adapterscan.static.weights.stats import ModuleResult
 
 AXES = ("rows", "cols")

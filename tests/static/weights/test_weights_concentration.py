@@ -10,12 +10,11 @@ import pytest
 
 from adapterscan.static.formats.tensor_reader import RawTensor
 from adapterscan.static.weights.concentration import (
-    TOP_K,
     axis_concentration,
     sampled_moments,
     vector_energies,
 )
-from adapterscan.static.weights.lowrank import TensorVectors, plan_kurtosis
+from adapterscan.static.weights.lowrank import TOP_K, TensorVectors, plan_kurtosis
 from tests.factories import adapter_config
 from tests.static.factories_weights import key, rule_ids, scan, write
 
