@@ -62,6 +62,21 @@ def _measure(path: Path, header: SafetensorsHeader, limits: StaticLimits,
     return rec, time.perf_counter() - t0
 
 
+def _data_scan(rel: str, path: Path, header: SafetensorsHeader, limits: StaticLimits,
+               anywhere: bool, executor: Executor | None) -> _DataScan:
+    """The tensor-data scan (non-finite values, signatures) of one data section."""
+    job: Future[tuple[Recorder, float]]
+    if executor is not None:
+        job = executor.submit(_measure, path, header, limits, anywhere)
+    else:
+        job = Future()
+        try:
+            job.set_result(_measure(path, header, limits, anywhere))
+        except Exception as exc:  # reported like a worker's failure, below
+            job.set_exception(exc)
+    return _DataScan(rel, job)
+
+
 def run_static(src: FetchedSource, emit: Emitter, options: StaticOptions,
                timings: dict[str, float], progress: Progress | None = None,
                executor: Executor | None = None) -> StaticResult:
@@ -89,16 +104,7 @@ def run_static(src: FetchedSource, emit: Emitter, options: StaticOptions,
         if isinstance(header, SafetensorsHeader):
             headers[item.path] = header
             if limits.scan_tensor_data:
-                job: Future[tuple[Recorder, float]]
-                if executor is not None:
-                    job = executor.submit(_measure, path, header, limits, anywhere)
-                else:
-                    job = Future()
-                    try:
-                        job.set_result(_measure(path, header, limits, anywhere))
-                    except Exception as exc:  # reported like a worker's failure, below
-                        job.set_exception(exc)
-                scans.append(_DataScan(item.path, job))
+                scans.append(_data_scan(item.path, path, header, limits, anywhere, executor))
     timings["static.safetensors"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
@@ -133,6 +139,10 @@ def run_static(src: FetchedSource, emit: Emitter, options: StaticOptions,
     tables: dict[str, TensorTable] = dict(headers)
     if isinstance(bins, dict):
         tables.update(bins)
+        for rel, table in sorted(bins.items()):
+            for section in table.storage_sections() if limits.scan_tensor_data else ():
+                scans.append(_data_scan(rel, src.root / rel, section, limits, anywhere,
+                                        executor))
     timings["static.pickle"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()

@@ -68,11 +68,25 @@ class TorchArchiveTable:
     path: str
     file_size: int
     tensors: tuple[TensorInfo, ...]
+    # [begin, end) file offsets of each storage member's bytes, in file order.
+    storages: tuple[tuple[int, int], ...] = ()
     metadata: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def data_start(self) -> int:
         return 0
+
+    def storage_sections(self) -> tuple[SafetensorsHeader, ...]:
+        """Each storage member as a data section of its own (data_start at the member's first
+        byte, tensors relative to it): the safetensors data scan reads tensor bytes only, never
+        the zip headers between members."""
+        out: list[SafetensorsHeader] = []
+        for begin, end in self.storages:
+            inside = tuple(TensorInfo(t.name, t.dtype, t.shape, t.begin - begin, t.end - begin)
+                           for t in self.tensors if begin <= t.begin and t.end <= end)
+            if inside:
+                out.append(SafetensorsHeader(self.path, self.file_size, begin - 8, {}, inside))
+        return tuple(out)
 
     def tensor(self, name: str) -> TensorInfo | None:
         for t in self.tensors:

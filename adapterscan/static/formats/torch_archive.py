@@ -92,7 +92,11 @@ def _read(f: BinaryIO, size: int, rel: str, limits: StaticLimits) -> TorchArchiv
     except TableError as exc:
         raise ArchiveError(f"data.pkl is not a plain dict of tensors: {exc}") from None
     tensors = [_locate(t, by_name, prefix, size) for t in found]
-    return TorchArchiveTable(rel, size, tuple(sorted(tensors, key=lambda t: t.begin)))
+    used = {by_name[f"{prefix}data/{t.storage.key}"] for t in found}
+    spans = sorted((m.data_offset, m.data_offset + m.file_size) for m in used
+                   if m.data_offset is not None)
+    return TorchArchiveTable(rel, size, tuple(sorted(tensors, key=lambda t: t.begin)),
+                             tuple(spans))
 
 
 def _member_bytes(f: BinaryIO, m: zc.Member, cap: int) -> bytes:

@@ -24,8 +24,8 @@ from tests.static.factories_weights import key, lora, write
 
 torch = pytest.importorskip("torch")
 
-# What only a pickle container or only a safetensors container can show.
-_CONTAINER_RULES = frozenset({"AS401", "AS403", "AS434", "AS449", "AS230"})
+# What only a pickle container can show (the zip, its opcode walk, no safetensors beside it).
+_CONTAINER_RULES = frozenset({"AS401", "AS403", "AS434", "AS449"})
 
 
 def _rules(doc: Report) -> set[str]:
@@ -56,6 +56,20 @@ def test_nan_factor_in_bin_fails_as_in_safetensors(tmp_path: Path, cli: Scan,
     (st_code, st), (code, doc) = _both(cli, tmp_path, t)
     assert code == st_code == 1 and "AS501" in rule_ids(doc)
     assert _rules(doc) == _rules(st)
+
+
+def test_nan_in_a_head_copy_is_found_by_the_data_scan(tmp_path: Path, cli: Scan) -> None:
+    """Not a LoRA factor: only the tensor-data scan reads it, on storage members as on
+    safetensors data (AS230, with the file offset of the value's tensor)."""
+    t = lora()
+    t["base_model.model.score.modules_to_save.default.weight"] = np.ones((2, 32), np.float32)
+    t["base_model.model.score.modules_to_save.default.weight"][1, 3] = np.inf
+    (_, st), (code, doc) = _both(cli, tmp_path, t, modules_to_save=["score"],
+                                 task_type="SEQ_CLS")
+    assert code == 1 and "AS230" in rule_ids(doc) and _rules(doc) == _rules(st)
+    (hit,) = [f for f in doc["findings"] if f["rule_id"] == "AS230"]
+    raw = (tmp_path / "bin" / "adapter_model.bin").read_bytes()
+    assert raw[hit["location"]["offset"]:][:4] == np.ones(1, "<f4").tobytes()
 
 
 def test_bf16_bin_is_read(tmp_path: Path, cli: Scan) -> None:
