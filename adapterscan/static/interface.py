@@ -22,8 +22,9 @@ from adapterscan.static.formats.gguf_scan import scan_gguf_file
 from adapterscan.static.formats.metadata import check_metadata
 from adapterscan.static.formats.model import AdapterModel
 from adapterscan.static.formats.readers import read_adapters
+from adapterscan.static.formats.torch_archive import read_torch_tables
 from adapterscan.static.inventory import inventory
-from adapterscan.static.layout import SafetensorsHeader
+from adapterscan.static.layout import SafetensorsHeader, TensorTable
 from adapterscan.static.limits import StaticLimits
 from adapterscan.static.model import FileClass, StaticResult
 from adapterscan.static.options import StaticOptions
@@ -61,6 +62,21 @@ def _measure(path: Path, header: SafetensorsHeader, limits: StaticLimits,
     return rec, time.perf_counter() - t0
 
 
+def _data_scan(rel: str, path: Path, header: SafetensorsHeader, limits: StaticLimits,
+               anywhere: bool, executor: Executor | None) -> _DataScan:
+    """The tensor-data scan (non-finite values, signatures) of one data section."""
+    job: Future[tuple[Recorder, float]]
+    if executor is not None:
+        job = executor.submit(_measure, path, header, limits, anywhere)
+    else:
+        job = Future()
+        try:
+            job.set_result(_measure(path, header, limits, anywhere))
+        except Exception as exc:  # reported like a worker's failure, below
+            job.set_exception(exc)
+    return _DataScan(rel, job)
+
+
 def run_static(src: FetchedSource, emit: Emitter, options: StaticOptions,
                timings: dict[str, float], progress: Progress | None = None,
                executor: Executor | None = None) -> StaticResult:
@@ -88,16 +104,7 @@ def run_static(src: FetchedSource, emit: Emitter, options: StaticOptions,
         if isinstance(header, SafetensorsHeader):
             headers[item.path] = header
             if limits.scan_tensor_data:
-                job: Future[tuple[Recorder, float]]
-                if executor is not None:
-                    job = executor.submit(_measure, path, header, limits, anywhere)
-                else:
-                    job = Future()
-                    try:
-                        job.set_result(_measure(path, header, limits, anywhere))
-                    except Exception as exc:  # reported like a worker's failure, below
-                        job.set_exception(exc)
-                scans.append(_DataScan(item.path, job))
+                scans.append(_data_scan(item.path, path, header, limits, anywhere, executor))
     timings["static.safetensors"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
@@ -125,11 +132,22 @@ def run_static(src: FetchedSource, emit: Emitter, options: StaticOptions,
                     path, item.path, emit, limits) is True:
             proven.add(item.path)
     inventory.pickle_only_weights(inv, emit, proven)
+    # PEFT `.bin` weights join the safetensors tables: config checks and statistics read both.
+    local = [i.path for i in inv.items if i.path not in src.remote_only]
+    bins = _guarded(emit, "pickle", None, read_torch_tables, src.root, local, headers, emit,
+                    limits)
+    tables: dict[str, TensorTable] = dict(headers)
+    if isinstance(bins, dict):
+        tables.update(bins)
+        for rel, table in sorted(bins.items()):
+            for section in table.storage_sections() if limits.scan_tensor_data else ():
+                scans.append(_data_scan(rel, src.root / rel, section, limits, anywhere,
+                                        executor))
     timings["static.pickle"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
     config = _guarded(emit, "adapter_config", "adapter_config.json",
-                      adapter_config.analyze_adapter_config, src.root, inv, headers, emit, limits)
+                      adapter_config.analyze_adapter_config, src.root, inv, tables, emit, limits)
     cfg: Mapping[str, JSONValue] | None = None
     configs: Mapping[str, Mapping[str, JSONValue]] = {}
     results: dict[str, JSONValue] = {}
@@ -139,7 +157,7 @@ def run_static(src: FetchedSource, emit: Emitter, options: StaticOptions,
     timings["static.adapter_config"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    model = _guarded(emit, "formats", None, read_adapters, src.root, headers, ggufs, configs)
+    model = _guarded(emit, "formats", None, read_adapters, src.root, tables, ggufs, configs)
     if isinstance(model, AdapterModel):
         results["adapters"] = [f.summary() for f in model.files]  # type: ignore[misc]
         _guarded(emit, "formats", None, check_metadata, model, configs, emit)
@@ -150,7 +168,7 @@ def run_static(src: FetchedSource, emit: Emitter, options: StaticOptions,
         progress("weight statistics")
     analysed = None
     if isinstance(model, AdapterModel):
-        analysed = _guarded(emit, "weights", None, weights.weight_analysis, src.root, headers,
+        analysed = _guarded(emit, "weights", None, weights.weight_analysis, src.root, tables,
                             cfg, emit, options.weights, model, executor)
     triggers: tuple[TokenCandidate, ...] = ()
     if isinstance(analysed, tuple):

@@ -25,7 +25,7 @@ from adapterscan.static.config.fields import (
 from adapterscan.static.config.peft_names import PREFIX, parse_lora_key
 from adapterscan.static.config.tensors import check_weights
 from adapterscan.static.formats.readers import is_mlx_config
-from adapterscan.static.layout import SafetensorsHeader
+from adapterscan.static.layout import TensorTable
 from adapterscan.static.limits import StaticLimits
 from adapterscan.static.model import Inventory
 
@@ -123,7 +123,7 @@ def _bounded(value: JSONValue) -> JSONValue:
     return value if len(text) <= MAX_SUMMARY_JSON else text[:MAX_SUMMARY_JSON] + "..."
 
 
-def _weight_dirs(inventory: Inventory, headers: Mapping[str, SafetensorsHeader]) -> dict[str, str]:
+def _weight_dirs(inventory: Inventory, headers: Mapping[str, TensorTable]) -> dict[str, str]:
     """folder -> a representative adapter weights file in it."""
     found: dict[str, str] = {}
     for item in inventory.items:
@@ -137,7 +137,7 @@ def _weight_dirs(inventory: Inventory, headers: Mapping[str, SafetensorsHeader])
 
 
 def _analyze_one(root: Path, rel: str, cfg: dict[str, JSONValue], inventory: Inventory,
-                 headers: Mapping[str, SafetensorsHeader], emit: Emitter, limits: StaticLimits,
+                 headers: Mapping[str, TensorTable], emit: Emitter, limits: StaticLimits,
                  m: peft_match.Matcher) -> dict[str, JSONValue]:
     flags: list[str] = []
     check_fields(cfg, Reporter(emit, rel, flags), m)
@@ -160,8 +160,8 @@ def _analyze_one(root: Path, rel: str, cfg: dict[str, JSONValue], inventory: Inv
         weights = [i.path for i in inventory.items if posixpath.dirname(i.path) == folder
                    and posixpath.basename(i.path) in WEIGHT_NAMES]
         if not local and weights:
-            # .bin weights, or safetensors that failed validation or were not fetched.
-            emit.skip(rel, f"no validated safetensors header for {weights[0]}: config and "
+            # Weights that failed validation (their own skip says why) or were not fetched.
+            emit.skip(rel, f"no validated tensor table for {weights[0]}: config and "
                       "tensors were not compared")
     elif local:
         emit.skip(rel, f"config-vs-tensor checks cover {sorted(TENSOR_CHECKED_TYPES)} only; "
@@ -171,7 +171,7 @@ def _analyze_one(root: Path, rel: str, cfg: dict[str, JSONValue], inventory: Inv
 
 
 def analyze_adapter_config(root: Path, inventory: Inventory,
-                           headers: Mapping[str, SafetensorsHeader], emit: Emitter,
+                           headers: Mapping[str, TensorTable], emit: Emitter,
                            limits: StaticLimits) -> AdapterConfigResult | None:
     configs = sorted(i.path for i in inventory.items if posixpath.basename(i.path) == CONFIG_NAME)
     config_dirs = {posixpath.dirname(c) for c in configs}

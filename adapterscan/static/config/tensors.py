@@ -25,7 +25,7 @@ from adapterscan.static.formats.model import TensorRef
 from adapterscan.static.formats.names import peft_name
 from adapterscan.static.formats.readers import read_peft
 from adapterscan.static.formats.scales import peft_rank
-from adapterscan.static.layout import SafetensorsHeader
+from adapterscan.static.layout import TensorTable
 from adapterscan.static.limits import StaticLimits
 
 # Sign-bit masks: -0.0 is zero too. Unlisted dtypes are compared bytewise.
@@ -60,7 +60,7 @@ class _State:
     full: list[tuple[str, TensorRef]] = field(default_factory=list)
 
 
-def check_weights(cfg: Mapping[str, JSONValue], headers: Sequence[SafetensorsHeader], root: Path,
+def check_weights(cfg: Mapping[str, JSONValue], headers: Sequence[TensorTable], root: Path,
                   emit: Emitter, flags: list[str], m: peft_match.Matcher, limits: StaticLimits,
                   config_file: str) -> dict[str, JSONValue]:
     """All config-vs-tensor checks for one adapter folder; returns the summary additions."""
@@ -147,7 +147,7 @@ def _leftover(cfg: Mapping[str, JSONValue], name: str) -> tuple[str, str | None]
     return (parsed[0], _part(cfg, parsed[1], parsed[2])) if parsed else ("", None)
 
 
-def _placed(cfg: Mapping[str, JSONValue], headers: Sequence[SafetensorsHeader], root: Path,
+def _placed(cfg: Mapping[str, JSONValue], headers: Sequence[TensorTable], root: Path,
             m: peft_match.Matcher, config_file: str) -> list[tuple[str, str | None, TensorRef]]:
     """(module, part, tensor) for every tensor, in header order, from the adapter model: each
     file as PEFT reads it (formats/readers.py groups its tensors into modules once)."""

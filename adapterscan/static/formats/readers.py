@@ -37,7 +37,7 @@ from adapterscan.static.formats.scales import (
     peft_scale,
     read_alpha,
 )
-from adapterscan.static.layout import SafetensorsHeader
+from adapterscan.static.layout import TensorTable
 
 Config = Mapping[str, JSONValue]
 DIFFUSERS_METADATA_KEY = "lora_adapter_metadata"
@@ -99,7 +99,7 @@ _GRAMMARS: tuple[tuple[Format, Grammar], ...] = (
     (Format.KOHYA, _kohya), (Format.MLX, _mlx))
 
 
-def _choose(header: SafetensorsHeader) -> tuple[Format | None, str]:
+def _choose(header: TensorTable) -> tuple[Format | None, str]:
     """The grammar most tensor names follow (PEFT's `base_model.model.` prefix decides)."""
     counts = {f: 0 for f, _ in _GRAMMARS}
     prefixed = 0
@@ -120,7 +120,7 @@ def _choose(header: SafetensorsHeader) -> tuple[Format | None, str]:
     return fmt, f"{best} of {len(header.tensors)} tensor names follow the {fmt.value} naming"
 
 
-def read_adapters(root: Path, headers: Mapping[str, SafetensorsHeader],
+def read_adapters(root: Path, headers: Mapping[str, TensorTable],
                   ggufs: Mapping[str, GgufFile], configs: Mapping[str, Config]) -> AdapterModel:
     """Describe every validated weights file (`configs`: parsed adapter_config.json by path)."""
     by_folder = {posixpath.dirname(p): c for p, c in sorted(configs.items())}
@@ -136,14 +136,14 @@ def read_adapters(root: Path, headers: Mapping[str, SafetensorsHeader],
     return AdapterModel(tuple(files))
 
 
-def read_safetensors(root: Path, path: str, header: SafetensorsHeader, cfg: Config | None,
+def read_safetensors(root: Path, path: str, header: TensorTable, cfg: Config | None,
                      cfg_path: str | None, m: Matcher) -> AdapterFile:
     """One weights file, in the format most of its tensor names follow."""
     fmt, note = _choose(header)
     return _read_as(fmt, note, root, path, header, cfg, cfg_path, m)
 
 
-def read_peft(root: Path, path: str, header: SafetensorsHeader, cfg: Config, cfg_path: str,
+def read_peft(root: Path, path: str, header: TensorTable, cfg: Config, cfg_path: str,
               m: Matcher) -> AdapterFile:
     """One weights file as PEFT's loader reads it beside a PEFT config (whatever the other
     grammars say): what the config checks compare the config with."""
@@ -151,7 +151,7 @@ def read_peft(root: Path, path: str, header: SafetensorsHeader, cfg: Config, cfg
                     cfg_path, m)
 
 
-def _read_as(fmt: Format | None, note: str, root: Path, path: str, header: SafetensorsHeader,
+def _read_as(fmt: Format | None, note: str, root: Path, path: str, header: TensorTable,
              cfg: Config | None, cfg_path: str | None, m: Matcher) -> AdapterFile:
     refs = [TensorRef(path, root / path, header, info) for info in header.tensors]
     if fmt is None:

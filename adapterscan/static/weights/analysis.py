@@ -23,7 +23,7 @@ from adapterscan.findings import JSONValue
 from adapterscan.static.formats.model import AdapterModel, Algorithm, TensorRef
 from adapterscan.static.formats.readers import read_adapters
 from adapterscan.static.formats.tensor_reader import TensorReadError
-from adapterscan.static.layout import SafetensorsHeader
+from adapterscan.static.layout import TensorTable
 from adapterscan.static.options import WeightOptions
 from adapterscan.static.weights import checks as C
 from adapterscan.static.weights.alignment import (
@@ -79,7 +79,7 @@ class AdapterStatistics:
     scaling: tuple[ScalingResult, ...] = ()  # (IA)3 vectors: gains, not a ΔW
 
 
-def describe(root: Path, headers: Mapping[str, SafetensorsHeader],
+def describe(root: Path, headers: Mapping[str, TensorTable],
              config: Mapping[str, JSONValue] | None) -> AdapterModel:
     """The adapter model of safetensors files with one config beside them (tests, the bank)."""
     configs = {} if config is None else {
@@ -149,7 +149,7 @@ def adapter_sample(folder: Path, emit: Emitter) -> AdapterSample:
     return AdapterSample(source=folder.name, modules=modules, adapter=adapter)
 
 
-def analyze_weights(root: Path, headers: Mapping[str, SafetensorsHeader],
+def analyze_weights(root: Path, headers: Mapping[str, TensorTable],
                     config: Mapping[str, JSONValue] | None, emit: Emitter,
                     options: WeightOptions, model: AdapterModel | None = None,
                     executor: Executor | None = None) -> JSONValue:
@@ -157,7 +157,7 @@ def analyze_weights(root: Path, headers: Mapping[str, SafetensorsHeader],
     return weight_analysis(root, headers, config, emit, options, model, executor)[0]
 
 
-def weight_analysis(root: Path, headers: Mapping[str, SafetensorsHeader],
+def weight_analysis(root: Path, headers: Mapping[str, TensorTable],
                     config: Mapping[str, JSONValue] | None, emit: Emitter,
                     options: WeightOptions, model: AdapterModel | None = None,
                     executor: Executor | None = None

@@ -82,4 +82,4 @@ def test_unparsed_weights_are_not_compared_but_marked(ruleset: RuleSet, tmp_path
     _, emit = run(tmp_path, ruleset, headers={})
     assert ids(emit) & {"AS323", "AS325", "AS326"} == set()
     assert "AS318" in ids(emit)  # the config's own scale is still checked
-    assert any("no validated safetensors header" in s.reason for s in emit.skipped)
+    assert any("no validated tensor table" in s.reason for s in emit.skipped)
