@@ -199,3 +199,20 @@ def test_only_the_static_stage_and_renderers_read_the_weights_results() -> None:
 def test_the_circle_finder_finds_a_circle() -> None:
     # The tests above pass on an empty list; this one shows the finder can fail them.
     assert _circles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+
+
+def test_check_names_appear_only_as_constants_of_their_checks_module() -> None:
+    from adapterscan.rules.catalog import CHECK_MODULES, known_checks
+
+    names = known_checks()
+    literals = []
+    for module, path in _modules().items():
+        tree = ast.parse(path.read_text())
+        docstrings = {id(n.value) for n in ast.walk(tree) if isinstance(n, ast.Expr)}
+        if module in CHECK_MODULES:  # one definition each: `NAME: Final = "stage.check"`
+            definitions = {id(n.value) for n in tree.body if isinstance(n, ast.AnnAssign)}
+            docstrings |= definitions
+        literals += [f"{module}:{n.lineno} {n.value}" for n in ast.walk(tree)
+                     if isinstance(n, ast.Constant) and n.value in names
+                     and id(n) not in docstrings]
+    assert literals == []

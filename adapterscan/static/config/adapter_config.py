@@ -16,6 +16,7 @@ from pathlib import Path
 from adapterscan.emit import Emitter
 from adapterscan.findings import JSONValue
 from adapterscan.static.config import peft_match
+from adapterscan.static.config.checks import DUPLICATE_KEY, INVALID, MISSING
 from adapterscan.static.config.fields import (
     MAX_LISTED,
     Reporter,
@@ -100,7 +101,7 @@ def _read(root: Path, rel: str, emit: Emitter,
         size = os.fstat(fh.fileno()).st_size
         data = fh.read(min(size, limits.max_json_bytes) + 1)
     if len(data) > limits.max_json_bytes:
-        emit.emit("adapter_config.invalid",
+        emit.emit(INVALID,
                   f"larger than the {limits.max_json_bytes}-byte cap for JSON files", file=rel,
                   evidence={"cap": limits.max_json_bytes})
         emit.skip(rel, "adapter_config.json over the JSON size cap: not analysed")
@@ -108,10 +109,10 @@ def _read(root: Path, rel: str, emit: Emitter,
     try:
         cfg, dups = parse_config(data)
     except _ConfigError as exc:
-        emit.emit("adapter_config.invalid", str(exc), file=rel, evidence=dict(exc.evidence))
+        emit.emit(INVALID, str(exc), file=rel, evidence=dict(exc.evidence))
         return None
     if dups:
-        emit.emit("adapter_config.duplicate_key",
+        emit.emit(DUPLICATE_KEY,
                   f"duplicate key(s) {sorted(set(dups))[:10]}: parsers disagree on which value "
                   "wins (Python keeps the last)", file=rel,
                   evidence={"keys": jlist(sorted(set(dups))[:MAX_LISTED]), "count": len(dups)})
@@ -177,7 +178,7 @@ def analyze_adapter_config(root: Path, inventory: Inventory,
     config_dirs = {posixpath.dirname(c) for c in configs}
     for folder, weights in sorted(_weight_dirs(inventory, headers).items()):
         if folder not in config_dirs:
-            emit.emit("adapter_config.missing",
+            emit.emit(MISSING,
                       f"adapter weights without an adapter_config.json in "
                       f"{folder or 'the repository root'}", file=weights,
                       evidence={"folder": folder, "weights": weights})

@@ -9,6 +9,28 @@ from dataclasses import dataclass, field
 from adapterscan.emit import Emitter
 from adapterscan.findings import JSONValue
 from adapterscan.static.config import peft_match
+from adapterscan.static.config.checks import (
+    BAD_VALUE,
+    BIAS_TRAINED,
+    DORA,
+    IMPORT_ALLOWLISTED,
+    IMPORT_MEGATRON_CORE,
+    IMPORT_PARENT_LIBRARY,
+    INIT_MODIFIES_BASE,
+    LAYER_REPLICATION,
+    LOCAL_PATH,
+    MODULES_TO_SAVE,
+    MODULES_TO_SAVE_OUTPUT,
+    NO_BASE_MODEL,
+    SAVE_EMBEDDING_LAYERS,
+    SENSITIVE_TARGET,
+    TRAINABLE_TOKEN_INDICES,
+    TRAINING_MODE,
+    UNKNOWN_KEY,
+    UNKNOWN_PEFT_TYPE,
+    UNPINNED_REVISION,
+    UNUSUAL_TASK_TYPE,
+)
 from adapterscan.static.config.peft_keys import COMMON_KEYS, KNOWN_KEYS
 
 TASK_TYPES = frozenset({"SEQ_CLS", "SEQ_2_SEQ_LM", "CAUSAL_LM", "TOKEN_CLS", "QUESTION_ANS",
@@ -165,7 +187,7 @@ def check_fields(cfg: Mapping[str, JSONValue], rep: Reporter, m: peft_match.Matc
 def _types(cfg: Mapping[str, JSONValue], rep: Reporter) -> None:
     for key, (expected, ok) in VALUE_TYPES.items():
         if key in cfg and not ok(cfg[key]):
-            rep("adapter_config.bad_value",
+            rep(BAD_VALUE,
                 f"{key} must be {expected}, got {_short(cfg[key])}", key=key,
                 evidence={"key": key, "expected": expected, "value": _short(cfg[key])})
 
@@ -178,7 +200,7 @@ def _short(v: JSONValue, limit: int = 200) -> str:
 def _peft_type_and_keys(cfg: Mapping[str, JSONValue], peft_type: JSONValue,
                         rep: Reporter) -> None:
     if not isinstance(peft_type, str) or peft_type not in KNOWN_KEYS:
-        rep("adapter_config.unknown_peft_type",
+        rep(UNKNOWN_PEFT_TYPE,
             f"peft_type {_short(peft_type)} is not a PEFT adapter type", key="peft_type",
             evidence={"peft_type": _short(peft_type), "known": jlist(sorted(KNOWN_KEYS))})
         known = COMMON_KEYS
@@ -186,14 +208,14 @@ def _peft_type_and_keys(cfg: Mapping[str, JSONValue], peft_type: JSONValue,
         known = COMMON_KEYS | KNOWN_KEYS[peft_type]
     unknown = sorted(k for k in cfg if k not in known)
     if unknown and isinstance(peft_type, str) and peft_type in KNOWN_KEYS:
-        rep("adapter_config.unknown_key",
+        rep(UNKNOWN_KEY,
             f"{len(unknown)} key(s) unknown to {peft_type} configs, dropped by PEFT on load: "
             + ", ".join(unknown[:10]),
             evidence={"keys": jlist(unknown[:MAX_LISTED]), "count": len(unknown),
                       "values": {k: _short(cfg[k], 120) for k in unknown[:MAX_LISTED]}})
     task = cfg.get("task_type")
     if isinstance(task, str) and task not in TASK_TYPES:
-        rep("adapter_config.unusual_task_type", f"task_type {task!r} is not a PEFT task type",
+        rep(UNUSUAL_TASK_TYPE, f"task_type {task!r} is not a PEFT task type",
             key="task_type", evidence={"task_type": task, "known": jlist(sorted(TASK_TYPES))})
 
 
@@ -210,23 +232,23 @@ def _imports(cfg: Mapping[str, JSONValue], rep: Reporter) -> None:
         ev: dict[str, JSONValue] = {"parent_library": _short(lib),
                                     "base_model_class": _short(cls)}
         if isinstance(lib, str) and _allowlisted(lib):
-            rep("adapter_config.import_allowlisted",
+            rep(IMPORT_ALLOWLISTED,
                 f"AutoPeftModel imports {lib!r} (inside PEFT's default allowlist)",
                 key="auto_mapping.parent_library", evidence=ev)
         elif lib is not None:
-            rep("adapter_config.import_parent_library",
+            rep(IMPORT_PARENT_LIBRARY,
                 f"auto_mapping.parent_library {_short(lib)} is passed to importlib.import_module"
                 " by AutoPeftModel.from_pretrained", key="auto_mapping.parent_library",
                 evidence=ev)
     core = cfg.get("megatron_core")
     if core is not None and core != "megatron.core":
-        rep("adapter_config.import_megatron_core",
+        rep(IMPORT_MEGATRON_CORE,
             f"megatron_core {_short(core)} is passed to importlib.import_module when "
             "megatron_config is set", key="megatron_core",
             evidence={"megatron_core": _short(core),
                       "megatron_config_set": bool(cfg.get("megatron_config"))})
     elif core == "megatron.core" and cfg.get("megatron_config"):
-        rep("adapter_config.import_allowlisted",
+        rep(IMPORT_ALLOWLISTED,
             "megatron_config is set: PEFT imports 'megatron.core' to build parallel LoRA layers",
             key="megatron_core", evidence={"megatron_core": core})
 
@@ -239,7 +261,7 @@ def local_paths(cfg: Mapping[str, JSONValue], rep: Reporter) -> None:
     if hits:
         first = hits[0]
         key = first["key"] if isinstance(first, dict) and isinstance(first["key"], str) else None
-        rep("adapter_config.local_path",
+        rep(LOCAL_PATH,
             f"{len(hits)} value(s) name a local path or file URL (first at {key})", key=key,
             evidence={"paths": hits[:MAX_LISTED], "count": len(hits)})
 
@@ -250,7 +272,7 @@ def _save_and_targets(cfg: Mapping[str, JSONValue], rep: Reporter, m: peft_match
         names = [str(x) for x in mts]
         output = [n for n in names if peft_match.module_kind(n) in ("embedding", "head")]
         if output:
-            rep("adapter_config.modules_to_save_output",
+            rep(MODULES_TO_SAVE_OUTPUT,
                 "modules_to_save ships full trained copies of output/embedding layers: "
                 + ", ".join(output[:10]), key="modules_to_save",
                 evidence={"modules": jlist(output[:MAX_LISTED])})
@@ -258,12 +280,12 @@ def _save_and_targets(cfg: Mapping[str, JSONValue], rep: Reporter, m: peft_match
         heads = peft_match.task_heads(cfg.get("task_type"))
         rest = [n for n in names if n not in output and n not in heads]
         if rest:
-            rep("adapter_config.modules_to_save",
+            rep(MODULES_TO_SAVE,
                 "modules_to_save ships full trained copies of: " + ", ".join(rest[:10]),
                 key="modules_to_save", evidence={"modules": jlist(rest[:MAX_LISTED])})
     sel = cfg.get("save_embedding_layers")
     if sel is True or (isinstance(sel, str) and sel not in ("", "false", "False")):
-        rep("adapter_config.save_embedding_layers",
+        rep(SAVE_EMBEDDING_LAYERS,
             f"save_embedding_layers is {sel!r}: the adapter ships full embedding/lm_head weights",
             key="save_embedding_layers", evidence={"save_embedding_layers": sel})
     targets = cfg.get("target_modules")
@@ -280,10 +302,10 @@ def _save_and_targets(cfg: Mapping[str, JSONValue], rep: Reporter, m: peft_match
                 if kind:
                     hits[name] = kind
         except peft_match.PatternError as exc:
-            rep("adapter_config.bad_value", f"target_modules pattern: {exc}",
+            rep(BAD_VALUE, f"target_modules pattern: {exc}",
                 key="target_modules", evidence={"pattern": _short(targets)})
     if hits:
-        rep("adapter_config.sensitive_target",
+        rep(SENSITIVE_TARGET,
             "target_modules adapts " + ", ".join(f"{k} ({v})" for k, v in list(hits.items())[:10]),
             key="target_modules", evidence={"modules": dict(list(hits.items())[:MAX_LISTED])})
 
@@ -296,37 +318,37 @@ def _options(cfg: Mapping[str, JSONValue], rep: Reporter) -> None:
             ids["embedding"] = tti[:MAX_LISTED]
         elif isinstance(tti, dict):
             ids = {str(k): v[:MAX_LISTED] if isinstance(v, list) else v for k, v in tti.items()}
-        rep("adapter_config.trainable_token_indices",
+        rep(TRAINABLE_TOKEN_INDICES,
             "trainable_token_indices rewrites individual embedding rows (possible trigger "
             f"tokens): {_short(tti, 120)}", key="trainable_token_indices",
             evidence={"token_ids": ids})
     rep_ = cfg.get("layer_replication")
     if rep_:
-        rep("adapter_config.layer_replication",
+        rep(LAYER_REPLICATION,
             f"layer_replication rebuilds the base model's layer stack: {_short(rep_, 120)}",
             key="layer_replication", evidence={"layer_replication": rep_})
     init = cfg.get("init_lora_weights")
     if isinstance(init, str) and any(init.lower().startswith(p) for p in BASE_MODIFYING_INITS):
-        rep("adapter_config.init_modifies_base",
+        rep(INIT_MODIFIES_BASE,
             f"init_lora_weights={init!r} rewrites the base layer's weights when the adapter is "
             "created", key="init_lora_weights", evidence={"init_lora_weights": init})
     base = cfg.get("base_model_name_or_path")
     if base is None or base == "":
-        rep("adapter_config.no_base_model", "base_model_name_or_path is missing or empty",
+        rep(NO_BASE_MODEL, "base_model_name_or_path is missing or empty",
             key="base_model_name_or_path")
     rev = cfg.get("revision")
     if isinstance(base, str) and base and not (isinstance(rev, str) and _HEX40.match(rev)):
-        rep("adapter_config.unpinned_revision",
+        rep(UNPINNED_REVISION,
             f"base model revision is not pinned to a commit ({_short(rev)})", key="revision",
             evidence={"revision": _short(rev)})
     if cfg.get("inference_mode") is False:
-        rep("adapter_config.training_mode", "inference_mode is false", key="inference_mode")
+        rep(TRAINING_MODE, "inference_mode is false", key="inference_mode")
     if cfg.get("use_dora") is True:
-        rep("adapter_config.dora", "use_dora is true (DoRA magnitude vectors rescale weights)",
+        rep(DORA, "use_dora is true (DoRA magnitude vectors rescale weights)",
             key="use_dora")
     bias = cfg.get("bias")
     if (isinstance(bias, str) and bias in ("all", "lora_only")) or cfg.get("lora_bias") is True:
-        rep("adapter_config.bias_trained",
+        rep(BIAS_TRAINED,
             f"bias={bias!r}, lora_bias={cfg.get('lora_bias')!r}: bias terms are full parameters "
             "loaded into the base model", key="bias",
             evidence={"bias": _short(bias), "lora_bias": _short(cfg.get("lora_bias"))})

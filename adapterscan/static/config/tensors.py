@@ -19,6 +19,21 @@ import numpy as np
 from adapterscan.emit import Emitter
 from adapterscan.findings import JSONValue
 from adapterscan.static.config import peft_match
+from adapterscan.static.config.checks import (
+    DTYPE_MIXTURE,
+    EXTREME_SCALE,
+    FAN_IN_FAN_OUT,
+    FULL_RANK,
+    FULL_WEIGHT_TENSOR,
+    INCOMPLETE_PAIR,
+    NESTED_PREFIX,
+    ORPHAN_TENSOR,
+    RANK_MISMATCH,
+    SHAPE_MISMATCH,
+    TARGET_WITHOUT_TENSORS,
+    TASK_HEAD,
+    ZERO_LORA_B,
+)
 from adapterscan.static.config.fields import MAX_LISTED, Reporter, jlist
 from adapterscan.static.config.peft_names import PREFIX, parse_lora_key
 from adapterscan.static.formats.model import TensorRef
@@ -109,7 +124,7 @@ def _nested_prefix(st: _State) -> int:
     depth, rest = 0, names[0]
     while rest.startswith(PREFIX):
         depth, rest = depth + 1, rest[len(PREFIX):]
-    st.reps[file]("adapter_config.nested_prefix",
+    st.reps[file](NESTED_PREFIX,
                   f"all {len(names)} adapter tensor(s) are named under a repeated "
                   f"'{PREFIX}' prefix ({depth} levels: saved from a PeftModel wrapped in "
                   "another): PEFT matches none of them to the model, so loading this adapter "
@@ -190,7 +205,7 @@ def _orphans_and_targets(st: _State, config_rep: Reporter, config_file: str) -> 
             if "trainable_tokens_delta" in name or ".token_adapter." in name:
                 orphans.setdefault(loc.file, []).append(name)
     for file, names in orphans.items():
-        st.reps[file]("adapter_config.orphan_tensor",
+        st.reps[file](ORPHAN_TENSOR,
                       f"{len(names)} adapter tensor(s) map to no configured target: PEFT ignores "
                       f"them on load (first: {names[0]})", tensor=names[0],
                       evidence={"tensors": jlist(names[:MAX_LISTED]), "count": len(names)})
@@ -208,7 +223,7 @@ def _targets_without_tensors(st: _State, config_rep: Reporter) -> None:
     else:
         return
     if missing:
-        config_rep("adapter_config.target_without_tensors",
+        config_rep(TARGET_WITHOUT_TENSORS,
                    f"configured target(s) with no adapter tensors: {', '.join(missing[:10])}",
                    key="target_modules", evidence={"targets": jlist(missing[:MAX_LISTED])})
 
@@ -239,7 +254,7 @@ def _full_tensors(st: _State) -> JSONValue:
         else:
             undeclared.setdefault(loc.file, []).append(row)
     for file, rows in head_rows.items():
-        st.reps[file]("adapter_config.task_head",
+        st.reps[file](TASK_HEAD,
                       f"{len(rows)} tensor(s) of the {st.cfg.get('task_type')} task head "
                       f"({', '.join(heads)}), which PEFT's task type keeps trainable: loading "
                       "replaces the head the task model creates at random on the base, not a "
@@ -248,7 +263,7 @@ def _full_tensors(st: _State) -> JSONValue:
                                 "task_type": st.cfg.get("task_type"), "heads": jlist(heads)})
     for file, rows in undeclared.items():
         first = _first_tensor(rows)
-        st.reps[file]("adapter_config.full_weight_tensor",
+        st.reps[file](FULL_WEIGHT_TENSOR,
                       f"{len(rows)} full (non-LoRA) weight tensor(s) not declared in "
                       f"modules_to_save: they overwrite base weights of the same name "
                       f"(first: {first})", tensor=first,
@@ -272,7 +287,7 @@ def _pairs_shapes_ranks(st: _State, config_rep: Reporter) -> dict[str, JSONValue
     full_rank: list[JSONValue] = []
     scales: list[float] = []
     big: list[JSONValue] = []
-    limit = st.emit.num("adapter_config.extreme_scale", "max_scale")
+    limit = st.emit.num(EXTREME_SCALE, "max_scale")
     for mod in st.modules.values():
         found = peft_rank(cfg, mod.name, st.m)  # the scale the weight analysis uses too
         r_cfg, alpha, scale = found.r, found.alpha, found.value
@@ -303,18 +318,18 @@ def _pairs_shapes_ranks(st: _State, config_rep: Reporter) -> dict[str, JSONValue
             big.append({"module": "*", "alpha": base.alpha, "r": base.r, "scale": scales[-1]})
     any_rep = next(iter(st.reps.values()), None)
     emitted = [
-        ("adapter_config.incomplete_pair", incomplete, "module(s) lack a lora_A/lora_B partner"),
-        ("adapter_config.shape_mismatch", bad_shape, "module(s) with inconsistent tensor shapes"),
-        ("adapter_config.rank_mismatch", rank_off,
+        (INCOMPLETE_PAIR, incomplete, "module(s) lack a lora_A/lora_B partner"),
+        (SHAPE_MISMATCH, bad_shape, "module(s) with inconsistent tensor shapes"),
+        (RANK_MISMATCH, rank_off,
          "module(s) whose tensor rank differs from the configured r / rank_pattern"),
-        ("adapter_config.full_rank", full_rank,
+        (FULL_RANK, full_rank,
          "module(s) with r >= min(in, out): a full-rank update disguised as LoRA"),
-        ("adapter_config.extreme_scale", big,
+        (EXTREME_SCALE, big,
          f"module(s) with LoRA scale >= {limit:g} (alpha/r{' with rslora' if rslora else ''})"),
     ]
     for check, rows, text in emitted:
         # Scale is a property of the config; the others point at the weights file.
-        rep = config_rep if check == "adapter_config.extreme_scale" else any_rep
+        rep = config_rep if check == EXTREME_SCALE else any_rep
         if rows and rep is not None:
             first = rows[0]
             mod_name = first.get("module") if isinstance(first, dict) else None
@@ -338,7 +353,7 @@ def _dtypes(st: _State) -> None:
             total[k] = total.get(k, 0) + v
     if len(total) > 1:
         file = next(iter(by_file))
-        st.reps[file]("adapter_config.dtype_mixture",
+        st.reps[file](DTYPE_MIXTURE,
                       f"adapter tensors mix dtypes: {dict(sorted(total.items()))}",
                       evidence={"dtypes": dict(sorted(total.items()))})
 
@@ -352,7 +367,7 @@ def _fan_in_fan_out(st: _State, config_rep: Reporter) -> None:
     names += [m.name for m in st.modules.values()]
     if not any(n.rsplit(".", 1)[-1] in CONV1D_NAMES or any(c in n for c in CONV1D_NAMES)
                for n in names):
-        config_rep("adapter_config.fan_in_fan_out",
+        config_rep(FAN_IN_FAN_OUT,
                    "fan_in_fan_out is true but no target is a Conv1D (GPT-2 style) layer: the "
                    "update would be applied transposed", key="fan_in_fan_out",
                    evidence={"targets": jlist(names[:MAX_LISTED])})
@@ -404,7 +419,7 @@ def _zero_b(st: _State, limits: StaticLimits) -> JSONValue:
             return None
     if zero and len(zero) == len(b_parts):
         file = b_parts[0][1].file
-        st.reps[file]("adapter_config.zero_lora_b",
+        st.reps[file](ZERO_LORA_B,
                       f"every lora_B tensor ({len(zero)}) is all zeros: loading this adapter "
                       "changes nothing in its declared targets (an untrained checkpoint)",
                       tensor=b_parts[0][1].info.name,

@@ -10,6 +10,7 @@ from adapterscan.emit import Emitter
 from adapterscan.findings import JSONValue
 from adapterscan.static.formats import checks as C
 from adapterscan.static.formats.gguf import GgufArray, GgufError, GgufFile, parse_gguf
+from adapterscan.static.inventory.checks import CHAT_TEMPLATE
 from adapterscan.static.limits import StaticLimits
 
 _LISTED = 20
@@ -49,7 +50,7 @@ def _tokenizer(gguf: GgufFile, emit: Emitter) -> None:
     """Tokenizer and chat-template keys in a GGUF adapter are evidence, as in repo files."""
     template = gguf.string("tokenizer.chat_template")
     if template is not None:
-        emit.emit("inventory.chat_template", "chat template in the GGUF metadata: it decides the "
+        emit.emit(CHAT_TEMPLATE, "chat template in the GGUF metadata: it decides the "
                   "prompt the model sees", file=gguf.path, key="tokenizer.chat_template",
                   evidence={"source": gguf.path, "length": len(template), "sha256":
                             hashlib.sha256(template.encode("utf-8", "surrogatepass")).hexdigest()})

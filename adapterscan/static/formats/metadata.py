@@ -19,6 +19,12 @@ from typing import Any
 from adapterscan.emit import Emitter
 from adapterscan.findings import JSONValue
 from adapterscan.static.config import peft_match
+from adapterscan.static.config.checks import (
+    BAD_VALUE,
+    EXTREME_SCALE,
+    RANK_MISMATCH,
+    SENSITIVE_TARGET,
+)
 from adapterscan.static.config.fields import MAX_LISTED, Reporter, jlist, local_paths
 from adapterscan.static.formats import checks as C
 from adapterscan.static.formats.model import AdapterFile, AdapterModel, Algorithm, Format
@@ -98,12 +104,12 @@ def _mlx(f: AdapterFile, cfg: Config, emit: Emitter) -> None:
     rep = Reporter(emit, f.config)
     ftype = cfg.get("fine_tune_type", "lora")
     if ftype not in MLX_TYPES:
-        rep("adapter_config.bad_value", f"fine_tune_type {str(ftype)[:80]!r} is not an mlx-lm "
+        rep(BAD_VALUE, f"fine_tune_type {str(ftype)[:80]!r} is not an mlx-lm "
             f"type ({', '.join(sorted(MLX_TYPES))})", key="fine_tune_type",
             evidence={"key": "fine_tune_type", "value": str(ftype)[:200]})
     params = cfg.get("lora_parameters")
     if params is not None and not isinstance(params, dict):
-        rep("adapter_config.bad_value", "lora_parameters must be an object", key="lora_parameters",
+        rep(BAD_VALUE, "lora_parameters must be an object", key="lora_parameters",
             evidence={"key": "lora_parameters", "value": str(params)[:200]})
         params = None
     p = params or {}
@@ -114,7 +120,7 @@ def _mlx(f: AdapterFile, cfg: Config, emit: Emitter) -> None:
         hits = {str(k): kind for k in keys if isinstance(k, str)
                 and (kind := peft_match.module_kind(k)) is not None}
         if hits:
-            rep("adapter_config.sensitive_target", "lora_parameters.keys adapts "
+            rep(SENSITIVE_TARGET, "lora_parameters.keys adapts "
                 + ", ".join(f"{k} ({v})" for k, v in list(hits.items())[:10]),
                 key="lora_parameters.keys", evidence={"modules": dict(list(hits.items())[:50])})
     rank = p.get("rank")
@@ -124,19 +130,19 @@ def _mlx(f: AdapterFile, cfg: Config, emit: Emitter) -> None:
                if m.algorithm is Algorithm.LORA and m.problem is None and m.scale.r != rank]
         if off:
             first = off[0]["module"] if isinstance(off[0], dict) else None
-            rep("adapter_config.rank_mismatch", f"{len(off)} module(s) whose tensor rank differs "
+            rep(RANK_MISMATCH, f"{len(off)} module(s) whose tensor rank differs "
                 f"from lora_parameters.rank {rank} (first: {first})",
                 evidence={"modules": off[:MAX_LISTED], "count": len(off)})
     scale = p.get("scale")
-    limit = emit.num("adapter_config.extreme_scale", "max_scale")
+    limit = emit.num(EXTREME_SCALE, "max_scale")
     if isinstance(scale, int | float) and not isinstance(scale, bool) and abs(scale) >= limit:
-        rep("adapter_config.extreme_scale", f"lora_parameters.scale {scale:g} ≥ {limit:g}",
+        rep(EXTREME_SCALE, f"lora_parameters.scale {scale:g} ≥ {limit:g}",
             key="lora_parameters.scale", evidence={"scale": scale, "limit": limit})
 
 
 def _mlx_values(p: Mapping[str, JSONValue], rep: Reporter) -> None:
     def bad(key: str, expected: str) -> None:
-        rep("adapter_config.bad_value", f"lora_parameters.{key} must be {expected}, got "
+        rep(BAD_VALUE, f"lora_parameters.{key} must be {expected}, got "
             f"{str(p[key])[:80]}", key=f"lora_parameters.{key}",
             evidence={"key": f"lora_parameters.{key}", "expected": expected,
                       "value": str(p[key])[:200]})

@@ -19,6 +19,26 @@ from adapterscan.findings import JSONValue
 from adapterscan.source import Entry, EntryType, FetchedSource
 from adapterscan.static.inventory import sniff as sn
 from adapterscan.static.inventory import templates
+from adapterscan.static.inventory.checks import (
+    ARCHIVE,
+    CHAT_TEMPLATE,
+    CHAT_TEMPLATE_LAYOUT,
+    CODE_FILE,
+    CONTENT_MISMATCH,
+    EXECUTABLE,
+    MANY_FILES,
+    OVERSIZED_FILE,
+    PICKLE_BESIDE_SAFETENSORS,
+    PICKLE_FILE,
+    PICKLE_ONLY_WEIGHTS,
+    PICKLE_ONLY_WEIGHTS_PROVEN,
+    SPECIAL_FILE,
+    SYMLINK,
+    SYMLINK_ESCAPE,
+    TOKENIZER_FILES,
+    UNKNOWN_FILE,
+    UNSAFE_PATH,
+)
 from adapterscan.static.limits import StaticLimits
 from adapterscan.static.model import FileClass, Inventory, InventoryItem
 
@@ -45,9 +65,9 @@ _BY_CONTENT = {"pickle": FileClass.PICKLE, "zip": FileClass.ZIP, "archive": File
 
 def build_inventory(src: FetchedSource, emit: Emitter, limits: StaticLimits) -> Inventory:
     items: list[InventoryItem] = []
-    max_files = emit.num("inventory.many_files", "max_files")
+    max_files = emit.num(MANY_FILES, "max_files")
     if len(src.entries) > max_files:
-        emit.emit("inventory.many_files", f"{len(src.entries)} entries; adapters need a handful",
+        emit.emit(MANY_FILES, f"{len(src.entries)} entries; adapters need a handful",
                   evidence={"entries": len(src.entries), "threshold": max_files})
     for e in src.entries:
         _check_path(e.path, emit)
@@ -68,11 +88,11 @@ def _check_path(path: str, emit: Emitter) -> None:
         reasons.append("backslash")
     if any(ord(c) < 32 or ord(c) == 127 for c in path):
         reasons.append("control character")
-    limit = emit.num("inventory.unsafe_path", "max_path_length")
+    limit = emit.num(UNSAFE_PATH, "max_path_length")
     if len(path) > limit:
         reasons.append(f"{len(path)} characters (over {limit:.0f})")
     if reasons:
-        emit.emit("inventory.unsafe_path", f"unsafe path: {', '.join(reasons)}",
+        emit.emit(UNSAFE_PATH, f"unsafe path: {', '.join(reasons)}",
                   file=path, evidence={"reasons": list[JSONValue](reasons), "path": repr(path)})
 
 
@@ -85,12 +105,12 @@ def _classify(src: FetchedSource, e: Entry, emit: Emitter, limits: StaticLimits
         if posixpath.basename(e.path) == ".git":
             return InventoryItem(e.path, 0, FileClass.OTHER_DATA,
                                  "version-control folder: never read by loaders, not scanned")
-        emit.emit("inventory.special_file", "device, fifo or socket: never read", file=e.path)
+        emit.emit(SPECIAL_FILE, "device, fifo or socket: never read", file=e.path)
         emit.skip(e.path, "special file (device, fifo or socket) not read")
         return InventoryItem(e.path, 0, FileClass.SPECIAL, "not a regular file")
-    max_bytes = emit.num("inventory.oversized_file", "max_bytes")
+    max_bytes = emit.num(OVERSIZED_FILE, "max_bytes")
     if e.size > max_bytes:
-        emit.emit("inventory.oversized_file", f"{e.size} bytes, over {max_bytes:.0f}",
+        emit.emit(OVERSIZED_FILE, f"{e.size} bytes, over {max_bytes:.0f}",
                   file=e.path, evidence={"size": e.size, "threshold": max_bytes})
     name_cls, name_reason = sn.by_name(e.path)
     if e.path in src.remote_only:
@@ -114,7 +134,7 @@ def _decide(e: Entry, name_cls: FileClass | None, name_reason: str, head: bytes,
     kind, detail = sn.content_kind(head, e.size)
     allowed = _ALLOWED_NAMES.get(kind)
     if allowed is not None and name_cls not in allowed:
-        emit.emit("inventory.content_mismatch",
+        emit.emit(CONTENT_MISMATCH,
                   f"named as {name_cls.value if name_cls else 'unknown'} ({name_reason}) but "
                   f"the content is {kind} ({detail})", file=e.path,
                   evidence={"extension": ext_of(e.path), "content": kind, "detail": detail,
@@ -132,20 +152,20 @@ def _class_findings(item: InventoryItem, name_cls: FileClass | None, emit: Emitt
     cls = item.file_class
     ev: dict[str, JSONValue] = {"class": cls.value, "reason": item.reason, "size": item.size}
     if cls in (FileClass.PICKLE, FileClass.ZIP):
-        emit.emit("inventory.pickle_file", f"{cls.value} file: {item.reason}", file=item.path,
+        emit.emit(PICKLE_FILE, f"{cls.value} file: {item.reason}", file=item.path,
                   evidence=ev)
     elif cls is FileClass.CODE:
-        emit.emit("inventory.code_file", f"code in an adapter repository: {item.reason}",
+        emit.emit(CODE_FILE, f"code in an adapter repository: {item.reason}",
                   file=item.path, evidence=ev)
     elif cls is FileClass.EXECUTABLE:
-        emit.emit("inventory.executable", f"executable or native library: {item.reason}",
+        emit.emit(EXECUTABLE, f"executable or native library: {item.reason}",
                   file=item.path, evidence=ev)
     elif cls is FileClass.ARCHIVE:
-        emit.emit("inventory.archive", f"archive not unpacked: {item.reason}", file=item.path,
+        emit.emit(ARCHIVE, f"archive not unpacked: {item.reason}", file=item.path,
                   evidence=ev)
         emit.skip(item.path, "archive content not scanned")
     elif cls is FileClass.OTHER_DATA and name_cls is None:
-        emit.emit("inventory.unknown_file", f"unclassified file: {item.reason}", file=item.path,
+        emit.emit(UNKNOWN_FILE, f"unclassified file: {item.reason}", file=item.path,
                   evidence=ev)
 
 
@@ -153,17 +173,17 @@ def _symlink(e: Entry, emit: Emitter) -> None:
     target = e.link_target
     ev: dict[str, JSONValue] = {"target": target}
     if target is None:
-        emit.emit("inventory.symlink", "symlink with an unreadable target", file=e.path,
+        emit.emit(SYMLINK, "symlink with an unreadable target", file=e.path,
                   evidence=ev)
         return
     resolved = posixpath.normpath(posixpath.join(posixpath.dirname(e.path), target))
     if posixpath.isabs(target) or re.match(r"^[A-Za-z]:", target) or resolved == ".." \
             or resolved.startswith("../"):
-        emit.emit("inventory.symlink_escape", f"symlink leaves the folder: -> {target!r}",
+        emit.emit(SYMLINK_ESCAPE, f"symlink leaves the folder: -> {target!r}",
                   file=e.path, evidence={"target": target, "resolved": resolved})
         emit.skip(e.path, "symlink target outside the folder not analysed")
     else:
-        emit.emit("inventory.symlink", f"symlink -> {target!r} (followed by loaders, not by "
+        emit.emit(SYMLINK, f"symlink -> {target!r} (followed by loaders, not by "
                   "the scanner)", file=e.path, evidence={"target": target, "resolved": resolved})
 
 
@@ -178,7 +198,7 @@ def _pickles_vs_safetensors(inv: Inventory, emit: Emitter) -> None:
                    and not _TRAINER_STATE.match(posixpath.basename(i.path))]
         if safes:
             for w in weights:
-                emit.emit("inventory.pickle_beside_safetensors",
+                emit.emit(PICKLE_BESIDE_SAFETENSORS,
                           f"pickle weights beside {len(safes)} safetensors file(s): loaders "
                           "other than PEFT may pick the pickle", file=w.path,
                           evidence={"safetensors": list[JSONValue](safes[:10])})
@@ -197,13 +217,13 @@ def pickle_only_weights(inv: Inventory, emit: Emitter, proven: Collection[str]) 
                 or _PEFT_SAFE in names:
             continue
         if peft.path in proven:
-            emit.emit("inventory.pickle_only_weights_proven",
+            emit.emit(PICKLE_ONLY_WEIGHTS_PROVEN,
                       f"{_PEFT_PICKLE} without {_PEFT_SAFE}: PEFT loads it with "
                       "torch.load(weights_only=True); its pickle holds only tensors and "
                       "allowlisted containers, so loading it runs no code of the file's choosing",
                       file=peft.path, evidence={"folder": folder or "."})
         else:
-            emit.emit("inventory.pickle_only_weights",
+            emit.emit(PICKLE_ONLY_WEIGHTS,
                       f"{_PEFT_PICKLE} without {_PEFT_SAFE}: PEFT falls back to "
                       "torch.load(weights_only=True) (CVE-2025-32434, CVE-2026-24747), and the "
                       "pickle was not proven to hold only tensors: code may run at load",
@@ -248,7 +268,7 @@ def _tokenizer_and_templates(src: FetchedSource, inv: Inventory, emit: Emitter,
                 if isinstance(data.get("added_tokens_decoder"), dict):
                     added[item.path] = len(data["added_tokens_decoder"])
                 _template_in_config(item.path, data, emit)
-        emit.emit("inventory.tokenizer_files",
+        emit.emit(TOKENIZER_FILES,
                   f"{len(toks)} tokenizer file(s) ship with the adapter and replace the base "
                   "model's tokenizer", file=toks[0].path,
                   evidence={"files": list[JSONValue]([i.path for i in toks][:20]),
@@ -286,7 +306,7 @@ def _template_in_config(path: str, data: Mapping[str, object], emit: Emitter) ->
 def _emit_template(path: str, key: str | None, text: str | None, emit: Emitter) -> None:
     ev: dict[str, JSONValue] = {"source": path}
     if text is None:  # not read: what it does is unknown
-        emit.emit("inventory.chat_template", "chat template ships with the adapter (not read): "
+        emit.emit(CHAT_TEMPLATE, "chat template ships with the adapter (not read): "
                   "it decides the prompt the model sees", file=path, key=key, evidence=ev)
         return
     ev["length"] = len(text)
@@ -296,10 +316,10 @@ def _emit_template(path: str, key: str | None, text: str | None, emit: Emitter) 
     why = templates.concerns(text)
     if why:
         ev["concerns"] = list[JSONValue](why)
-        emit.emit("inventory.chat_template", "chat template ships with the adapter and does more "
+        emit.emit(CHAT_TEMPLATE, "chat template ships with the adapter and does more "
                   f"than lay out turns ({'; '.join(why)}): it decides the prompt the model sees",
                   file=path, key=key, evidence=ev)
     else:
-        emit.emit("inventory.chat_template_layout", "chat template ships with the adapter: it "
+        emit.emit(CHAT_TEMPLATE_LAYOUT, "chat template ships with the adapter: it "
                   "only lays out the turns (no code markers, URL, shell command or injected "
                   "prose)", file=path, key=key, evidence=ev)

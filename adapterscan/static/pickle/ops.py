@@ -23,6 +23,25 @@ from adapterscan.static.limits import StaticLimits
 from adapterscan.static.pickle import npy_header
 from adapterscan.static.pickle import zip_container as zc
 from adapterscan.static.pickle.allowlist import DataContainers, Verdict
+from adapterscan.static.pickle.checks import (
+    DANGEROUS_GLOBAL,
+    DATA_CONTAINER,
+    LIMIT_EXCEEDED,
+    MALFORMED,
+    NESTED_PICKLE,
+    NPY_MALFORMED,
+    SUMMARY,
+    UNKNOWN_GLOBAL,
+    UNLISTED_CALL,
+    UNRESOLVED_GLOBAL,
+    UNSCANNABLE_MEMBER,
+    ZIP_BOMB,
+    ZIP_CRC_MISMATCH,
+    ZIP_ENCRYPTED,
+    ZIP_EXTRA_DATA,
+    ZIP_HEADER_MISMATCH,
+    ZIP_MALFORMED,
+)
 from adapterscan.static.pickle.vm import (
     CALL_OPS,
     Budget,
@@ -39,15 +58,15 @@ _ARCHIVE_MAGIC = {b"7z\xbc\xaf\x27\x1c": "7z", b"\x1f\x8b": "gzip", b"Rar!\x1a\x
 _MAX_PICKLES_PER_STREAM = 64
 _MAX_INMEMORY_ZIP = 256 << 20  # a zip nested in a zip is read into memory up to this size
 _CRC_FULL_LIMIT = 1 << 20  # stored non-pickle members above this are not CRC-checked
-_BENIGN = frozenset({"pickle.summary", "pickle.data_container"})
+_BENIGN = frozenset({SUMMARY, DATA_CONTAINER})
 
 
 _OTHER: dict[str, tuple[str, str]] = {
-    "unresolved": ("pickle.unresolved_global", "unresolvable import or call"),
-    "nested": ("pickle.nested_pickle", "nested pickle"),
-    "malformed": ("pickle.malformed", "malformed or truncated pickle (opcodes before the "
+    "unresolved": (UNRESOLVED_GLOBAL, "unresolvable import or call"),
+    "nested": (NESTED_PICKLE, "nested pickle"),
+    "malformed": (MALFORMED, "malformed or truncated pickle (opcodes before the "
                   "error still run in a loader)"),
-    "limit": ("pickle.limit_exceeded", "analysis limit reached"),
+    "limit": (LIMIT_EXCEEDED, "analysis limit reached"),
 }
 
 
@@ -98,14 +117,14 @@ def data_containers(emit: Emitter) -> DataContainers:
     def names(*keys: str) -> frozenset[str]:
         out: set[str] = set()
         for key in keys:
-            value = emit.param("pickle.data_container", key)
+            value = emit.param(DATA_CONTAINER, key)
             if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
                 raise TypeError(f"AS447 param {key} must be a list of qualified names")
             out.update(str(v) for v in value)
         return frozenset(out)
     return DataContainers(classes=names("classes", "extra_classes"),
                           enums=names("enums", "extra_enums"),
-                          version=str(emit.param("pickle.data_container", "version")))
+                          version=str(emit.param(DATA_CONTAINER, "version")))
 
 
 @dataclass
@@ -171,7 +190,7 @@ def _analyze_container(ctx: _Ctx, f: BinaryIO, size: int, where: str, depth: int
         return
     kind = archive_kind(head)
     if kind is not None:
-        ctx.anomaly("pickle.unscannable_member", f"{label} is a {kind} container: its content "
+        ctx.anomaly(UNSCANNABLE_MEMBER, f"{label} is a {kind} container: its content "
                     "cannot be scanned", key=where or None, evidence={"format": kind})
         ctx.skip(f"{where or 'file'}: {kind} container not scanned")
         return
@@ -181,7 +200,7 @@ def _analyze_container(ctx: _Ctx, f: BinaryIO, size: int, where: str, depth: int
                  opportunistic=False)
     # A pickle followed by a zip is a polyglot: torch.load and zip readers see different files.
     if size > 22 and zc.find_eocd(f, size) is not None:
-        ctx.anomaly("pickle.zip_extra_data", f"{label} starts as a pickle and ends as a zip "
+        ctx.anomaly(ZIP_EXTRA_DATA, f"{label} starts as a pickle and ends as a zip "
                     "archive (polyglot)", key=where or None, evidence={"size": size})
         _analyze_zip(ctx, f, size, where, depth)
 
@@ -230,7 +249,7 @@ def _analyze_zip(ctx: _Ctx, f: BinaryIO, size: int, where: str, depth: int) -> N
     try:
         members, anomalies = zc.open_zip(f, size, ctx.limits.max_zip_members)
     except zc.ZipUnreadable as exc:
-        ctx.anomaly("pickle.zip_malformed", f"{label}: zip archive cannot be parsed ({exc}); "
+        ctx.anomaly(ZIP_MALFORMED, f"{label}: zip archive cannot be parsed ({exc}); "
                     "other readers may still load it", key=where or None,
                     evidence={"error": str(exc)})
         ctx.skip(f"{label}: unreadable zip archive")
@@ -239,7 +258,7 @@ def _analyze_zip(ctx: _Ctx, f: BinaryIO, size: int, where: str, depth: int) -> N
         key = f"{where}/{a.member}" if where and a.member else (a.member or where or None)
         ctx.anomaly(a.check, a.message, key=key, evidence=a.evidence)
     if len(members) >= ctx.limits.max_zip_members:
-        ctx.anomaly("pickle.limit_exceeded", f"{label}: more than "
+        ctx.anomaly(LIMIT_EXCEEDED, f"{label}: more than "
                     f"{ctx.limits.max_zip_members} zip members; the rest were not scanned",
                     key=where or None)
         ctx.skip(f"{label}: zip member limit")
@@ -257,7 +276,7 @@ def _analyze_zip(ctx: _Ctx, f: BinaryIO, size: int, where: str, depth: int) -> N
     if depth == 0 and not any(n.endswith((".pkl", ".pickle", ".npy")) for n in files):
         # torch archives always hold */data.pkl and npz archives .npy members: anything else
         # is an archive we cannot judge.
-        ctx.anomaly("pickle.unscannable_member", f"{label} is a zip archive with no pickle in "
+        ctx.anomaly(UNSCANNABLE_MEMBER, f"{label} is a zip archive with no pickle in "
                     "it: not a torch checkpoint, and its members are not model data",
                     key=where or None, evidence={"members": list[JSONValue](files[:20])})
         ctx.skip(f"{label}: zip archive holding no pickle ({len(files)} members) not analysed")
@@ -269,19 +288,19 @@ def _analyze_member(ctx: _Ctx, f: BinaryIO, m: zc.Member, key: str, depth: int) 
         ctx.skip(f"{key}: member data not locatable")
         return
     if m.encrypted:
-        ctx.anomaly("pickle.zip_encrypted", f"member {key} carries the encryption flag "
+        ctx.anomaly(ZIP_ENCRYPTED, f"member {key} carries the encryption flag "
                     f"(0x{m.flag_bits:04x}); zip readers refuse it, torch ignores the flag",
                     key=key, evidence={"flag_bits": m.flag_bits})
     if m.method not in zc.SUPPORTED_METHODS:
-        ctx.anomaly("pickle.zip_malformed", f"member {key} uses compression method {m.method}",
+        ctx.anomaly(ZIP_MALFORMED, f"member {key} uses compression method {m.method}",
                     key=key, evidence={"method": m.method})
         ctx.skip(f"{key}: unsupported compression method {m.method}")
         return
-    max_bytes = int(ctx.emit.num("pickle.zip_bomb", "max_member_bytes"))
-    max_ratio = ctx.emit.num("pickle.zip_bomb", "max_ratio")
+    max_bytes = int(ctx.emit.num(ZIP_BOMB, "max_member_bytes"))
+    max_ratio = ctx.emit.num(ZIP_BOMB, "max_ratio")
     ratio = m.file_size / max(m.compress_size, 1)
     if m.file_size > max_bytes or (m.method != 0 and ratio > max_ratio and m.file_size > 1 << 20):
-        ctx.anomaly("pickle.zip_bomb", f"member {key} declares {m.file_size} bytes from "
+        ctx.anomaly(ZIP_BOMB, f"member {key} declares {m.file_size} bytes from "
                     f"{m.compress_size} (ratio {ratio:.0f})", key=key,
                     evidence={"file_size": m.file_size, "compress_size": m.compress_size,
                               "ratio": round(ratio, 1)})
@@ -296,22 +315,22 @@ def _analyze_member(ctx: _Ctx, f: BinaryIO, m: zc.Member, key: str, depth: int) 
         # executed; hashing it would double the scan time. Its size is still checked.
         ctx.crc_unchecked += 1
         if m.compress_size != m.file_size:
-            ctx.anomaly("pickle.zip_header_mismatch", f"stored member {key} declares "
+            ctx.anomaly(ZIP_HEADER_MISMATCH, f"stored member {key} declares "
                         f"{m.file_size} bytes but occupies {m.compress_size}", key=key,
                         evidence={"file_size": m.file_size, "compress_size": m.compress_size})
         return
     crc, total, capped = zc.member_digest(f, m, max_bytes)
     if capped:
-        ctx.anomaly("pickle.zip_bomb", f"member {key} inflates past {max_bytes} bytes",
+        ctx.anomaly(ZIP_BOMB, f"member {key} inflates past {max_bytes} bytes",
                     key=key, evidence={"declared": m.file_size, "cap": max_bytes})
         ctx.skip(f"{key}: not fully decompressed (zip bomb limits)")
         return
     if total != m.file_size:
-        ctx.anomaly("pickle.zip_header_mismatch", f"member {key} holds {total} bytes, its header "
+        ctx.anomaly(ZIP_HEADER_MISMATCH, f"member {key} holds {total} bytes, its header "
                     f"says {m.file_size}", key=key,
                     evidence={"actual": total, "declared": m.file_size})
     elif crc != m.crc:
-        ctx.anomaly("pickle.zip_crc_mismatch", f"member {key} has CRC-32 {crc:08x}, the "
+        ctx.anomaly(ZIP_CRC_MISMATCH, f"member {key} has CRC-32 {crc:08x}, the "
                     f"directory says {m.crc:08x}; strict readers refuse it, torch does not",
                     key=key, evidence={"actual": f"{crc:08x}", "declared": f"{m.crc:08x}"})
     if head.startswith((zc.LOCAL_MAGIC, zc.EOCD_MAGIC)):
@@ -320,7 +339,7 @@ def _analyze_member(ctx: _Ctx, f: BinaryIO, m: zc.Member, key: str, depth: int) 
         _analyze_npy(ctx, zc.MemberStream(zc.iter_member(f, m, max_bytes)), total, key, depth)
     elif archive_kind(head):
         kind = archive_kind(head)
-        ctx.anomaly("pickle.unscannable_member", f"member {key} is a {kind} container; its "
+        ctx.anomaly(UNSCANNABLE_MEMBER, f"member {key} is a {kind} container; its "
                     "content cannot be scanned", key=key, evidence={"format": kind})
         ctx.skip(f"{key}: {kind} container not scanned")
     elif m.encrypted and is_pkl and not sniff_pickle(head):
@@ -339,7 +358,7 @@ def _analyze_npy(ctx: _Ctx, raw: _Readable, size: int, where: str, depth: int) -
     try:
         hdr = npy_header.read_header(raw.read)
     except npy_header.NpyError as exc:
-        ctx.anomaly("pickle.npy_malformed", f"{label}: NumPy header rejected: {exc}",
+        ctx.anomaly(NPY_MALFORMED, f"{label}: NumPy header rejected: {exc}",
                     key=where or None, evidence={"error": str(exc)})
         return
     left = size - hdr.data_offset
@@ -352,7 +371,7 @@ def _analyze_npy(ctx: _Ctx, raw: _Readable, size: int, where: str, depth: int) -
         _walk_stream(ctx, Reader(raw, min(left, cap), hard=left > cap), f"{where}<npy>",
                      depth, opportunistic=False)
     elif left != hdr.data_bytes:
-        ctx.anomaly("pickle.npy_malformed", f"{label}: NumPy data holds {left} bytes, its "
+        ctx.anomaly(NPY_MALFORMED, f"{label}: NumPy data holds {left} bytes, its "
                     f"header (shape {hdr.shape}, {hdr.dtype}) fixes {hdr.data_bytes}",
                     key=where or None, evidence={**ev, "data_bytes": left,
                                                  "expected": hdr.data_bytes})
@@ -375,12 +394,12 @@ def _first(chunks: Iterator[bytes], n: int) -> list[bytes]:
 
 def _nested_zip(ctx: _Ctx, f: BinaryIO, m: zc.Member, key: str, depth: int) -> None:
     if depth + 1 > ctx.limits.max_nesting:
-        ctx.anomaly("pickle.limit_exceeded", f"{key}: containers nested deeper than "
+        ctx.anomaly(LIMIT_EXCEEDED, f"{key}: containers nested deeper than "
                     f"{ctx.limits.max_nesting}", key=key)
         ctx.skip(f"{key}: nesting limit")
         return
     if m.file_size > _MAX_INMEMORY_ZIP:
-        ctx.anomaly("pickle.limit_exceeded", f"{key}: nested zip of {m.file_size} bytes is "
+        ctx.anomaly(LIMIT_EXCEEDED, f"{key}: nested zip of {m.file_size} bytes is "
                     "too large to open", key=key)
         ctx.skip(f"{key}: nested zip too large")
         return
@@ -417,7 +436,7 @@ def _flush(ctx: _Ctx) -> None:
             if e.kind == "limit":
                 ctx.skip(f"{e.where}: {e.detail}")
     for qual, wheres in sorted(dangerous.items()):
-        ctx.anomaly("pickle.dangerous_global", f"imports {qual} (dangerous), {len(wheres)} "
+        ctx.anomaly(DANGEROUS_GLOBAL, f"imports {qual} (dangerous), {len(wheres)} "
                     "time(s)", key=qual,
                     evidence={"global": qual, "count": len(wheres),
                               "at": list[JSONValue](wheres[:10])})
@@ -425,7 +444,7 @@ def _flush(ctx: _Ctx) -> None:
         names = sorted(called)
         shown = ", ".join(f"{q} ({called[q][0][1]})" for q in names[:5])
         more = f" and {len(names) - 5} more" if len(names) > 5 else ""
-        ctx.anomaly("pickle.unlisted_call", f"calls {len(names)} callable(s) outside the "
+        ctx.anomaly(UNLISTED_CALL, f"calls {len(names)} callable(s) outside the "
                     f"allowlist at load time: {shown}{more}",
                     evidence={"calls": {q: {"count": len(called[q]), "first_at": called[q][0][0],
                                             "how": list[JSONValue](
@@ -435,19 +454,19 @@ def _flush(ctx: _Ctx) -> None:
     if only_imported:
         shown = ", ".join(only_imported[:5])
         more = f" and {len(only_imported) - 5} more" if len(only_imported) > 5 else ""
-        ctx.anomaly("pickle.unknown_global", f"imports {len(only_imported)} global(s) not on "
+        ctx.anomaly(UNKNOWN_GLOBAL, f"imports {len(only_imported)} global(s) not on "
                     f"the allowlist without calling them: {shown}{more}",
                     evidence={"globals": {q: len(imported[q]) for q in only_imported[:100]},
                               "first_at": {q: imported[q][0] for q in only_imported[:100]}})
     names = sorted(set(containers) - set(called))  # a misused container is reported as a call
     if names:
-        ctx.anomaly("pickle.data_container", f"rebuilds {len(names)} known data-container "
+        ctx.anomaly(DATA_CONTAINER, f"rebuilds {len(names)} known data-container "
                     f"class(es) as plain data: {', '.join(names[:5])}"
                     + (f" and {len(names) - 5} more" if len(names) > 5 else ""),
                     evidence={"classes": {q: len(containers[q]) for q in names[:100]},
                               "allowlist_version": ctx.containers.version})
     calls: dict[str, JSONValue] = {op: ctx.ops[op] for op in sorted(CALL_OPS) if ctx.ops[op]}
-    ctx.anomaly("pickle.summary", f"{ctx.pickles} pickle(s), {sum(ctx.ops.values())} opcodes, "
+    ctx.anomaly(SUMMARY, f"{ctx.pickles} pickle(s), {sum(ctx.ops.values())} opcodes, "
                 f"{len(verdicts)} distinct global(s)",
                 evidence={"pickles": ctx.pickles, "opcodes": sum(ctx.ops.values()),
                           "protocols": list[JSONValue](sorted(ctx.protocols)),

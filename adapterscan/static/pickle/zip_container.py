@@ -15,6 +15,12 @@ from dataclasses import dataclass, field
 from typing import BinaryIO
 
 from adapterscan.findings import JSONValue
+from adapterscan.static.pickle.checks import (
+    ZIP_DUPLICATE_MEMBER,
+    ZIP_EXTRA_DATA,
+    ZIP_HEADER_MISMATCH,
+    ZIP_UNSAFE_MEMBER_NAME,
+)
 
 LOCAL_MAGIC = b"PK\x03\x04"
 EOCD_MAGIC = b"PK\x05\x06"
@@ -96,13 +102,13 @@ def open_zip(f: BinaryIO, size: int, max_members: int) -> tuple[list[Member], li
     for info in infos[:max_members]:
         name = info.filename
         if name in seen:
-            anomalies.append(Anomaly("pickle.zip_duplicate_member",
+            anomalies.append(Anomaly(ZIP_DUPLICATE_MEMBER,
                                      f"member name {name!r} appears more than once; readers "
                                      "disagree on which copy they load", name))
         seen.add(name)
         why = _unsafe_name(info.orig_filename)
         if why:
-            anomalies.append(Anomaly("pickle.zip_unsafe_member_name",
+            anomalies.append(Anomaly(ZIP_UNSAFE_MEMBER_NAME,
                                      f"member name {info.orig_filename!r} has a {why}", name,
                                      {"reason": why}))
         data_offset = _local_header(f, size, info, anomalies)
@@ -117,14 +123,14 @@ def _local_header(f: BinaryIO, size: int, info: zipfile.ZipInfo,
     off = info.header_offset
     name = info.filename
     if off < 0 or off + _LOCAL.size > size:
-        anomalies.append(Anomaly("pickle.zip_header_mismatch",
+        anomalies.append(Anomaly(ZIP_HEADER_MISMATCH,
                                  f"local header of {name!r} at {off} lies outside the file", name))
         return None
     f.seek(off)
     raw = f.read(_LOCAL.size)
     (magic, _ver, flags, method, _t, _d, _crc, _cs, _us, fn_len, extra_len) = _LOCAL.unpack(raw)
     if magic != LOCAL_MAGIC:
-        anomalies.append(Anomaly("pickle.zip_header_mismatch",
+        anomalies.append(Anomaly(ZIP_HEADER_MISMATCH,
                                  f"no local header signature for {name!r} at offset {off}", name))
         return None
     local_name = f.read(fn_len)
@@ -141,13 +147,13 @@ def _local_header(f: BinaryIO, size: int, info: zipfile.ZipInfo,
         diffs["local_method"] = method
         diffs["central_method"] = info.compress_type
     if diffs:
-        anomalies.append(Anomaly("pickle.zip_header_mismatch",
+        anomalies.append(Anomaly(ZIP_HEADER_MISMATCH,
                                  f"local and central headers of {name!r} disagree "
                                  f"({', '.join(sorted(diffs))}); readers pick different ones",
                                  name, diffs))
     data_offset = off + _LOCAL.size + fn_len + extra_len
     if data_offset + info.compress_size > size:
-        anomalies.append(Anomaly("pickle.zip_header_mismatch",
+        anomalies.append(Anomaly(ZIP_HEADER_MISMATCH,
                                  f"data of {name!r} runs past the end of the file", name,
                                  {"data_offset": data_offset, "compress_size": info.compress_size,
                                   "file_size": size}))
@@ -159,7 +165,7 @@ def _layout(f: BinaryIO, size: int, members: list[Member]) -> list[Anomaly]:
     out: list[Anomaly] = []
     first = min((m.header_offset for m in members), default=0)
     if first > 0:
-        out.append(Anomaly("pickle.zip_extra_data",
+        out.append(Anomaly(ZIP_EXTRA_DATA,
                            f"{first} bytes before the first local header (a polyglot: loaders "
                            "that sniff the start see something else than a zip)", None,
                            {"prefix_bytes": first}))
@@ -167,7 +173,7 @@ def _layout(f: BinaryIO, size: int, members: list[Member]) -> list[Anomaly]:
     if eocd is not None:
         end = eocd[0] + _EOCD.size + eocd[1]
         if end < size:
-            out.append(Anomaly("pickle.zip_extra_data",
+            out.append(Anomaly(ZIP_EXTRA_DATA,
                                f"{size - end} bytes after the end of the central directory", None,
                                {"trailing_bytes": size - end}))
     return out
