@@ -277,7 +277,7 @@ def _save_and_targets(cfg: Mapping[str, JSONValue], rep: Reporter, m: peft_match
                 + ", ".join(output[:10]), key="modules_to_save",
                 evidence={"modules": jlist(output[:MAX_LISTED])})
         # The task type's own head (a new, randomly initialised layer) is AS336, from the tensors.
-        heads = peft_match.task_heads(cfg.get("task_type"))
+        heads = peft_match.task_heads(cfg)
         rest = [n for n in names if n not in output and n not in heads]
         if rest:
             rep(MODULES_TO_SAVE,

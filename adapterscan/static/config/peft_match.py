@@ -63,9 +63,27 @@ def module_kind(name: str) -> str | None:
     return None
 
 
-def task_heads(task_type: object) -> frozenset[str]:
-    """The head module names PEFT keeps trainable (and loads) for this task type."""
-    return TASK_HEADS.get(task_type, frozenset()) if isinstance(task_type, str) else frozenset()
+# A config without a task type (vision and audio classifiers are trained that way: PEFT's docs put
+# the head in modules_to_save by hand) still names the model class in auto_mapping; the class's
+# own classification head is then the same kind of layer: new for the task, not a base weight.
+_CLASS_HEADS = ((re.compile(r"For(Image|Audio|Sequence|Token|Video)Classification$"),
+                 _CLASSIFIER_HEADS), (re.compile(r"ForQuestionAnswering$"),
+                                      frozenset({"qa_outputs"})))
+
+
+def task_heads(cfg: Mapping[str, object]) -> frozenset[str]:
+    """The head module names that the task type (or, without one, the task model class that
+    auto_mapping names) creates for the task: PEFT keeps them trainable and loads them."""
+    task_type = cfg.get("task_type")
+    if isinstance(task_type, str) and task_type in TASK_HEADS:
+        return TASK_HEADS[task_type]
+    mapping = cfg.get("auto_mapping")
+    cls = mapping.get("base_model_class") if isinstance(mapping, Mapping) else None
+    if task_type is None and isinstance(cls, str) and len(cls) <= 200:
+        for pattern, heads in _CLASS_HEADS:
+            if pattern.search(cls):
+                return heads
+    return frozenset()
 
 
 class PatternError(Exception):

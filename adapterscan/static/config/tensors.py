@@ -231,7 +231,7 @@ def _targets_without_tensors(st: _State, config_rep: Reporter) -> None:
 def _full_tensors(st: _State) -> JSONValue:
     raw = st.cfg.get("modules_to_save")
     mts = [x for x in raw if isinstance(x, str)] if isinstance(raw, list) else []
-    heads = sorted(peft_match.task_heads(st.cfg.get("task_type")))
+    heads = sorted(peft_match.task_heads(st.cfg))
     bias_ok = st.cfg.get("bias") in ("all", "lora_only")
     undeclared: dict[str, list[JSONValue]] = {}
     head_rows: dict[str, list[JSONValue]] = {}
@@ -253,14 +253,20 @@ def _full_tensors(st: _State) -> JSONValue:
             declared.append(row)
         else:
             undeclared.setdefault(loc.file, []).append(row)
+    task = st.cfg.get("task_type")
+    mapping = st.cfg.get("auto_mapping")
+    cls = mapping.get("base_model_class") if isinstance(mapping, dict) else None
+    why = (f"the {task} task head ({', '.join(heads)}), which PEFT's task type keeps trainable: "
+           "loading replaces the head the task model creates at random on the base, not a "
+           "pretrained base weight" if task is not None else
+           f"the classification head ({', '.join(heads)}) of the task model auto_mapping names "
+           f"({str(cls)[:80]}): loading replaces the layer that maps features to the task's "
+           "labels, not the base's feature layers")
     for file, rows in head_rows.items():
-        st.reps[file](TASK_HEAD,
-                      f"{len(rows)} tensor(s) of the {st.cfg.get('task_type')} task head "
-                      f"({', '.join(heads)}), which PEFT's task type keeps trainable: loading "
-                      "replaces the head the task model creates at random on the base, not a "
-                      "pretrained base weight", tensor=_first_tensor(rows),
+        st.reps[file](TASK_HEAD, f"{len(rows)} tensor(s) of {why}", tensor=_first_tensor(rows),
                       evidence={"tensors": rows[:MAX_LISTED], "count": len(rows),
-                                "task_type": st.cfg.get("task_type"), "heads": jlist(heads)})
+                                "task_type": task, "model_class": str(cls)[:200] if cls else None,
+                                "heads": jlist(heads)})
     for file, rows in undeclared.items():
         first = _first_tensor(rows)
         st.reps[file](FULL_WEIGHT_TENSOR,

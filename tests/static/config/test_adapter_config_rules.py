@@ -248,6 +248,27 @@ def test_task_head_is_not_a_base_overwrite(ruleset: RuleSet, tmp_path: Path) -> 
     assert mts.evidence["modules"] == ["mlp.down_proj"]
 
 
+def test_classifier_of_the_class_auto_mapping_names_is_a_task_head(ruleset: RuleSet,
+                                                                  tmp_path: Path) -> None:
+    """#23: a vision classifier trained without a task type (the head in modules_to_save by hand)
+    names its task model in auto_mapping; its classifier is AS336, not AS311. Without that class
+    (or with a causal LM class) the same modules_to_save keeps AS311."""
+    vit = {"base_model_class": "ViTForImageClassification",
+           "parent_library": "transformers.models.vit.modeling_vit"}
+    with_tensors(extra(**DISTIL_HEAD), task_type=None, auto_mapping=vit,
+                 modules_to_save=["classifier"])(tmp_path / "vit")
+    _, emit = run(tmp_path / "vit", ruleset)
+    found = ids(emit)
+    assert "AS336" in found and not {"AS311", "AS314"} & found, found
+    hit = next(f for f in emit.findings if f.rule_id == "AS336")
+    assert "ViTForImageClassification" in hit.message
+    lm = {"base_model_class": "LlamaForCausalLM", "parent_library": "transformers"}
+    for name, mapping in (("plain", None), ("lm", lm)):
+        with_tensors(extra(**DISTIL_HEAD), task_type=None, auto_mapping=mapping,
+                     modules_to_save=["classifier"])(tmp_path / name)
+        assert "AS311" in ids(run(tmp_path / name, ruleset)[1]), name
+
+
 def test_untrained_checkpoint_is_a_no_op(ruleset: RuleSet, tmp_path: Path) -> None:
     """#23: every lora_B zero (saved before training) changes nothing at load: low, not high."""
     with_tensors(lambda: lora_tensors(zero_b=True))(tmp_path)
