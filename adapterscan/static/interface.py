@@ -150,9 +150,10 @@ def run_static(src: FetchedSource, emit: Emitter, options: StaticOptions,
                       adapter_config.analyze_adapter_config, src.root, inv, tables, emit, limits)
     cfg: Mapping[str, JSONValue] | None = None
     configs: Mapping[str, Mapping[str, JSONValue]] = {}
+    prompt_files: frozenset[str] = frozenset()
     results: dict[str, JSONValue] = {}
     if isinstance(config, adapter_config.AdapterConfigResult):
-        cfg, configs = config.config, config.configs
+        cfg, configs, prompt_files = config.config, config.configs, config.prompt_files
         results["adapter_config"] = config.summary
     timings["static.adapter_config"] = time.perf_counter() - t0
 
@@ -169,7 +170,7 @@ def run_static(src: FetchedSource, emit: Emitter, options: StaticOptions,
     analysed = None
     if isinstance(model, AdapterModel):
         analysed = _guarded(emit, "weights", None, weights.weight_analysis, src.root, tables,
-                            cfg, emit, options.weights, model, executor)
+                            cfg, emit, options.weights, model, executor, prompt_files)
     triggers: tuple[TokenCandidate, ...] = ()
     if isinstance(analysed, tuple):
         stats, triggers = analysed

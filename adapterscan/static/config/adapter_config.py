@@ -24,6 +24,7 @@ from adapterscan.static.config.fields import (
     jlist,
 )
 from adapterscan.static.config.peft_names import PREFIX, parse_lora_key
+from adapterscan.static.config.prompt_learning import PROMPT_TYPES, check_prompt_tensors
 from adapterscan.static.config.tensors import check_weights
 from adapterscan.static.formats.readers import is_mlx_config
 from adapterscan.static.layout import TensorTable
@@ -45,6 +46,9 @@ class AdapterConfigResult:
     # Every adapter_config.json that parsed, by path (PEFT and MLX ones): the format readers
     # take each weights file's scale from the config beside it.
     configs: Mapping[str, Mapping[str, JSONValue]] = field(default_factory=dict)
+    # Weights files of prompt-learning adapters whose one tensor matched its config: read, though
+    # they hold no adapter module for the weight statistics.
+    prompt_files: frozenset[str] = frozenset()
 
 
 class _ConfigError(Exception):
@@ -139,7 +143,7 @@ def _weight_dirs(inventory: Inventory, headers: Mapping[str, TensorTable]) -> di
 
 def _analyze_one(root: Path, rel: str, cfg: dict[str, JSONValue], inventory: Inventory,
                  headers: Mapping[str, TensorTable], emit: Emitter, limits: StaticLimits,
-                 m: peft_match.Matcher) -> dict[str, JSONValue]:
+                 m: peft_match.Matcher, prompt_files: set[str]) -> dict[str, JSONValue]:
     flags: list[str] = []
     check_fields(cfg, Reporter(emit, rel, flags), m)
     folder = posixpath.dirname(rel)
@@ -164,6 +168,10 @@ def _analyze_one(root: Path, rel: str, cfg: dict[str, JSONValue], inventory: Inv
             # Weights that failed validation (their own skip says why) or were not fetched.
             emit.skip(rel, f"no validated tensor table for {weights[0]}: config and "
                       "tensors were not compared")
+    elif isinstance(peft_type, str) and peft_type in PROMPT_TYPES and local:
+        checked = check_prompt_tensors(cfg, local, rel, emit)
+        summary.update(checked.summary)
+        prompt_files.update(checked.read)
     elif local:
         emit.skip(rel, f"config-vs-tensor checks cover {sorted(TENSOR_CHECKED_TYPES)} only; "
                   f"peft_type {str(cfg.get('peft_type'))[:40]!r} was checked on its values only")
@@ -185,6 +193,7 @@ def analyze_adapter_config(root: Path, inventory: Inventory,
     m = peft_match.Matcher()
     parsed: dict[str, dict[str, JSONValue]] = {}
     summaries: dict[str, JSONValue] = {}
+    prompt_files: set[str] = set()
     for rel in configs:
         cfg = _read(root, rel, emit, limits)
         if cfg is None:
@@ -196,10 +205,12 @@ def analyze_adapter_config(root: Path, inventory: Inventory,
                               "lora_parameters": _bounded(cfg.get("lora_parameters")),
                               "model": _bounded(cfg.get("model"))}
             continue
-        summaries[rel] = _analyze_one(root, rel, cfg, inventory, headers, emit, limits, m)
+        summaries[rel] = _analyze_one(root, rel, cfg, inventory, headers, emit, limits, m,
+                                      prompt_files)
     if not parsed:
         return None
     primary = CONFIG_NAME if CONFIG_NAME in parsed else next(iter(parsed))
     summary: JSONValue = summaries[primary] if len(summaries) == 1 else {
         "primary": primary, "adapters": summaries}
-    return AdapterConfigResult(config=parsed[primary], summary=summary, configs=parsed)
+    return AdapterConfigResult(config=parsed[primary], summary=summary, configs=parsed,
+                               prompt_files=frozenset(prompt_files))

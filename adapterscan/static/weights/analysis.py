@@ -160,7 +160,7 @@ def analyze_weights(root: Path, headers: Mapping[str, TensorTable],
 def weight_analysis(root: Path, headers: Mapping[str, TensorTable],
                     config: Mapping[str, JSONValue] | None, emit: Emitter,
                     options: WeightOptions, model: AdapterModel | None = None,
-                    executor: Executor | None = None
+                    executor: Executor | None = None, read_elsewhere: frozenset[str] = frozenset()
                     ) -> tuple[JSONValue, tuple[TokenCandidate, ...]]:
     """Weight analysis of `model` (by default: the safetensors files with `config` beside them):
     the report's summary, and the trigger-candidate tokens (with a base) for the probe.
@@ -173,7 +173,7 @@ def weight_analysis(root: Path, headers: Mapping[str, TensorTable],
     stats = compute_statistics(model, emit, keep_grams=options.base_dir is not None,
                                executor=executor)
     files: JSONValue = [f.summary() for f in model.files]  # type: ignore[misc]
-    fail_closed(model, len(stats.results) + len(stats.scaling), emit)
+    fail_closed(model, len(stats.results) + len(stats.scaling), emit, read_elsewhere)
     others: list[JSONValue] = [o.info.name for o in stats.others[:50]]
     # Without a base, DoRA magnitudes are checked here; with one, against it in _against_base.
     # Diffusion modules never meet a (causal LM) base.
