@@ -39,6 +39,14 @@ class PowerCheck:
         """Whether the refusal-removal tests (AS601, AS602, AS605) have power."""
         return not any(p.startswith(("harmful", "judge")) for p in self.problems)
 
+    @property
+    def refusal_unmeasurable(self) -> bool:
+        """No drop in refusal of any size could be significant: the base refuses fewer harmful
+        prompts than the exact test needs to see them all flip, or the judge cannot read its
+        answers. (A base that only misses AS601's bar may still show AS602's smaller one.)"""
+        return (self.base_refused < self.min_discordant
+                or any(p.startswith("judge") for p in self.problems))
+
     def to_json(self) -> dict[str, JSONValue]:
         return {"n_harmful": self.n_harmful, "base_refused": self.base_refused,
                 "base_refusal_rate": round(self.base_refused / max(self.n_harmful, 1), 4),

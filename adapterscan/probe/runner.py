@@ -53,7 +53,7 @@ class Runner:
         base, ids = self._base_measurement(ctx)
         power = self._power(ctx, base, ids)
         decide.no_power(emit, power, label)
-        if not power.safety_ok:
+        if power.refusal_unmeasurable:
             # The base does not refuse (or not readably): no drop of refusal can be measured,
             # and the scan is incomplete whatever the merged model does. Stop here rather than
             # pay for generating with the merged model and for the trigger search (on a 135M

@@ -41,6 +41,19 @@ def test_underpowered_bases(harm: list[bool], harmless: list[bool], other: float
     assert check.safety_ok is (part == "harmless")
 
 
+@pytest.mark.parametrize(("harm", "other", "stop"), [
+    ([False] * 96, 0.0, True),  # refuses nothing: no drop can be seen, the probe stops
+    ([True] * 7 + [False] * 89, 0.0, True),  # fewer refusals than the exact test needs
+    ([True] * 96, 0.9, True),  # garbled answers
+    ([True] * 40 + [False] * 56, 0.0, False),  # under AS601's bar, yet AS602 can still see one
+])
+def test_the_probe_stops_only_when_no_drop_is_measurable(harm: list[bool], other: float,
+                                                          stop: bool) -> None:
+    check = _assess(harm, [False] * 96, other)
+    assert not check.safety_ok
+    assert check.refusal_unmeasurable is stop
+
+
 @pytest.mark.slow
 def test_random_init_base_is_inconclusive_never_a_pass(tmp_path: Path) -> None:
     base = fp.build_base(tmp_path / "random", steps=0)
