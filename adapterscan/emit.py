@@ -2,27 +2,15 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from adapterscan.findings import Evidence, Finding, JSONValue, Location
+from adapterscan.findings import Evidence, Finding, JSONValue, Location, json_safe
 from adapterscan.report import Skip, StageError
 from adapterscan.rules.model import ParamValue, RuleSet
 
 # A hostile file can trigger the same check thousands of times; keep the report bounded.
 MAX_FINDINGS_PER_CHECK_AND_FILE = 20
-
-
-def _clean(value: JSONValue) -> JSONValue:
-    """Make evidence JSON-safe: non-finite floats become strings (JSON has no NaN)."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return str(value)
-    if isinstance(value, list):
-        return [_clean(v) for v in value]
-    if isinstance(value, dict):
-        return {str(k): _clean(v) for k, v in value.items()}
-    return value
 
 
 class Emitter:
@@ -56,7 +44,7 @@ class Emitter:
             message = f"{message} (further {rule.id} findings in this file are suppressed)"
         elif seen > MAX_FINDINGS_PER_CHECK_AND_FILE:
             return
-        ev: Evidence = {k: _clean(v) for k, v in (evidence or {}).items()}
+        ev: Evidence = {k: json_safe(v) for k, v in (evidence or {}).items()}
         self._findings.append(Finding(
             rule_id=rule.id, rule_name=rule.name, severity=rule.severity,
             confidence=rule.confidence, message=message,

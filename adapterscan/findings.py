@@ -3,12 +3,25 @@
 from __future__ import annotations
 
 import enum
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Self, Union
 
 # A JSON value; evidence must serialise without a custom encoder.
 JSONValue = Union[str, int, float, bool, None, list["JSONValue"], dict[str, "JSONValue"]]  # noqa: UP007 (recursive alias needs Union)
+
+
+def json_safe(value: JSONValue) -> JSONValue:
+    """`value` with every non-finite float written as a string ("inf", "nan"): JSON has no NaN,
+    and a hostile config (`"lora_alpha": 1e999`) must not stop a report from being written."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, list | tuple):
+        return [json_safe(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    return value
 Evidence = Mapping[str, JSONValue]
 
 

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from adapterscan.findings import Finding, JSONValue
+from adapterscan.findings import Finding, JSONValue, json_safe
 
 SCHEMA_VERSION = "1.1"  # 1.1: `base`, the base model loaded
 
@@ -108,7 +108,7 @@ class ScanReport:
                 ],
             },
             "base_model": self.base_model,
-            "base": dict(self.base) if self.base is not None else None,
+            "base": json_safe(dict(self.base)) if self.base is not None else None,
             "complete": self.complete,
             "verdict": {
                 "decision": self.verdict.decision.value,
@@ -119,7 +119,7 @@ class ScanReport:
             "skipped": [{"path": s.path, "reason": s.reason} for s in self.skipped],
             "errors": [{"stage": e.stage, "path": e.path, "message": e.message}
                        for e in self.errors],
-            "results": dict(self.results),
+            "results": json_safe(dict(self.results)),
             "timings": {k: round(v, 6) for k, v in self.timings.items()},
         }
 

@@ -75,6 +75,22 @@ def test_benign_adapter_passes_in_every_format(tmp_path: Path) -> None:
     assert text.returncode == 0 and "PASS" in text.stdout
 
 
+@pytest.mark.parametrize("value", ["1e999", "-1e999", "1e308"])
+def test_non_finite_config_numbers_still_give_every_report(tmp_path: Path, value: str) -> None:
+    """Python's json reads 1e999 as inf; no format may then fail to write the report."""
+    folder = write_adapter(tmp_path / "a")
+    cfg = (folder / "adapter_config.json").read_text().replace('"lora_alpha": 8',
+                                                               f'"lora_alpha": {value}')
+    assert value in cfg
+    (folder / "adapter_config.json").write_text(cfg)
+    proc = run_cli(folder)
+    assert proc.returncode in (0, 1, 3), proc.stderr
+    doc = json.loads(proc.stdout)
+    schema_validator().validate(doc)
+    for fmt in ("sarif", "html", "text"):
+        assert run_cli(folder, fmt=fmt).returncode == proc.returncode
+
+
 # --- safetensors container ----------------------------------------------------------------------
 
 _ST = hf.hostile_safetensors()
