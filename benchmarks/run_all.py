@@ -21,6 +21,7 @@ BENCHMARKS = (
     "benchmarks.bench_batch",
     "benchmarks.bench_real",
     "benchmarks.bench_payloads",
+    "benchmarks.bench_peft_oracle",
 )
 
 
