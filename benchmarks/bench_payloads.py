@@ -97,10 +97,9 @@ def run() -> BenchTable:
              "output rows with ‖b_j‖ and ‖ΔW‖_F kept; `rotate` turns it towards a random "
              "direction orthogonal to B's columns, norms kept. Detected = the verdict warns or "
              "fails citing a relevant rule; flagged = a relevant rule fires at any severity "
-             "(AS508 is low: it never moves the verdict). Where flagged exceeds detected for "
-             "a medium rule (AS517), the unplanted adapter already fails on a config rule "
-             "(AS305, AS314, AS323: false alarms on honest files, issue 23 parts 0-1) and a "
-             "failed verdict cites only its failing reasons. Median scan of an unplanted adapter "
+             "(AS508 is low: it never moves the verdict). Where flagged exceeds detected for a "
+             "rule that warns, the unplanted adapter already fails on another rule and a failed "
+             "verdict cites only its failing reasons. Median scan of an unplanted adapter "
              f"in-process: {statistics.median(times) * 1000:.0f} ms (max "
              f"{max(times) * 1000:.0f} ms).")
     return BenchTable("Planted payloads in real adapters: detection against strength",
