@@ -22,9 +22,9 @@ from benchmarks.payloads import StFile, live_pairs, plant, weights_file
 
 DEFAULT_ROOT = Path("/work/shared/data/real-adapters")
 RELEVANT: dict[str, frozenset[str]] = {
-    "scale": frozenset({"AS508", "AS509"}),
+    "scale": frozenset({"AS508", "AS509", "AS518"}),
     "rows": frozenset({"AS517"}),
-    "rotate": frozenset({"AS508", "AS509", "AS510", "AS517"}),
+    "rotate": frozenset({"AS508", "AS509", "AS510", "AS517", "AS518"}),
     "nan": frozenset({"AS501"}),
     "overflow": frozenset({"AS501", "AS508"}),
     "rank": frozenset({"AS504", "AS320", "AS508", "AS517"}),
@@ -97,8 +97,8 @@ def run() -> BenchTable:
              "output rows with ‖b_j‖ and ‖ΔW‖_F kept; `rotate` turns it towards a random "
              "direction orthogonal to B's columns, norms kept. Detected = the verdict warns or "
              "fails citing a relevant rule; flagged = a relevant rule fires at any severity "
-             "(AS508 is low: it never moves the verdict). Where flagged exceeds detected for a "
-             "rule that warns, the unplanted adapter already fails on another rule and a failed "
+             "(AS508 is low: it never moves the verdict; AS518 warns). Where flagged exceeds "
+             "detected for a rule that warns, the unplanted adapter already fails on another rule and a failed "
              "verdict cites only its failing reasons. Median scan of an unplanted adapter "
              f"in-process: {statistics.median(times) * 1000:.0f} ms (max "
              f"{max(times) * 1000:.0f} ms).")

@@ -19,10 +19,12 @@ DORA_GAIN: Final = "weights.dora_channel_gain"
 LORA_BIAS: Final = "weights.lora_bias_dominant"
 IA3_GAIN: Final = "weights.ia3_extreme_gain"
 ROW_CONCENTRATION: Final = "weights.row_concentration"
+SCALE_OUTLIER: Final = "weights.module_scale_outlier"
 
 CHECKS: Final[frozenset[str]] = frozenset({
     NONFINITE, ZERO_LORA_B, SHAPE_MISMATCH, FULL_RANK, EXTREME_SCALE, LAYER_CONCENTRATION,
     VOCAB_CONCENTRATION, MODULE_OUTLIER, BASELINE_OUTLIER, SAFE_LORA, RELATIVE_UPDATE,
     TRIGGER_TOKEN, DORA_NONPOSITIVE, DORA_GAIN, LORA_BIAS, IA3_GAIN,
     ROW_CONCENTRATION,
+    SCALE_OUTLIER,
 })

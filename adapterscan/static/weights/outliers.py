@@ -113,16 +113,27 @@ def outlier_scores(results: Sequence[ModuleResult], emit: Emitter
 
 
 def module_outliers(results: Sequence[ModuleResult], emit: Emitter) -> None:
-    """One AS508 finding per module that stands out in its group, its worst statistic first."""
+    """One AS508 finding per module that stands out in its group, its worst statistic first;
+    AS518 as well where that module's update is also many times its group's in size."""
     threshold = emit.num(C.MODULE_OUTLIER, "z")
+    scale_z = emit.num(C.SCALE_OUTLIER, "z")
+    min_excess = emit.num(C.SCALE_OUTLIER, "min_excess_decades")
     flagged: dict[int, dict[str, JSONValue]] = {}
+    larger: dict[int, dict[str, JSONValue]] = {}
     groups: dict[int, _Group] = {}
     for i, group, name, hit in outlier_scores(results, emit):
         if abs(hit["z"]) >= threshold:
             flagged.setdefault(i, {})[name] = dict(hit)
             groups[i] = group
+        # Both: far out in its group's own spread, and ≥ 10^min_excess times its median size
+        # (honest adapters reach +0.81 decades at most, and never with a large z: docs/weights.md).
+        if hit["z"] >= scale_z and hit["value"] - hit["median"] >= min_excess:
+            larger.setdefault(i, {})[name] = dict(hit)
+            groups[i] = group
     for i in sorted(flagged):
         _report(results[i], groups[i], flagged[i], emit)
+    for i in sorted(larger):
+        _report_scale(results[i], groups[i], larger[i], emit)
 
 
 def _report(r: ModuleResult, group: _Group, hits: Mapping[str, JSONValue],
@@ -136,3 +147,21 @@ def _report(r: ModuleResult, group: _Group, hits: Mapping[str, JSONValue],
               evidence={"module": r.module.name, "statistic": worst, "group": group.key,
                         "comparison": group.kind, "count": len(group.members),
                         "statistics": dict(hits)})
+
+
+def _report_scale(r: ModuleResult, group: _Group, hits: Mapping[str, JSONValue],
+                  emit: Emitter) -> None:
+    worst = max(hits, key=lambda n: abs(_z(hits[n])))
+    hit = hits[worst]
+    value = hit.get("value") if isinstance(hit, dict) else None
+    median = hit.get("median") if isinstance(hit, dict) else None
+    excess = (float(value) - float(median) if isinstance(value, int | float)
+              and isinstance(median, int | float) else 0.0)
+    emit.emit(C.SCALE_OUTLIER,
+              f"{r.module.name}: its update is ×{10 ** excess:.0f} the median of the other "
+              f"{len(group.members) - 1} modules it is compared with ({worst}, "
+              f"{_z(hit):+.1f} robust SDs): loading applies one module's change far beyond the "
+              "rest of the adapter", file=r.module.file,
+              evidence={"module": r.module.name, "statistic": worst, "group": group.key,
+                        "comparison": group.kind, "count": len(group.members),
+                        "times_median": round(10 ** excess, 2), "statistics": dict(hits)})

@@ -16,7 +16,8 @@ ATTN = ("q_proj", "k_proj", "v_proj", "o_proj")
 
 
 def _adapter(layers: int, shapes: dict[str, tuple[int, int]], *, seed: int,
-             scaled: tuple[int, str] | None = None, r: int = 8) -> dict[str, np.ndarray]:
+             scaled: tuple[int, str] | None = None, r: int = 8,
+             factor: float = 60.0) -> dict[str, np.ndarray]:
     rng = np.random.default_rng(seed)
     out: dict[str, np.ndarray] = {}
     for i in range(layers):
@@ -24,7 +25,7 @@ def _adapter(layers: int, shapes: dict[str, tuple[int, int]], *, seed: int,
             out[key(i, m, "A")] = rng.normal(0, 0.02, (r, cols)).astype(np.float32)
             b = rng.normal(0, 0.02, (rows, r))
             if scaled == (i, m):
-                b *= 60.0
+                b *= factor
             out[key(i, m, "B")] = b.astype(np.float32)
     return out
 
@@ -76,3 +77,20 @@ def test_two_modules_are_too_few_to_compare(tmp_path: Path, cli: Scan) -> None:
     shapes = {"q_proj": (64, 64)}
     _, doc = _scan(cli, tmp_path, _adapter(2, shapes, seed=4, scaled=(0, "q_proj")), ("q_proj",))
     assert "AS508" not in rule_ids(doc)  # documented limit: nothing to compare with
+
+
+@pytest.mark.parametrize(("factor", "fires"), [(1.0, False), (4.0, False), (12.0, True),
+                                               (60.0, True)])
+def test_a_module_ten_times_its_siblings_warns(tmp_path: Path, cli: Scan, factor: float,
+                                               fires: bool) -> None:
+    """AS518: ×10 the group's median size and far outside its spread; AS508 alone stays low."""
+    tensors = _adapter(12, MHA, seed=5, r=4, scaled=(6, "v_proj"), factor=factor)
+    code, doc = _scan(cli, tmp_path, tensors, ATTN)
+    hits = [f for f in doc["findings"] if f["rule_id"] == "AS518"]
+    assert bool(hits) is fires, [f["message"] for f in hits]
+    if fires:
+        (hit,) = hits
+        assert hit["evidence"]["module"] == key(6, "v_proj", "A").removesuffix(".lora_A.weight")
+        assert hit["evidence"]["times_median"] >= 10
+        assert code == 0 and doc["verdict"]["decision"] == "warn"
+
