@@ -98,9 +98,9 @@ def run() -> BenchTable:
              "direction orthogonal to B's columns, norms kept. Detected = the verdict warns or "
              "fails citing a relevant rule; flagged = a relevant rule fires at any severity "
              "(AS508 is low: it never moves the verdict; AS518 warns). Where flagged exceeds "
-             "detected for a rule that warns, the unplanted adapter already fails on another rule and a failed "
-             "verdict cites only its failing reasons. Median scan of an unplanted adapter "
-             f"in-process: {statistics.median(times) * 1000:.0f} ms (max "
+             "detected for a rule that warns, the unplanted adapter already fails on another "
+             "rule and a failed verdict cites only its failing reasons. Median scan of an "
+             f"unplanted adapter in-process: {statistics.median(times) * 1000:.0f} ms (max "
              f"{max(times) * 1000:.0f} ms).")
     return BenchTable("Planted payloads in real adapters: detection against strength",
                       ("payload", "strength", "adapters", "detected (verdict)",
