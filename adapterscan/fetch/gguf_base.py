@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from adapterscan.errors import FetchError
-from adapterscan.fetch.pypi_model import WheelModel, cache_root, fetch_model_file, sha256_file
+from adapterscan.fetch.pypi_model import WheelModel, cache_root, fetch_model_file
+from adapterscan.hashing import sha256_file
 
 MANIFEST = "adapterscan-base.json"
 MAX_MANIFEST_BYTES = 1024 * 1024

