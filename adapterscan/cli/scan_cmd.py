@@ -17,6 +17,7 @@ from adapterscan.fetch.hub_options import HubOptions
 from adapterscan.pipeline import DEFAULT_MAX_FILE_BYTES, ScanOptions, scan
 from adapterscan.policy.policy import Policy, load_policy
 from adapterscan.probe.options import ProbeOptions
+from adapterscan.probe.session import BaseStore
 from adapterscan.render.interface import OutputFormat, formatter_for
 from adapterscan.render.text import safe_text
 from adapterscan.report import ScanReport
@@ -119,7 +120,7 @@ def scan_command(
     raise typer.Exit(int(exit_code_for(report, exit_zero=exit_zero)))
 
 
-def _base_cache() -> object:
+def _base_cache() -> BaseStore:
     from adapterscan.probe.base_store import DiskBaseCache, default_root
 
     return DiskBaseCache(default_root())

@@ -38,7 +38,7 @@ def default_root() -> Path:
 
 
 class DiskBaseCache:
-    """A `BaseCache` (probe/session.py) whose entries outlive the process."""
+    """A `BaseStore` (probe/session.py) whose entries outlive the process."""
 
     def __init__(self, root: Path) -> None:
         self.root = root

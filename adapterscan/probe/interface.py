@@ -17,7 +17,7 @@ from adapterscan.probe.model_loading import RESOLVE_HINT
 from adapterscan.probe.options import ProbeOptions, Progress
 from adapterscan.probe.prompts import capped, default_suites
 from adapterscan.probe.runner import Runner
-from adapterscan.probe.session import BaseCache
+from adapterscan.probe.session import BaseStore
 from adapterscan.source import FetchedSource
 from adapterscan.static.model import StaticResult
 
@@ -26,7 +26,7 @@ __all__ = ["ProbeOptions", "Progress", "run_probe"]
 
 def run_probe(src: FetchedSource, static: StaticResult, base: ResolvedBase, emit: Emitter,
               options: ProbeOptions | None, progress: Progress | None,
-              cache: BaseCache | None = None) -> JSONValue:
+              cache: BaseStore | None = None) -> JSONValue:
     """Measure the adapter's behavioural drift against `base`; emit AS6xx findings.
 
     `base` comes from adapterscan.fetch.base_model (resolve_base or local_base): pinned and

@@ -23,7 +23,7 @@ from adapterscan.probe.power import PowerCheck, assess
 from adapterscan.probe.prompts import PromptSuites
 from adapterscan.probe.records import Measured
 from adapterscan.probe.refusal_tokens import refusal_tokens
-from adapterscan.probe.session import BaseCache, base_key
+from adapterscan.probe.session import BaseStore, base_key
 from adapterscan.probe.timing import Timer
 from adapterscan.probe.trigger_search import search
 from adapterscan.source import FetchedSource
@@ -33,7 +33,7 @@ from adapterscan.static.model import StaticResult
 class Runner:
     def __init__(self, *, src: FetchedSource, static: StaticResult, base: ResolvedBase,
                  emit: Emitter, opts: ProbeOptions, suites: PromptSuites, judge: RefusalJudge,
-                 say: Progress, cache: BaseCache | None = None) -> None:
+                 say: Progress, cache: BaseStore | None = None) -> None:
         self.src, self.static, self.base, self.emit = src, static, base, emit
         self.opts, self.suites, self.judge, self.say = opts, suites, judge, say
         self.cache = cache

@@ -14,7 +14,7 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 
 def base_key(folder: Path, parts: dict[str, Any]) -> str:
@@ -24,6 +24,15 @@ def base_key(folder: Path, parts: dict[str, Any]) -> str:
     blob = json.dumps({"folder": str(folder.resolve()), "files": files, **parts},
                       sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()
+
+
+class BaseStore(Protocol):
+    """What the runner needs of a cache of base measurements: `BaseCache` (in memory) or
+    `base_store.DiskBaseCache` (on disk)."""
+
+    def get(self, key: str) -> Any | None: ...
+
+    def put(self, key: str, value: Any) -> None: ...
 
 
 @dataclass
