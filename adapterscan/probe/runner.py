@@ -7,7 +7,9 @@ import time
 from typing import Any
 
 import torch
+import transformers
 
+from adapterscan._version import __version__
 from adapterscan.emit import Emitter
 from adapterscan.fetch.base_model import ResolvedBase
 from adapterscan.findings import JSONValue
@@ -98,7 +100,10 @@ class Runner:
                 "suites": self.suites, "judge": type(self.judge).__qualname__,
                 "device": str(lm.device), "dtype": str(lm.dtype),
                 "batch": o.batch_size, "tokens": o.max_new_tokens, "generate": o.generate,
-                "layer": ctx.layer})
+                "layer": ctx.layer,
+                # A cache on disk outlives upgrades: measuring code or libraries that changed
+                # would compare stale base numbers with fresh merged ones.
+                "versions": [__version__, torch.__version__, transformers.__version__]})
             hit: Any = self.cache.get(key)
             if hit is not None:
                 self.say("base: measurements reused from this run")
