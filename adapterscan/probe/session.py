@@ -2,8 +2,9 @@
 
 Measuring the base (first-token passes and greedy generation on every suite) is the same work
 for every adapter scanned against it. A `BaseCache`, owned and passed by the caller, keeps those
-measurements keyed by everything that changes them: the base's files (path, size, mtime), the
-prompt suites, the judge and the options that shape the measurement. Weights are reloaded per
+measurements keyed by everything that changes them: the base's files (path, size, mtime, and the
+digests the fetch stage took), the prompt suites, the judge, the options that shape the
+measurement and the versions of the code that measures. Weights are reloaded per
 scan (cheap next to measuring), so no adapter ever sees another's state. `base_store.py` keeps
 the same measurements on disk, across processes (the CLI's default).
 """
