@@ -88,12 +88,6 @@ class TorchArchiveTable:
                 out.append(SafetensorsHeader(self.path, self.file_size, begin - 8, {}, inside))
         return tuple(out)
 
-    def tensor(self, name: str) -> TensorInfo | None:
-        for t in self.tensors:
-            if t.name == name:
-                return t
-        return None
-
 
 # A validated table of an adapter weights file, whatever its container.
 TensorTable = SafetensorsHeader | TorchArchiveTable

@@ -27,12 +27,13 @@ from adapterscan.static.config.peft_names import PREFIX, parse_lora_key
 from adapterscan.static.config.prompt_learning import PROMPT_TYPES, check_prompt_tensors
 from adapterscan.static.config.tensors import check_weights
 from adapterscan.static.formats.readers import is_mlx_config
+from adapterscan.static.formats.torch_archive import BIN_NAMES
 from adapterscan.static.layout import TensorTable
 from adapterscan.static.limits import StaticLimits
 from adapterscan.static.model import Inventory
 
 CONFIG_NAME = "adapter_config.json"
-WEIGHT_NAMES = frozenset({"adapter_model.safetensors", "adapter_model.bin", "adapter_model.pt"})
+WEIGHT_NAMES = BIN_NAMES | {"adapter_model.safetensors"}
 # Config-vs-tensor checks (targets, orphans, full tensors; for LoRA also pairs, ranks, decoys);
 # other types get value checks only.
 TENSOR_CHECKED_TYPES = frozenset({"LORA", "LOHA", "LOKR", "IA3"})
