@@ -50,17 +50,18 @@ def wanted(name: str) -> bool:
 
 def base_files(folder: Path, *, announced: Mapping[str, Announced] | None = None,
                from_cache: bool = False,
-               manifest: Mapping[str, str] | None = None) -> tuple[BaseFile, ...]:
+               manifest: Mapping[str, str] | None = None,
+               not_model: frozenset[str] | set[str] = frozenset()) -> tuple[BaseFile, ...]:
     """Hash every file of `folder` a loader would read (top level, BASE_PATTERNS).
 
     Raises FetchError when a file differs from the digest the Hub listed (`announced`; a file
     the listing lacks is a mismatch), that its cache blob is named after (`from_cache`; a
     snapshot file that is not a link to a digest-named blob is a mismatch), or that the bundled
     model's build manifest records (`manifest`: name -> sha256; a file it does not list is a
-    mismatch too).
+    mismatch too). `not_model`: names in the folder that no loader reads (a manifest of ours).
     """
     out: list[BaseFile] = []
-    entries = sorted(p for p in folder.iterdir() if wanted(p.name))
+    entries = sorted(p for p in folder.iterdir() if wanted(p.name) and p.name not in not_model)
     if len(entries) > MAX_BASE_FILES:
         raise FetchError(f"{folder}: {len(entries)} model files, more than {MAX_BASE_FILES}")
     for path in entries:

