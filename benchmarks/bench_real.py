@@ -27,6 +27,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+from adapterscan.exit_codes import ExitCode
 from benchmarks.common import REAL_ADAPTERS as CORPUS
 from benchmarks.common import BenchTable, corpus_missing, real_adapter_folders
 
@@ -67,7 +68,7 @@ def scan_one(folder: Path) -> Row:
                    "Traceback" in err, (), err.strip().splitlines()[-1][:160] if err else "")
     verdict = doc.get("verdict", {})
     decision = str(verdict.get("decision", "?"))
-    if proc.returncode == 3 or doc.get("complete") is False:
+    if proc.returncode == ExitCode.INCOMPLETE or doc.get("complete") is False:
         decision = "incomplete" if decision != "fail" else decision
     worst: dict[str, str] = {}
     for f in doc.get("findings", []):
