@@ -10,17 +10,15 @@ The unplanted adapters are scanned too: a relevant rule firing there is a false 
 
 from __future__ import annotations
 
-import os
 import statistics
 import tempfile
 import time
 from pathlib import Path
 
 from adapterscan.pipeline import scan
-from benchmarks.common import BenchTable
+from benchmarks.common import REAL_ADAPTERS, BenchTable, corpus_missing, real_adapter_folders
 from benchmarks.payloads import StFile, live_pairs, plant, weights_file
 
-DEFAULT_ROOT = Path("/work/shared/data/real-adapters")
 RELEVANT: dict[str, frozenset[str]] = {
     "scale": frozenset({"AS508", "AS509", "AS518"}),
     "rows": frozenset({"AS517"}),
@@ -42,9 +40,8 @@ STRENGTH = {"scale": "×{:g} B", "rows": "t = {:g}", "rotate": "t = {:g}",
 
 
 def real_adapters() -> list[Path]:
-    root = Path(os.environ.get("ADAPTERSCAN_REAL_ADAPTERS", str(DEFAULT_ROOT)))
     out = []
-    for d in sorted(p for p in root.iterdir() if p.is_dir()):
+    for d in real_adapter_folders():
         path = weights_file(d)
         if path is not None and live_pairs(StFile.read(path)):
             out.append(d)
@@ -61,6 +58,8 @@ def _outcome(folder: Path, relevant: frozenset[str]) -> tuple[bool, bool]:
 
 
 def run() -> BenchTable:
+    if not REAL_ADAPTERS.is_dir():
+        return corpus_missing("Planted payloads in real adapters")
     adapters = real_adapters()
     rows: list[tuple[str, ...]] = []
     times: list[float] = []

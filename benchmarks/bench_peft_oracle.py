@@ -16,15 +16,14 @@ listed with the reason and not counted. Environment: ADAPTERSCAN_REAL_ADAPTERS (
 
 from __future__ import annotations
 
-import os
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-from benchmarks.common import BenchTable
+from benchmarks.common import REAL_ADAPTERS as CORPUS
+from benchmarks.common import BenchTable, corpus_missing, real_adapter_folders
 from benchmarks.peft_oracle import OracleRecord, oracle
 
-CORPUS = Path(os.environ.get("ADAPTERSCAN_REAL_ADAPTERS", "/work/shared/data/real-adapters"))
 IGNORE_RULES = ("AS323", "AS337")
 OVERWRITE_RULES = ("AS314", "AS311", "AS336")
 
@@ -83,9 +82,8 @@ def table_row(r: Row) -> tuple[str, ...]:
 
 def run() -> BenchTable:
     if not CORPUS.is_dir():
-        return BenchTable("PEFT oracle (issue 23 part 1)", ("note",),
-                          ((f"corpus not found at {CORPUS} (set ADAPTERSCAN_REAL_ADAPTERS)",),))
-    rows = [compare(p) for p in sorted(CORPUS.iterdir()) if p.is_dir()]
+        return corpus_missing("PEFT oracle (issue 23 part 1)")
+    rows = [compare(p) for p in real_adapter_folders()]
     loaded = [r for r in rows if r.record.ok]
     skipped = [r for r in rows if not r.record.ok]
     counts: Counter[str] = Counter()

@@ -27,9 +27,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from benchmarks.common import BenchTable
+from adapterscan.exit_codes import ExitCode
+from benchmarks.common import REAL_ADAPTERS as CORPUS
+from benchmarks.common import BenchTable, corpus_missing, real_adapter_folders
 
-CORPUS = Path(os.environ.get("ADAPTERSCAN_REAL_ADAPTERS", "/work/shared/data/real-adapters"))
 WORKERS = int(os.environ.get("BENCH_REAL_WORKERS", "1"))
 ROOT = Path(__file__).resolve().parent.parent
 SHOWN = ("low", "medium", "high", "critical")
@@ -67,7 +68,7 @@ def scan_one(folder: Path) -> Row:
                    "Traceback" in err, (), err.strip().splitlines()[-1][:160] if err else "")
     verdict = doc.get("verdict", {})
     decision = str(verdict.get("decision", "?"))
-    if proc.returncode == 3 or doc.get("complete") is False:
+    if proc.returncode == ExitCode.INCOMPLETE or doc.get("complete") is False:
         decision = "incomplete" if decision != "fail" else decision
     worst: dict[str, str] = {}
     for f in doc.get("findings", []):
@@ -80,8 +81,7 @@ def scan_one(folder: Path) -> Row:
                reasons)
 
 
-def scan_all(corpus: Path) -> list[Row]:
-    folders = sorted(p for p in corpus.iterdir() if p.is_dir())
+def scan_all(folders: list[Path]) -> list[Row]:
     with ThreadPoolExecutor(max_workers=max(1, WORKERS)) as pool:
         return list(pool.map(scan_one, folders))
 
@@ -129,9 +129,8 @@ def per_adapter(rows: list[Row]) -> str:
 
 def run() -> BenchTable:
     if not CORPUS.is_dir():
-        return BenchTable("Real adapters (issue 23)", ("note",),
-                          ((f"corpus not found at {CORPUS} (set ADAPTERSCAN_REAL_ADAPTERS)",),))
-    rows = scan_all(CORPUS)
+        return corpus_missing("Real adapters (issue 23)")
+    rows = scan_all(real_adapter_folders())
     notes = (f"Split by sha256 of the folder name; whole `adapterscan scan` processes, {WORKERS} "
              f"at a time; corpus: {len(rows)} folders of {CORPUS.name}. Targets (issue 23), check "
              "half: failed <= 1%, warned <= 5%, incomplete only with a named unsupported "

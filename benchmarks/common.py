@@ -5,6 +5,11 @@ from __future__ import annotations
 import os
 import platform
 from dataclasses import dataclass
+from pathlib import Path
+
+# The corpus of adapters other people published (issue 23), read by bench_real, bench_payloads
+# and bench_peft_oracle.
+REAL_ADAPTERS = Path(os.environ.get("ADAPTERSCAN_REAL_ADAPTERS", "/work/shared/data/real-adapters"))
 
 
 @dataclass(frozen=True)
@@ -34,3 +39,16 @@ def machine() -> str:
     except OSError:
         pass
     return f"{cpu}, {os.cpu_count()} CPUs, Python {platform.python_version()}"
+
+
+def real_adapter_folders() -> list[Path]:
+    """Every folder of the real-adapter corpus, in name order (none when it is absent)."""
+    if not REAL_ADAPTERS.is_dir():
+        return []
+    return sorted(p for p in REAL_ADAPTERS.iterdir() if p.is_dir())
+
+
+def corpus_missing(title: str) -> BenchTable:
+    """The table of a benchmark whose real-adapter corpus is not on this machine."""
+    return BenchTable(title, ("note",), ((
+        f"corpus not found at {REAL_ADAPTERS} (set ADAPTERSCAN_REAL_ADAPTERS)",),))

@@ -22,4 +22,5 @@ def build_examples(out: Path | None = None, *, force: bool = False,
         return found
     from adapterscan.training.examples.build import build_examples as train_examples
 
-    return train_examples(out, force=force, progress=progress)
+    # force: the current set was looked for above; the workshop need not look again
+    return train_examples(out, force=True, progress=progress)

@@ -26,9 +26,7 @@ from adapterscan.provenance.checks import (
     MODEL_SIG_UNVERIFIED,
     MODEL_SIG_VERIFIED,
 )
-from adapterscan.provenance.dsse import INTOTO_PAYLOAD_TYPE, verify_envelope
-from adapterscan.provenance.keys import key_hint
-from adapterscan.provenance.trust import Tree, TrustConfig, verify_keyless
+from adapterscan.provenance.trust import Tree, TrustConfig, verify_key, verify_keyless
 
 PREDICATE_TYPE = "https://model_signing/signature/v1.0"
 SIG_NAME = "model.sig"
@@ -138,20 +136,13 @@ def check_model_sig(tree: Tree, emit: Emitter, trust: TrustConfig) -> None:
 
 
 def _signer(bundle: ParsedBundle, trust: TrustConfig) -> str | None:
-    if bundle.envelope.payload_type != INTOTO_PAYLOAD_TYPE:
-        return None
-    if bundle.mode == "key":
-        for key in trust.keys:
-            if verify_envelope(bundle.envelope, key):
-                return f"key sha256:{key_hint(key)}"
-        return None
-    if not (trust.identity and trust.issuer):
-        return None
+    """Who signed, by the same checks as an attestation's signature; None when no trusted key
+    or identity verifies it (or none is given for its mode)."""
+    verify = verify_key if bundle.mode == "key" else verify_keyless
     try:
-        verify_keyless(bundle, trust)
+        return verify(bundle, trust)[1]
     except (SigningError, UsageError):
         return None
-    return f"{trust.identity} via {trust.issuer}"
 
 
 def model_sig_bundle(files: Mapping[str, str], name: str,
