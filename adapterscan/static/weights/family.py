@@ -1,8 +1,11 @@
 """Which modules of one adapter are compared with each other, and the depth trend among them.
 
 A family is a module type and shape (`q_proj:4096x4096`), split further by layer stack when the
-adapter has several (a vision tower's `layers.3.q_proj` is not a language model's) and by MoE
-expert (`experts.5`). Statistics drift with depth in honest adapters (later layers train
+adapter has several (a vision tower's `layers.3.q_proj` is not a language model's), by MoE
+expert (`experts.5`), and by role where one type sits under several parents (a UNet's
+self-attention `attn1.to_q` and cross-attention `attn2.to_q` share a shape but not a role: on
+real adapters their updates differ ×10 in size, which made one look like an outlier of the
+other). Statistics drift with depth in honest adapters (later layers train
 larger updates), so a within-family comparison first removes a Theil–Sen line over the layer
 index: the median of the pairwise slopes, which a few planted modules cannot tilt (breakdown
 point 29%).
@@ -30,14 +33,28 @@ def _stack(r: ModuleResult) -> str:
     return name[1:m.start()].removeprefix(_PEFT_PREFIX) if m else ""
 
 
+def _parent(r: ModuleResult) -> str:
+    """The module's parent path segment (`attn1` of `...attn1.to_q`; `to_out` of `to_out.0`),
+    "" when it is a number or absent."""
+    parts = r.module.target.split(".")
+    parent = parts[-2] if len(parts) > 1 else ""
+    return "" if parent.isdigit() else parent
+
+
 def family_keys(results: Sequence[ModuleResult]) -> list[str]:
-    """Each module's family key: type and shape, plus its stack when the adapter has several,
-    plus its expert index in MoE layers."""
+    """Each module's family key: type and shape, plus its parent where modules of that type sit
+    under several parents, plus its stack when the adapter has several, plus its expert index in
+    MoE layers."""
     stacks = [_stack(r) for r in results]
     several = len({s for s in stacks if s}) > 1
+    parents: dict[str, set[str]] = {}
+    for r in results:
+        parents.setdefault(r.module.module_type, set()).add(_parent(r))
     keys = []
     for r, stack in zip(results, stacks, strict=True):
         key = module_key(r.module.module_type, r.pair.out_features, r.pair.in_features)
+        if len(parents[r.module.module_type]) > 1 and _parent(r):
+            key = f"{_parent(r)}.{key}"
         if several and stack:
             key += f" in {stack}"
         expert = _EXPERT.search("." + r.module.target + ".")

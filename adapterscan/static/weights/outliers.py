@@ -4,12 +4,15 @@ Each module is compared with the first of these groups that is large enough:
 
 1. modules of its type and shape (`q_proj:4096x4096`), at least `min_modules` of them — the
    comparison of large adapters, unchanged;
-2. modules of its shape across types (q_proj and o_proj, k_proj and v_proj), at least
+2. modules of its type and shape, at least `min_small_group` of them (a UNet has 5 or 6 of
+   each role per resolution: comparing its self-attention `attn1.to_q` with the cross-attention
+   `attn2.to_q` of the same shape made honest modules look ×10 off);
+3. modules of its shape across types (q_proj and o_proj, k_proj and v_proj), at least
    `min_small_group`;
-3. modules of its layer, whatever their shape, at least `min_small_group`, on size-free values:
+4. modules of its layer, whatever their shape, at least `min_small_group`, on size-free values:
    each statistic minus its size term (log10 ‖ΔW‖_F − ½·log10(out·in) is the log RMS entry).
 
-A 2-layer adapter has two modules per type, so (1) alone never tested it; (2) and (3) do. Small
+A 2-layer adapter has two modules per type, so (1) alone never tested it; (3) and (4) do. Small
 groups cannot estimate a spread: their robust scale is floored at `min_spread` (log10 units,
 0.2 = ×1.6), so z ≥ 8 there needs a module ≥ 1.6 decades (×40) away from its group's median.
 """
@@ -59,6 +62,7 @@ def _groups(results: Sequence[ModuleResult], min_modules: float, min_small: floa
     by_layer = collect(lambda r: None if r.module.layer is None else f"layer {r.module.layer}")
     chosen: dict[int, _Group] = {}
     for kind, groups, minimum, floor in (("type", by_type, min_modules, 0.0),
+                                         ("type", by_type, min_small, min_spread),
                                          ("shape", by_shape, min_small, min_spread),
                                          ("layer", by_layer, min_small, min_spread)):
         for key, members in groups.items():

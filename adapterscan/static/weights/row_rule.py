@@ -18,7 +18,8 @@ from dataclasses import dataclass
 from adapterscan.emit import Emitter
 from adapterscan.findings import JSONValue
 from adapterscan.static.weights import checks as C
-from adapterscan.static.weights.baseline import module_key, robust
+from adapterscan.static.weights.baseline import robust
+from adapterscan.static.weights.family import family_keys
 from adapterscan.static.weights.lowrank import TOP_K, AxisConcentration
 from adapterscan.static.weights.stats import ModuleResult
 
@@ -31,17 +32,16 @@ def _axis(r: ModuleResult, axis: str) -> AxisConcentration | None:
 
 def _families(results: Sequence[ModuleResult], min_family: float
               ) -> dict[str, tuple[list[int], list[int]]]:
-    """family → (modules compared in it, modules it is made of): a module's family is its type
-    and shape when at least `min_family` modules share them, else its shape when enough share
-    that; modules in neither are not compared."""
-    by_type: dict[str, list[int]] = {}
+    """family → (modules compared in it, modules it is made of): a module's family is its role
+    (family.py: type and shape, split by parent, stack and expert) when at least `min_family`
+    modules share it, else its shape when enough share that; modules in neither are not
+    compared."""
+    by_role: dict[str, list[int]] = {}
     by_shape: dict[str, list[int]] = {}
-    for i, r in enumerate(results):
-        p = r.pair
-        by_type.setdefault(module_key(r.module.module_type, p.out_features, p.in_features),
-                           []).append(i)
-        by_shape.setdefault(f"{p.out_features}x{p.in_features}", []).append(i)
-    families = {k: (m, m) for k, m in by_type.items() if len(m) >= min_family}
+    for i, (r, key) in enumerate(zip(results, family_keys(results), strict=True)):
+        by_role.setdefault(key, []).append(i)
+        by_shape.setdefault(f"{r.pair.out_features}x{r.pair.in_features}", []).append(i)
+    families = {k: (m, m) for k, m in by_role.items() if len(m) >= min_family}
     typed = {i for members, _ in families.values() for i in members}
     for key, members in by_shape.items():
         rest = [i for i in members if i not in typed]

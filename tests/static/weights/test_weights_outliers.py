@@ -79,11 +79,12 @@ def test_two_modules_are_too_few_to_compare(tmp_path: Path, cli: Scan) -> None:
     assert "AS508" not in rule_ids(doc)  # documented limit: nothing to compare with
 
 
-@pytest.mark.parametrize(("factor", "fires"), [(1.0, False), (4.0, False), (12.0, True),
-                                               (60.0, True)])
-def test_a_module_ten_times_its_siblings_warns(tmp_path: Path, cli: Scan, factor: float,
-                                               fires: bool) -> None:
-    """AS518: ×10 the group's median size and far outside its spread; AS508 alone stays low."""
+@pytest.mark.parametrize(("factor", "fires"), [(1.0, False), (3.0, False), (8.0, True),
+                                               (12.0, True), (60.0, True)])
+def test_a_module_many_times_its_siblings_warns(tmp_path: Path, cli: Scan, factor: float,
+                                                fires: bool) -> None:
+    """AS518: ≥ ×5 (0.7 decades) the group's median size and outside its spread; honest real
+    adapters reach +0.44 decades (×2.8), so ×3 stays quiet; AS508 alone stays low."""
     tensors = _adapter(12, MHA, seed=5, r=4, scaled=(6, "v_proj"), factor=factor)
     code, doc = _scan(cli, tmp_path, tensors, ATTN)
     hits = [f for f in doc["findings"] if f["rule_id"] == "AS518"]
@@ -91,6 +92,6 @@ def test_a_module_ten_times_its_siblings_warns(tmp_path: Path, cli: Scan, factor
     if fires:
         (hit,) = hits
         assert hit["evidence"]["module"] == key(6, "v_proj", "A").removesuffix(".lora_A.weight")
-        assert hit["evidence"]["times_median"] >= 10
+        assert hit["evidence"]["times_median"] >= 10 ** 0.7
         assert code == 0 and doc["verdict"]["decision"] == "warn"
 
