@@ -96,7 +96,7 @@ def check_weights(cfg: Mapping[str, JSONValue], headers: Sequence[TensorTable], 
         summary.update(_pairs_shapes_ranks(st, config_rep))
         return summary
     summary["adapted_modules"] = len(st.modules)
-    nested = _nested_prefix(st)
+    nested = _nested_prefix(st, config_file, lora)
     summary["full_tensors"] = _full_tensors(st)
     if nested:  # PEFT loads none of the adapter tensors: targets, ranks and zeros are moot
         summary["nested_prefix"] = nested
@@ -110,12 +110,13 @@ def check_weights(cfg: Mapping[str, JSONValue], headers: Sequence[TensorTable], 
     return summary
 
 
-def _nested_prefix(st: _State) -> int:
+def _nested_prefix(st: _State, config_file: str, lora: bool) -> int:
     """Tensors saved from a PeftModel wrapped in another PeftModel carry `base_model.model.`
     twice or more. PEFT's load (set_peft_model_state_dict, strict=False) matches names
     literally against a model built on the base, so every such tensor is ignored: when all
-    adapter tensors are nested, loading the adapter changes nothing (one low finding). A mix of
-    nested and loadable names is left to the orphan check (AS323)."""
+    adapter tensors are nested, loading the adapter changes nothing (one low finding, which
+    carries what the orphan, target and rank checks say of the names without the repeated
+    prefix). A mix of nested and loadable names is left to the orphan check (AS323)."""
     mods = list(st.modules.values())
     if not mods or not all(m.prefixed and m.name.startswith(PREFIX) for m in mods):
         return 0
@@ -124,14 +125,43 @@ def _nested_prefix(st: _State) -> int:
     depth, rest = 0, names[0]
     while rest.startswith(PREFIX):
         depth, rest = depth + 1, rest[len(PREFIX):]
+    denested = _denested_checks(st, config_file, lora)
+    said = sorted({str(f["rule"]) for f in denested
+                   if isinstance(f, dict) and f.get("rule") is not None})
     st.reps[file](NESTED_PREFIX,
                   f"all {len(names)} adapter tensor(s) are named under a repeated "
                   f"'{PREFIX}' prefix ({depth} levels: saved from a PeftModel wrapped in "
                   "another): PEFT matches none of them to the model, so loading this adapter "
-                  "changes nothing", tensor=names[0],
+                  "changes nothing"
+                  + (f"; read without the repeated prefix they would raise {', '.join(said)}"
+                     if said else "; read without the repeated prefix they match the config"),
+                  tensor=names[0],
                   evidence={"tensors": jlist(names[:MAX_LISTED]), "count": len(names),
-                            "prefix_levels": depth})
+                            "prefix_levels": depth, "denested_findings": denested})
     return len(names)
+
+
+def _denested_checks(st: _State, config_file: str, lora: bool) -> list[JSONValue]:
+    """The orphan, target and (LoRA) pairing and rank checks run on the module names with every
+    repeated prefix removed, into a side emitter: what the config says of the tensors a user
+    would get by fixing the names. Reported inside AS337 (loading as saved ignores them all, so
+    none of these has a consequence at load)."""
+    side = Emitter(st.emit.ruleset)
+    inner = _State(st.cfg, {f: Reporter(side, f) for f in st.reps}, st.m, side)
+    for mod in st.modules.values():
+        name, depth = mod.name, 1
+        while name.startswith(PREFIX):
+            name, depth = name[len(PREFIX):], depth + 1
+        # Inner and outer adapters of one module are saved side by side: keep them apart.
+        inner.modules.setdefault(f"{depth}:{name}", Module(name, True)).parts.update(mod.parts)
+    config_rep = Reporter(side, config_file)
+    _orphans_and_targets(inner, config_rep, config_file)
+    if lora:
+        _pairs_shapes_ranks(inner, config_rep)
+    out: list[JSONValue] = [{"rule": f.rule_id, "message": f.message}
+                            for f in side.findings[:MAX_LISTED]]
+    out += [{"rule": None, "message": f"not checked: {k.reason}"} for k in side.skipped]
+    return out
 
 
 _TUNER_ROLES = {"LOHA": frozenset({"w1a", "w1b", "w2a", "w2b", "t1", "t2"}),

@@ -417,3 +417,27 @@ def test_another_tuners_tensors_are_orphans(ruleset: RuleSet, tmp_path: Path) ->
     cfg_only(peft_type="IA3", target_modules=["k_proj"], feedforward_modules=[])(tmp_path)
     _, emit = run(tmp_path, ruleset)
     assert "AS309" not in ids(emit) and "AS323" in ids(emit)
+
+
+def test_nested_prefix_runs_the_config_checks_on_the_denested_names(ruleset: RuleSet,
+                                                                    tmp_path: Path) -> None:
+    """A PeftModel wrapped twice (#23, a real GPT-2 adapter): the outer q_proj adapter at the
+    configured r = 4 and inner o_proj/down_proj adapters at r = 8 are saved side by side, all
+    nested. AS337 stays the one (low) finding, and says what the orphan and rank checks find on
+    the names without the repeated prefix."""
+    def wrapped() -> dict[str, np.ndarray]:
+        t = lora_tensors(modules=("q_proj",), r=4)
+        t.update(lora_tensors(modules=("o_proj", "down_proj"), r=8, seed=1))
+        for _ in range(2):
+            _nested(t)
+        return t
+    with_tensors(wrapped, target_modules=["q_proj", "o_proj"], r=4)(tmp_path / "bad")
+    _, emit = run(tmp_path / "bad", ruleset)
+    (hit,) = [f for f in emit.findings if f.rule_id == "AS337"]
+    assert not {"AS319", "AS323"} & ids(emit) and hit.severity.value == "low"
+    said = {str(f["rule"]) for f in hit.evidence["denested_findings"]}  # type: ignore[union-attr]
+    assert said == {"AS319", "AS323"}, hit.evidence  # down_proj untargeted; o_proj at r = 8
+    assert hit.evidence["prefix_levels"] == 3 and "AS319, AS323" in hit.message
+    with_tensors(edited(_nested))(tmp_path / "clean")
+    (hit,) = [f for f in run(tmp_path / "clean", ruleset)[1].findings if f.rule_id == "AS337"]
+    assert hit.evidence["denested_findings"] == [] and "match the config" in hit.message
