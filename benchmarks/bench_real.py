@@ -5,7 +5,10 @@ check half is what a rule fitted on the fit half has not seen).
 
 Per half: how many adapters pass, warn, fail or end incomplete; tracebacks (stderr); which rules
 fire at low or above, with the number of adapters each fires in; median and max seconds per
-adapter (whole process). Then one row per adapter. Targets (issue 23): check half failed <= 1%
+adapter (whole process); per rule that warns or fails, how many adapters of each half it fired
+on (its false-alarm rate on the check half: the adapters are presumed benign); the largest value
+the in-adapter comparisons' statistics reach on each half (benchmarks/real_margins.py). Then one
+row per adapter. Targets (issue 23): check half failed <= 1%
 (each remaining failure a true defect of the file, named), warned <= 5%, incomplete only with a
 named unsupported feature, 0 tracebacks.
 
@@ -15,7 +18,6 @@ BENCH_REAL_WORKERS (default 1; processes in parallel).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import statistics
@@ -29,7 +31,9 @@ from pathlib import Path
 
 from adapterscan.exit_codes import ExitCode
 from benchmarks.common import REAL_ADAPTERS as CORPUS
-from benchmarks.common import BenchTable, corpus_missing, real_adapter_folders
+from benchmarks.common import BenchTable, corpus_missing, half_of, real_adapter_folders
+from benchmarks.real_margins import HEADERS as MARGIN_HEADERS
+from benchmarks.real_margins import margin_rows
 
 WORKERS = int(os.environ.get("BENCH_REAL_WORKERS", "1"))
 ROOT = Path(__file__).resolve().parent.parent
@@ -47,11 +51,6 @@ class Row:
     traceback: bool
     rules: tuple[str, ...]  # "AS314:high", each rule once, severity low and above
     reasons: str
-
-
-def half_of(name: str) -> str:
-    """fit or check, by the first byte of sha256(folder name)."""
-    return "fit" if hashlib.sha256(name.encode()).digest()[0] < 128 else "check"
 
 
 def scan_one(folder: Path) -> Row:
@@ -127,14 +126,59 @@ def per_adapter(rows: list[Row]) -> str:
     return "\n".join(lines)
 
 
+WARN_OR_FAIL = ("medium", "high", "critical")
+
+
+def false_alarms(rows: list[Row]) -> str:
+    """Per rule that fired at medium or above (a severity that warns or fails the verdict): in
+    how many adapters of each half, and its false-alarm rate on the check half. Every adapter
+    is presumed benign, so each firing is a false alarm unless the row names a true defect."""
+    n = {h: sum(r.half == h for r in rows) for h in ("fit", "check")}
+    fired: dict[str, Counter[str]] = {}
+    worst: dict[str, str] = {}
+    for r in rows:
+        for item in r.rules:
+            rule, sev = item.split(":")
+            if sev in WARN_OR_FAIL:
+                fired.setdefault(rule, Counter())[r.half] += 1
+                if WARN_OR_FAIL.index(sev) >= WARN_OR_FAIL.index(worst.get(rule, "medium")):
+                    worst[rule] = sev
+    if not fired:
+        return (f"No rule fired at medium or above on any adapter: every rule that warns or "
+                f"fails has a false-alarm rate of 0/{n['check']} (0%) on the check half "
+                f"(0/{n['fit']} on the fit half).")
+    lines = ["| rule | worst severity | fit: adapters | check: adapters (false-alarm rate) |",
+             "| --- | --- | --- | --- |"]
+    for rule in sorted(fired):
+        c = fired[rule]
+        rate = 100 * c["check"] / n["check"] if n["check"] else 0.0
+        lines.append(f"| {rule} | {worst[rule]} | {c['fit']}/{n['fit']} | "
+                     f"{c['check']}/{n['check']} ({rate:.0f}%) |")
+    return ("Rules that warn or fail, per half (every other such rule fired on no adapter: "
+            f"0/{n['check']} on the check half):\n\n" + "\n".join(lines))
+
+
+def margins_table(folders: list[Path]) -> str:
+    rows = margin_rows(folders)
+    lines = ["| " + " | ".join(MARGIN_HEADERS) + " |",
+             "| " + " | ".join("---" for _ in MARGIN_HEADERS) + " |"]
+    lines += ["| " + " | ".join(r) + " |" for r in rows]
+    return ("How close honest adapters come to the in-adapter comparisons (thresholds set from "
+            "the fit half; the check half had no say), in-process statistics of the adapters "
+            "with safetensors weights:\n\n" + "\n".join(lines))
+
+
 def run() -> BenchTable:
     if not CORPUS.is_dir():
         return corpus_missing("Real adapters (issue 23)")
-    rows = scan_all(real_adapter_folders())
-    notes = (f"Split by sha256 of the folder name; whole `adapterscan scan` processes, {WORKERS} "
-             f"at a time; corpus: {len(rows)} folders of {CORPUS.name}. Targets (issue 23), check "
-             "half: failed <= 1%, warned <= 5%, incomplete only with a named unsupported "
-             "feature, 0 tracebacks. One row per adapter:\n\n" + per_adapter(rows))
+    folders = real_adapter_folders()
+    rows = scan_all(folders)
+    notes = (f"Split by sha256 of the folder name (first byte < 128: fit; `benchmarks/common.py` "
+             f"half_of); whole `adapterscan scan` processes, {WORKERS} at a time; corpus: "
+             f"{len(rows)} folders of {CORPUS.name}. Targets (issue 23), check half: failed "
+             "<= 1%, warned <= 5%, incomplete only with a named unsupported feature, 0 "
+             "tracebacks.\n\n" + false_alarms(rows) + "\n\n" + margins_table(folders)
+             + "\n\nOne row per adapter:\n\n" + per_adapter(rows))
     return BenchTable("Real adapters (issue 23): adapters other people published",
                       SUMMARY_HEADERS, summary(rows), notes)
 

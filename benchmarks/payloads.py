@@ -16,11 +16,16 @@ Payloads (strength t):
   stored as Inf).
 - `rank`: every module's rank × t with random directions of the module's typical norm, the
   config's r (and lora_alpha, so the scale is unchanged) raised to match.
+
+`plant` takes the parameter itself; `plant_at` takes a strength (payload_strength.py: the target
+rows' output change over a typical module's row) and solves `scale`'s k exactly and `rows`' and
+`rotate`'s t by bisection, raising Unreachable when t = 1 falls short.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import re
 import shutil
 import struct
@@ -30,6 +35,8 @@ from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
+
+from benchmarks.payload_strength import change_on_rows, module_scales, row_rms, typical_row_rms
 
 F64 = npt.NDArray[np.float64]
 _PAIRS = (("lora_A.", "lora_B."), ("lora.down.", "lora.up."), ("_lora.down.", "_lora.up."))
@@ -156,23 +163,34 @@ def _turn(b: F64, a: F64, j: int, target: F64, t: float) -> F64:
     return out * (fro / _fro(out, a))
 
 
-def _rows(b: F64, a: F64, t: float, rng: np.random.Generator) -> F64:
-    j = _strongest(b, a)
+def _row_target(b: F64, rng: np.random.Generator) -> tuple[F64, list[int]]:
+    """A unit vector on 4 random output rows (random signs), and those rows."""
     u = np.zeros(b.shape[0])
     rows = rng.choice(b.shape[0], size=min(4, b.shape[0]), replace=False)
     u[rows] = rng.choice([-1.0, 1.0], size=rows.size) / np.sqrt(rows.size)
-    return _turn(b, a, j, u, t)
+    return u, sorted(int(i) for i in rows)
 
 
-def _rotate(b: F64, a: F64, t: float, rng: np.random.Generator) -> F64:
-    j = _strongest(b, a)
+def _unrelated(b: F64, rng: np.random.Generator) -> F64:
+    """A random unit vector orthogonal to B's columns."""
     q, _ = np.linalg.qr(b)
     v: F64 = np.asarray(rng.normal(size=b.shape[0]), dtype=np.float64)
     v = v - q @ (q.T @ v)
-    return _turn(b, a, j, v / float(np.linalg.norm(v)), t)
+    return v / float(np.linalg.norm(v))
 
 
-def _inflate(st: StFile, factor: float, rng: np.random.Generator) -> None:
+def _rows(b: F64, a: F64, t: float, rng: np.random.Generator) -> F64:
+    return _turn(b, a, _strongest(b, a), _row_target(b, rng)[0], t)
+
+
+def _rotate(b: F64, a: F64, t: float, rng: np.random.Generator) -> F64:
+    return _turn(b, a, _strongest(b, a), _unrelated(b, rng), t)
+
+
+def _inflate(st: StFile, factor: float, rng: np.random.Generator) -> dict[str, float]:
+    """Every pair's rank × factor; returns each pair's added update's row RMS (A's name → value,
+    scale not applied)."""
+    added: dict[str, float] = {}
     for p in lora_pairs(st):
         a, b = st.get(p.a), st.get(p.b)
         r = a.shape[0]
@@ -188,6 +206,8 @@ def _inflate(st: StFile, factor: float, rng: np.random.Generator) -> None:
         xb *= nb / np.linalg.norm(xb, axis=0, keepdims=True)
         st.put(p.a, np.vstack([a, xa]))
         st.put(p.b, np.hstack([b, xb]))
+        added[p.a] = row_rms(xb, xa)
+    return added
 
 
 def _config_rank(folder: Path, factor: float) -> None:
@@ -221,25 +241,89 @@ def _nan(a: F64, t: float, rng: np.random.Generator) -> F64:
     return out.reshape(a.shape)
 
 
-def plant(src: Path, dst: Path, payload: str, strength: float, *, seed: int = 0) -> str:
-    """Copy `src` to `dst` with `payload` at `strength` planted; returns the module (or "all")
-    it went into. Raises ValueError when the adapter has no live LoRA pair to plant into."""
+class Unreachable(ValueError):
+    """The payload cannot reach the asked strength in this adapter (t = 1 is weaker)."""
+
+
+@dataclass(frozen=True)
+class Planted:
+    module: str  # the A tensor's name
+    parameter: float  # k of `scale`, t of `rows` and `rotate`
+    strength: float  # payload_strength: the target rows' change over a typical module's row
+
+
+AT_STRENGTH = ("scale", "rows", "rotate")
+
+
+def _solve_t(strength_of: Callable[[float], float], target: float) -> float:
+    """The t in (0, 1] where strength_of(t) first reaches `target` (bisection)."""
+    if strength_of(1.0) < target:
+        raise Unreachable(f"strength at t = 1 is {strength_of(1.0):.3g} < {target:g}")
+    lo, hi = 0.0, 1.0
+    for _ in range(40):
+        mid = 0.5 * (lo + hi)
+        lo, hi = (mid, hi) if strength_of(mid) < target else (lo, mid)
+    return hi
+
+
+def plant_at(src: Path, dst: Path, payload: str, target: float, *, seed: int = 0) -> Planted:
+    """Copy `src` to `dst` with a `scale`, `rows` or `rotate` payload in its mid-depth live
+    module, its parameter chosen so that the payload's strength (payload_strength.py) is
+    `target`. Raises Unreachable (or ValueError: no live pair) without copying."""
     path = weights_file(src)
     if path is None:
         raise ValueError("no safetensors LoRA weights file")
-    shutil.copytree(src, dst)
-    st = StFile.read(dst / path.name)
-    rng = np.random.default_rng(seed)
-    if payload == "rank":
-        if not live_pairs(st):
-            raise ValueError("no live LoRA pair")
-        _inflate(st, strength, rng)
-        _config_rank(dst, strength)
-        st.write(dst / path.name)
-        return "all"
+    st = StFile.read(path)
     pair = mid_pair(st)
     if pair is None:
         raise ValueError("no live LoRA pair")
+    scales = module_scales(src)
+    typ = typical_row_rms([(st.get(p.b), st.get(p.a), scales.get(p.a, 1.0))
+                           for p in live_pairs(st)])
+    b, a = st.get(pair.b), st.get(pair.a)
+    s = scales.get(pair.a, 1.0)
+    rng = np.random.default_rng(seed)
+    if payload == "scale":
+        k = 1.0 + target * typ / (s * row_rms(b, a))
+        new, param = b * k, k
+        achieved = s * change_on_rows(b, a, new, a, None) / typ
+    else:
+        j = _strongest(b, a)
+        u, rows = _row_target(b, rng) if payload == "rows" else (_unrelated(b, rng), None)
+
+        def strength_of(t: float) -> float:
+            return s * change_on_rows(b, a, _turn(b, a, j, u, t), a, rows) / typ
+
+        param = _solve_t(strength_of, target)
+        new, achieved = _turn(b, a, j, u, param), strength_of(param)
+    shutil.copytree(src, dst)
+    st.put(pair.b, new)
+    st.write(dst / path.name)
+    return Planted(pair.a, param, achieved)
+
+
+def plant(src: Path, dst: Path, payload: str, strength: float, *, seed: int = 0) -> Planted:
+    """Copy `src` to `dst` with `payload` at parameter `strength` planted; returns the module
+    (or "all") it went into and, for `rank`, the median over modules of the payload's strength
+    (NaN for the others). Raises ValueError when the adapter has no live LoRA pair."""
+    path = weights_file(src)
+    if path is None:
+        raise ValueError("no safetensors LoRA weights file")
+    st = StFile.read(path)
+    live = live_pairs(st)
+    if not live:
+        raise ValueError("no live LoRA pair")
+    rng = np.random.default_rng(seed)
+    if payload == "rank":
+        scales = module_scales(src)  # lora_alpha is raised with r: the scale stays
+        typ = typical_row_rms([(st.get(p.b), st.get(p.a), scales.get(p.a, 1.0)) for p in live])
+        added = _inflate(st, strength, rng)
+        shutil.copytree(src, dst)
+        _config_rank(dst, strength)
+        st.write(dst / path.name)
+        values = [scales.get(k, 1.0) * v / typ for k, v in added.items()]
+        return Planted("all", strength, float(np.median(values)) if values else math.nan)
+    pair = live[len(live) // 2]
     b, a = st.get(pair.b), st.get(pair.a)
     if payload == "nan":
         st.put(pair.a, _nan(a, strength, rng))
@@ -247,5 +331,6 @@ def plant(src: Path, dst: Path, payload: str, strength: float, *, seed: int = 0)
         nb, na = EDITS[payload](b, a, strength, rng)
         st.put(pair.b, nb)
         st.put(pair.a, na)
+    shutil.copytree(src, dst)
     st.write(dst / path.name)
-    return pair.a
+    return Planted(pair.a, strength, math.nan)
