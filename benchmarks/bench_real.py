@@ -172,12 +172,16 @@ def run() -> BenchTable:
     if not CORPUS.is_dir():
         return corpus_missing("Real adapters (issue 23)")
     folders = real_adapter_folders()
+    load_before = os.getloadavg()[0]
     rows = scan_all(folders)
+    load = max(load_before, os.getloadavg()[0])
     notes = (f"Split by sha256 of the folder name (first byte < 128: fit; `benchmarks/common.py` "
              f"half_of); whole `adapterscan scan` processes, {WORKERS} at a time; corpus: "
-             f"{len(rows)} folders of {CORPUS.name}. Targets (issue 23), check half: failed "
-             "<= 1%, warned <= 5%, incomplete only with a named unsupported feature, 0 "
-             "tracebacks.\n\n" + false_alarms(rows) + "\n\n" + margins_table(folders)
+             f"{len(rows)} folders of {CORPUS.name}; 1-minute load average up to {load:.1f} on "
+             f"{os.cpu_count()} CPUs (other work on the machine inflates the seconds). "
+             "Targets (issue 23), check half: failed <= 1%, warned <= 5%, incomplete only "
+             "with a named unsupported feature, 0 tracebacks.\n\n" + false_alarms(rows)
+             + "\n\n" + margins_table(folders)
              + "\n\nOne row per adapter:\n\n" + per_adapter(rows))
     return BenchTable("Real adapters (issue 23): adapters other people published",
                       SUMMARY_HEADERS, summary(rows), notes)

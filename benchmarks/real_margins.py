@@ -62,7 +62,7 @@ def margin_rows(folders: Sequence[Path]) -> tuple[tuple[str, ...], ...]:
         results = module_results(folder, emit)
         if results:
             by_half[half_of(folder.name)].append(margins(results, emit))
-    fields = (("as508_z", f"robust |z| in its group (AS508 low, z >= "
+    fields = (("as508_z", f"robust z, absolute, in its group (AS508 low, z >= "
                           f"{emit.num(C.MODULE_OUTLIER, 'z'):g})"),
               ("as517_z", f"top-{emit.num(C.ROW_CONCENTRATION, 'top_k'):g} share z in its "
                           f"family (AS517 medium, z >= {emit.num(C.ROW_CONCENTRATION, 'z'):g})"),
