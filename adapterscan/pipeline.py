@@ -88,7 +88,7 @@ def scan(source: str | Path, *, options: ScanOptions | None = None, policy: Poli
     if resolved is not None:
         opts = replace(opts, static=replace(
             opts.static, weights=_weight_options(resolved, opts.static.weights),
-            delta=replace(opts.static.delta, base_name=resolved.repo or resolved.name,
+            delta=replace(opts.static.delta, base_name=_base_name(resolved),
                           base_revision=resolved.sha)))
 
     hashable = [e.path for e in src.entries if e.type is EntryType.FILE
@@ -173,6 +173,13 @@ def _check_something_to_scan(src: FetchedSource, emit: Emitter) -> None:
         return
     emit.skip(".", "no adapter weights found (no .safetensors, .gguf, .bin, .pt, ... file): "
               "nothing was analysed as an adapter")
+
+
+def _base_name(base: ResolvedBase) -> str:
+    """How a recovered adapter's config names the base (what `--base auto` reads back)."""
+    from adapterscan.fetch.base_model import BUNDLED_NAMES
+
+    return min(BUNDLED_NAMES) if base.bundled else base.repo or base.name
 
 
 def _weight_options(base: ResolvedBase, weights: WeightOptions) -> WeightOptions:

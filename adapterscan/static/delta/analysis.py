@@ -97,7 +97,7 @@ def analyze_checkpoint(root: Path, headers: Mapping[str, SafetensorsHeader], emi
             raise
         merged = _merged_lora(pairing, tally, emit)
         recover = merged.get("recognised") is True or opts.recover_dir is not None
-        weights_file = writer.finish(opts.base_name or str(base_dir), opts.base_revision) \
+        weights_file = writer.finish(opts.base_name, opts.base_revision) \
             if tally.factors else None
         if weights_file is None:
             writer.abandon()
