@@ -202,8 +202,9 @@ def _one(pair: Pair, opts: FactorOptions, writer: AdapterWriter, tally: _Tally,
                                  "shape": list[JSONValue](pair.ft.info.shape),
                                  **lr.record()}  # type: ignore[dict-item]
     tally.modules.append(rec)
-    if lr.rank == 0:  # only rounding (a dtype round trip): no update to describe
-        tally.rounding_only.append(pair.name)
+    if lr.rank == 0:  # only rounding (a dtype round trip), or only rows the base lacks
+        if lr.delta_fro > 0:
+            tally.rounding_only.append(pair.name)
         return
     tally.lowrank.append(lr)
     tally.factors.append((writer.add(pair.module, lr.b, lr.a, pair.embedding), pair))
