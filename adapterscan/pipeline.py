@@ -87,7 +87,9 @@ def scan(source: str | Path, *, options: ScanOptions | None = None, policy: Poli
         timings["base"] = time.perf_counter() - t0
     if resolved is not None:
         opts = replace(opts, static=replace(
-            opts.static, weights=_weight_options(resolved, opts.static.weights)))
+            opts.static, weights=_weight_options(resolved, opts.static.weights),
+            delta=replace(opts.static.delta, base_name=_base_name(resolved),
+                          base_revision=resolved.sha)))
 
     hashable = [e.path for e in src.entries if e.type is EntryType.FILE
                 and e.path not in src.remote_only]
@@ -173,6 +175,13 @@ def _check_something_to_scan(src: FetchedSource, emit: Emitter) -> None:
               "nothing was analysed as an adapter")
 
 
+def _base_name(base: ResolvedBase) -> str:
+    """How a recovered adapter's config names the base (what `--base auto` reads back)."""
+    from adapterscan.fetch.base_model import BUNDLED_NAMES
+
+    return min(BUNDLED_NAMES) if base.bundled else base.repo or base.name
+
+
 def _weight_options(base: ResolvedBase, weights: WeightOptions) -> WeightOptions:
     """The one place the weight comparison is pointed at the resolved base's folder (with the
     bundled reference's unaligned twin for the Safe-LoRA check), unless the caller chose one."""
@@ -216,6 +225,12 @@ def _diffusion_only(static: StaticResult) -> list[AdapterFile]:
 
 def _run_probe(src: FetchedSource, static: StaticResult, base: ResolvedBase, opts: ScanOptions,
                emit: Emitter, progress: Progress | None) -> JSONValue:
+    if src.full_checkpoint:  # evidence that nothing was measured, never a probe pass
+        reason = ("behavioral probe not run: this is a full checkpoint, scanned as a weight "
+                  f"delta against {base.label}; the probe measures adapters only (deny AS608 "
+                  "in the policy to require a probe)")
+        emit.emit(NOT_APPLICABLE, reason, file="config.json", evidence={"base": base.label})
+        return {"applies": False, "reason": reason}
     diffusion = _diffusion_only(static)
     if diffusion:  # evidence that nothing was measured, never a probe pass
         components = sorted({m.component or "?" for f in diffusion for m in f.modules})

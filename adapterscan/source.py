@@ -52,3 +52,11 @@ class FetchedSource:
     expected_sha256: Mapping[str, str] = field(default_factory=dict)
     remote_only: frozenset[str] = frozenset()
     base_model_hint: str | None = None
+
+    @property
+    def full_checkpoint(self) -> bool:
+        """A whole model (config.json and top-level .safetensors weights) rather than an
+        adapter (no adapter_config.json): scanned as a delta against its base."""
+        top = {e.path for e in self.entries if e.type is EntryType.FILE and "/" not in e.path}
+        return "config.json" in top and "adapter_config.json" not in top and \
+            any(p.endswith(".safetensors") for p in top)

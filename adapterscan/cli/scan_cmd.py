@@ -12,6 +12,7 @@ from rich.console import Console
 
 from adapterscan._quiet import quiet
 from adapterscan.cli.common import Verbose, require, run_or_exit, set_verbose, write_output
+from adapterscan.errors import UsageError
 from adapterscan.exit_codes import exit_code_for
 from adapterscan.fetch.hub_options import HubOptions
 from adapterscan.pipeline import DEFAULT_MAX_FILE_BYTES, ScanOptions, scan
@@ -24,7 +25,7 @@ from adapterscan.report import ScanReport
 from adapterscan.rules.loader import load_ruleset
 from adapterscan.rules.model import RuleSet
 from adapterscan.source import FetchLimits
-from adapterscan.static.options import StaticOptions, WeightOptions
+from adapterscan.static.options import DeltaOptions, StaticOptions, WeightOptions
 
 
 class ProbeDtype(enum.StrEnum):
@@ -78,6 +79,9 @@ def scan_command(
     base_cache: Annotated[bool, typer.Option(
         help="keep the base's measurements in the user cache, keyed by its file digests, the "
         "prompts and the settings, so the next scan against the same base skips them")] = True,
+    recover_adapter: Annotated[Path | None, typer.Option(
+        help="a full checkpoint scanned with --base: write the equivalent PEFT LoRA adapter "
+        "(B·A = ΔW against the base, scale 1) to this new folder")] = None,
     exit_zero: Annotated[bool, typer.Option(help="exit 0 even when the policy rejects")] = False,
     sign_key: Annotated[Path | None, typer.Option(
         help="sign an attestation of this scan with this PEM private key")] = None,
@@ -93,10 +97,13 @@ def scan_command(
     if attestation_out is not None and sign_key is None:
         require("sign", "adapterscan scan --attestation-out without --sign-key (keyless "
                 "signing)")
+    if recover_adapter is not None:
+        run_or_exit(lambda: _check_recover(recover_adapter, base))
     policy = run_or_exit(lambda: load_policy(policy_file)) if policy_file else Policy()
     ruleset: RuleSet = run_or_exit(load_ruleset)
     options = ScanOptions(
-        static=StaticOptions(weights=WeightOptions(unaligned_dir=unaligned, baseline=baseline)),
+        static=StaticOptions(weights=WeightOptions(unaligned_dir=unaligned, baseline=baseline),
+                             delta=DeltaOptions(recover_dir=recover_adapter)),
         fetch_limits=FetchLimits(max_files=max_files, max_file_bytes=max_file_size),
         hub=HubOptions(endpoint=endpoint or os.environ.get("HF_ENDPOINT"),
                        token=token or os.environ.get("HF_TOKEN"), revision=revision),
@@ -118,6 +125,13 @@ def scan_command(
 
         attest_report(report, sign_key, attestation_out)
     raise typer.Exit(int(exit_code_for(report, exit_zero=exit_zero)))
+
+
+def _check_recover(folder: Path, base: str | None) -> None:
+    if base is None:
+        raise UsageError("--recover-adapter needs --base (the delta is taken against it)")
+    if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
+        raise UsageError(f"--recover-adapter: {folder} exists and is not an empty folder")
 
 
 def _base_cache() -> BaseStore:

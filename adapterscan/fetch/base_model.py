@@ -80,13 +80,14 @@ class ResolvedBase:
 def resolve_base(spec: str, src: FetchedSource, hub: HubOptions, emit: Emitter) -> ResolvedBase:
     """Resolve `--base spec` for the adapter in `src`. Raises BaseNotFound naming the base."""
     if spec == AUTO:
-        name, revision = configured_base(src.root)
+        name, revision, named_in = named_base(src.root)
         resolved = _resolve_named(name, revision, spec, src, hub)
         if not (revision and SHA_RE.match(revision)):
-            emit.emit(UNPINNED, f"the adapter names base {name!r} without a commit sha "
-                      f"(revision {revision!r}): the probe measured {_what(resolved)}; a loader "
-                      "following adapter_config.json gets whatever that name points to then",
-                      file="adapter_config.json", key="revision",
+            emit.emit(UNPINNED, f"{named_in} names base {name!r} without a commit sha "
+                      f"(revision {revision!r}): the scan measured {_what(resolved)}; a loader "
+                      f"following {named_in} gets whatever that name points to then",
+                      file=named_in, key="revision" if named_in == "adapter_config.json"
+                      else "base_model",
                       evidence={"base_model": name, "revision": revision,
                                 "source": resolved.source, "loaded_sha": resolved.sha})
         return resolved
@@ -113,6 +114,55 @@ def local_base(spec: str) -> ResolvedBase:
                            hint="resolve a Hub base with adapterscan.fetch.base_model."
                                 "resolve_base (pinned to a commit, every file hashed)")
     return _folder(spec, folder)
+
+
+def named_base(root: Path) -> tuple[str, str | None, str]:
+    """The base `--base auto` means: (name, revision, the file that named it). An adapter's
+    adapter_config.json; for a full checkpoint (config.json, no adapter_config.json), the
+    model card's `base_model` (README.md front matter), else config.json's `_name_or_path`."""
+    if (root / "adapter_config.json").exists() or not (root / "config.json").is_file():
+        return (*configured_base(root), "adapter_config.json")
+    name = _card_base(root / "README.md")
+    if name is not None:
+        return name, None, "README.md"
+    doc = _small_json(root / "config.json")
+    value = doc.get("_name_or_path") if isinstance(doc, dict) else None
+    if isinstance(value, str) and value.strip() and len(value) <= MAX_NAME:
+        return value.strip(), None, "config.json"
+    raise BaseNotFound("--base auto: the checkpoint names no base model (no base_model in "
+                       "README.md, no _name_or_path in config.json)",
+                       hint="pass the base with --base")
+
+
+def _card_base(path: Path) -> str | None:
+    """`base_model: NAME` (or a one-item list) in a model card's YAML front matter; read line
+    by line, never through a YAML loader."""
+    try:
+        if not path.is_file() or path.is_symlink() or path.stat().st_size > MAX_CONFIG_BYTES:
+            return None
+        lines = path.read_text("utf-8", errors="replace").splitlines()
+    except OSError:
+        return None
+    if not lines or lines[0].strip() != "---":
+        return None
+    for i, line in enumerate(lines[1:], start=1):
+        if line.strip() == "---":
+            return None
+        if line.startswith("base_model:"):
+            value = line.partition(":")[2].strip().strip("'\"")
+            if not value and i + 1 < len(lines) and lines[i + 1].lstrip().startswith("- "):
+                value = lines[i + 1].lstrip()[2:].strip().strip("'\"")
+            return value if value and len(value) <= MAX_NAME else None
+    return None
+
+
+def _small_json(path: Path) -> object:
+    try:
+        if not path.is_file() or path.is_symlink() or path.stat().st_size > MAX_CONFIG_BYTES:
+            return None
+        return json.loads(path.read_bytes())
+    except (OSError, ValueError, RecursionError):
+        return None
 
 
 def configured_base(root: Path) -> tuple[str, str | None]:

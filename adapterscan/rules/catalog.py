@@ -18,6 +18,7 @@ CHECK_MODULES: tuple[str, ...] = (
     "adapterscan.static.pickle.checks",
     "adapterscan.static.weights.checks",
     "adapterscan.static.formats.checks",
+    "adapterscan.static.delta.checks",
     "adapterscan.fetch.checks",
     "adapterscan.probe.checks",
     "adapterscan.provenance.checks",

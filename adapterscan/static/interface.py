@@ -157,6 +157,12 @@ def run_static(src: FetchedSource, emit: Emitter, options: StaticOptions,
         results["adapter_config"] = config.summary
     timings["static.adapter_config"] = time.perf_counter() - t0
 
+    if src.full_checkpoint:  # a whole model: what changed against its base, not an adapter
+        found = _checkpoint(src, headers, emit, options, results, timings, progress, executor)
+        _replay_data_scans(scans, emit, timings)
+        return StaticResult(inventory=inv, headers=headers, adapter_config=cfg, results=results,
+                            trigger_candidates=found)
+
     t0 = time.perf_counter()
     model = _guarded(emit, "formats", None, read_adapters, src.root, tables, ggufs, configs)
     if isinstance(model, AdapterModel):
@@ -181,6 +187,31 @@ def run_static(src: FetchedSource, emit: Emitter, options: StaticOptions,
     return StaticResult(inventory=inv, headers=headers, adapter_config=cfg, results=results,
                         adapter=model if isinstance(model, AdapterModel) else None,
                         trigger_candidates=triggers)
+
+
+def _checkpoint(src: FetchedSource, headers: Mapping[str, SafetensorsHeader], emit: Emitter,
+                options: StaticOptions, results: dict[str, JSONValue],
+                timings: dict[str, float], progress: Progress | None,
+                executor: Executor | None) -> tuple[TokenCandidate, ...]:
+    """The delta scan of a full checkpoint against options.weights.base_dir; without a base,
+    a skip that says how to get one (its weights are otherwise not analysed)."""
+    if options.weights.base_dir is None:
+        emit.skip(".", "a full model checkpoint (config.json and weights, no "
+                  "adapter_config.json): its weights are analysed only as a delta against its "
+                  "base; pass --base auto or --base FOLDER")
+        return ()
+    from adapterscan.static.delta.analysis import DeltaResult, analyze_checkpoint
+
+    t0 = time.perf_counter()
+    if progress:
+        progress("delta against the base")
+    done = _guarded(emit, "delta", None, analyze_checkpoint, src.root, headers, emit, options,
+                    executor, progress)
+    timings["static.delta"] = time.perf_counter() - t0
+    if not isinstance(done, DeltaResult):
+        return ()
+    results.update(done.results)
+    return done.triggers
 
 
 def _replay_data_scans(scans: list[_DataScan], emit: Emitter,

@@ -23,6 +23,21 @@ class WeightOptions:
 
 
 @dataclass(frozen=True)
+class DeltaOptions:
+    """A full checkpoint scanned against its base (weights.base_dir): static/delta/."""
+
+    # Write the equivalent PEFT adapter (adapter_config.json + adapter_model.safetensors) here.
+    recover_dir: Path | None = None
+    # What the recovered adapter's config names as its base (the resolved base's name and sha).
+    base_name: str | None = None
+    base_revision: str | None = None
+    sketch: int = 20  # the first sketch's width: ranks up to sketch − 4 found in two passes
+    max_sketch: int = 96  # the second sketch's, when the first saw no fall in the spectrum
+    power_iters: int = 1
+
+
+@dataclass(frozen=True)
 class StaticOptions:
     limits: StaticLimits = field(default_factory=StaticLimits)
     weights: WeightOptions = field(default_factory=WeightOptions)
+    delta: DeltaOptions = field(default_factory=DeltaOptions)

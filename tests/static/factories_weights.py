@@ -16,6 +16,7 @@ import numpy as np
 from adapterscan.emit import Emitter
 from adapterscan.rules.loader import load_ruleset
 from adapterscan.rules.model import RuleSet
+from adapterscan.static.delta.checks import CHECKS as DELTA_CHECKS
 from adapterscan.static.formats.tensor_reader import trusted_header
 from adapterscan.static.layout import SafetensorsHeader
 from adapterscan.static.weights.analysis import WeightOptions, analyze_weights
@@ -29,13 +30,14 @@ _TAGS = {np.dtype(np.float32): "F32", np.dtype(np.float16): "F16", np.dtype(np.f
 
 @functools.cache
 def weight_rules() -> RuleSet:
-    """The AS5xx rules alone (other analyzers' rules may be mid-edit in a shared tree)."""
+    """The AS5xx rules alone (other analyzers' rules may be mid-edit in a shared tree): the
+    weight statistics' and the checkpoint delta's."""
     d = Path(tempfile.mkdtemp(prefix="as5rules"))
     shutil.copytree(REPO / "signatures" / "schema", d / "schema")
     (d / "rules").mkdir()
     for f in (REPO / "signatures" / "rules").glob("AS5*.toml"):
         shutil.copy(f, d / "rules")
-    return load_ruleset(d, checks=CHECKS)
+    return load_ruleset(d, checks=CHECKS | DELTA_CHECKS)
 
 
 def emitter() -> Emitter:

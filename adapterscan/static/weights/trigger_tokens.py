@@ -11,6 +11,7 @@ row blocks; the adapter contributes only r×in factors.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import posixpath
@@ -68,13 +69,29 @@ def _byte_level_text(token: str, table: dict[str, int]) -> str:
 
 
 def load_vocab(base_dir: Path) -> dict[int, str]:
-    """id → token string from base_dir/tokenizer.json (read as JSON, never executed)."""
+    """id → token string from base_dir/tokenizer.json (read as JSON, never executed).
+
+    A scan with a base reads the same tokenizer several times (trainable tokens, trigger
+    candidates, a checkpoint's token rows): parsed once per file version (path, size, mtime),
+    each caller gets its own copy."""
     path = base_dir / "tokenizer.json"
     try:
-        if not path.is_file() or path.stat().st_size > MAX_TOKENIZER_BYTES:
+        if not path.is_file():
             return {}
-        data = json.loads(path.read_text("utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        st = path.stat()
+    except OSError:
+        return {}
+    if st.st_size > MAX_TOKENIZER_BYTES:
+        return {}
+    return dict(_parsed_vocab(str(path.resolve()), st.st_size, st.st_mtime_ns))
+
+
+@functools.lru_cache(maxsize=4)
+def _parsed_vocab(path: str, size: int, mtime_ns: int) -> dict[int, str]:
+    del size, mtime_ns  # the cache key: another version of the file is parsed again
+    try:
+        data = json.loads(Path(path).read_text("utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError):
         return {}
     out: dict[int, str] = {}
     model = data.get("model") if isinstance(data, dict) else None

@@ -1,0 +1,1 @@
+"""Full checkpoints scanned as a delta against their base model (docs/delta.md)."""
