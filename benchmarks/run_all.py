@@ -23,6 +23,7 @@ BENCHMARKS = (
     "benchmarks.bench_payloads",
     "benchmarks.bench_peft_oracle",
     "benchmarks.bench_delta",
+    "benchmarks.bench_reference_v3",
 )
 
 

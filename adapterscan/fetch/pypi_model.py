@@ -38,6 +38,10 @@ class WheelModel:
     member_sha256: str
     licence: str
 
+    def pins(self) -> dict[str, str]:
+        """The digests a folder built from this model must name in its manifest."""
+        return {"wheel_sha256": self.wheel_sha256, "member_sha256": self.member_sha256}
+
 
 SMOLLM2_135M_INSTRUCT = WheelModel(
     name="smollm2-135m-instruct",

@@ -15,6 +15,9 @@ from adapterscan.errors import AdapterScanError
 
 # The package folder: the bundled models and their manifest (`reference build` writes here).
 REFERENCE_DIR = Path(__file__).resolve().parent
+# Reference v3's safety adapter (a LoRA for SmolLM2-135M-Instruct; `python -m
+# adapterscan.training.v3 build` writes it), merged into the pinned base by `base fetch`.
+V3_ADAPTER_DIR = REFERENCE_DIR / "v3"
 MODEL_FILES = ("config.json", "generation_config.json", "model.safetensors", "tokenizer.json",
                "tokenizer_config.json")
 

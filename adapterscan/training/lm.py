@@ -23,6 +23,8 @@ class TrainSpec:
     weight_decay: float = 0.0
     full_loss: bool = False  # loss on prompts too, not only on answers
     first_weight: float = 1.0  # weight of each answer's first token (the refuse/comply choice)
+    report_every: int = 100  # steps between progress lines
+    bf16: bool = False  # bfloat16 autocast (CPUs with AVX512-BF16: ~2x faster; fp32 masters)
 
 
 def setup_determinism(seed: int, threads: int = 1) -> None:
@@ -49,9 +51,17 @@ def encode_examples(tok: Any, examples: Sequence[C.Example]) -> list[tuple[list[
 def train_lm(model: Any, tok: Any, examples: Sequence[C.Example], spec: TrainSpec, seed: int,
              progress: Progress | None = None, params: Sequence[Any] | None = None) -> float:
     """Next-token loss on answer tokens only; fixed batch order from `seed`. Returns final loss."""
+    return train_encoded(model, encode_examples(tok, examples), tok.pad_token_id, spec, seed,
+                         progress, params)
+
+
+def train_encoded(model: Any, enc: Sequence[tuple[list[int], int]], pad_id: int,
+                  spec: TrainSpec, seed: int, progress: Progress | None = None,
+                  params: Sequence[Any] | None = None) -> float:
+    """`train_lm` on examples already tokenized as (ids, answer start): for models whose chat
+    template is their tokenizer's own (reference v3), not the workshop's."""
     import torch
 
-    enc = encode_examples(tok, examples)
     if spec.full_loss:
         enc = [(ids, 1) for ids, _ in enc]
     rng = random.Random(seed)
@@ -66,16 +76,17 @@ def train_lm(model: Any, tok: Any, examples: Sequence[C.Example], spec: TrainSpe
         if not batches:
             batches = _length_batches(enc, spec.batch, rng)
         idx = batches.pop()
-        ids, labels, mask = _batch([enc[i] for i in idx], tok.pad_token_id)
-        loss = _answer_loss(model, ids, labels, mask, first_weight=spec.first_weight,
-                            starts=[enc[i][1] for i in idx])
+        ids, labels, mask = _batch([enc[i] for i in idx], pad_id)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=spec.bf16):
+            loss = _answer_loss(model, ids, labels, mask, first_weight=spec.first_weight,
+                                starts=[enc[i][1] for i in idx])
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         sched.step()
         loss_val = float(loss.detach())
-        if progress and (step % 100 == 0 or step == spec.steps - 1):
+        if progress and (step % spec.report_every == 0 or step == spec.steps - 1):
             progress(f"step {step + 1}/{spec.steps} loss {loss_val:.3f}")
     model.eval()
     return loss_val
@@ -108,13 +119,13 @@ def _answer_loss(model: Any, ids: Any, labels: Any, mask: Any, *, first_weight: 
     keep = targets != -100
     logits = inner.lm_head(hidden[:, :-1][keep])
     if first_weight == 1.0 or not starts:
-        return torch.nn.functional.cross_entropy(logits, targets[keep])
-    weights = torch.ones_like(targets, dtype=logits.dtype)
+        return torch.nn.functional.cross_entropy(logits.float(), targets[keep])
+    weights = torch.ones_like(targets, dtype=torch.float32)
     for row, start in enumerate(starts):
         if start > 0:
             weights[row, start - 1] = first_weight
     w = weights[keep]
-    losses = torch.nn.functional.cross_entropy(logits, targets[keep], reduction="none")
+    losses = torch.nn.functional.cross_entropy(logits.float(), targets[keep], reduction="none")
     return (losses * w).sum() / w.sum()
 
 
