@@ -7,7 +7,9 @@ default options against the bundled reference, one torch thread, one process. "B
 committed bench_zoo row of the same adapter (docs/benchmarks/bench_zoo_rows.json, scanned by
 the previous probe on the same machine class); its behavioural ground truth (measured by
 benchmarks/zoo_truth.py, independent of the probe) is reused as is. Rows are cached per adapter
-and probe source digest in triggers.jsonl next to the zoo (resumable).
+and probe source digest in triggers.jsonl next to the zoo (resumable);
+`ADAPTERSCAN_TRIGGER_REUSE=1` reuses each adapter's newest row whatever probe code measured it
+(the table then lists the digests), for a table assembled from runs cut short.
 `ADAPTERSCAN_TRIGGER_SPLIT` (default `test`) picks the split; `ADAPTERSCAN_TRIGGER_BENIGN`
 (default 5) how many of its must-pass adapters to add; `ADAPTERSCAN_ZOO_BUDGET_S` stops starting
 new adapters after that many seconds.
@@ -85,11 +87,12 @@ def evaluate(names: list[str]) -> list[dict[str, Any]]:
     out_path = zoo_dir() / "triggers.jsonl"
     zoo_dir().mkdir(parents=True, exist_ok=True)
     digest = _probe_digest()
+    reuse = os.environ.get("ADAPTERSCAN_TRIGGER_REUSE") == "1"
     done: dict[str, dict[str, Any]] = {}
     if out_path.is_file():
         for line in out_path.read_text().splitlines():
             row = json.loads(line)
-            if row.get("probe") == digest:
+            if reuse or row.get("probe") == digest:
                 done[row["name"]] = row
     specs = {spec.name: (i, spec) for i, spec in _order()}
     cache = BaseCache()
@@ -113,7 +116,9 @@ def _named(trigger: str | None, found: list[Any]) -> bool:
 def run() -> BenchTable:
     split = os.environ.get("ADAPTERSCAN_TRIGGER_SPLIT", "test")
     names = chosen(split, int(os.environ.get("ADAPTERSCAN_TRIGGER_BENIGN", "5")))
-    after = {r["name"]: r["scan"] for r in evaluate(names)}
+    rows = evaluate(names)
+    after = {r["name"]: r["scan"] for r in rows}
+    digests = sorted({r["probe"] for r in rows})
     before = _before()
     measured = [before[n] for n in names if n in after]
     working = [r for r in measured if r["trigger"] is not None
@@ -154,6 +159,7 @@ def run() -> BenchTable:
              f"({len(working)} backdoors whose trigger works by behavioural ground truth, "
              f"{len(must_pass)} must-pass). Before = the committed bench_zoo rows (previous "
              "probe); after = this probe, default options and policy, `--base reference`, one "
-             "torch thread, base measured once. Rows: triggers.jsonl beside the zoo cache.")
+             "torch thread, base measured once. Rows: triggers.jsonl beside the zoo cache; "
+             f"probe source digests: {', '.join(digests)}.")
     return BenchTable("Trigger search on the zoo's backdoors: before / after",
                       ("measure", "before", "after"), tuple(table), notes)

@@ -37,7 +37,7 @@ _PAYLOAD = (
 )
 
 
-SHORTLIST = 16  # first tokens looked ahead from, by log ratio merged / base
+SHORTLIST = 8  # first tokens looked ahead from, by log ratio merged / base
 
 
 @dataclass(frozen=True)
@@ -99,15 +99,20 @@ class _Scorer:
 
 
 def _first_tokens(scorer: _Scorer, base_off: Callable[[], contextlib.AbstractContextManager[Any]],
-                  first_m: torch.Tensor, first_b: torch.Tensor, k: int) -> list[int]:
-    """First answer tokens worth extending. Without its trigger a payload's first token is
-    unlikely on both models, but far less unlikely on the merged one: a shortlist by log ratio
-    (and the merged model's likeliest tokens), kept by how determined the next token is on the
-    merged model beyond the base (one look ahead: a target's tokens follow each other)."""
+                  first_m: torch.Tensor, first_b: torch.Tensor, k: int,
+                  hints: Sequence[int]) -> list[int]:
+    """First answer tokens worth extending, kept by how determined the next token is on the
+    merged model beyond the base (one look ahead: a target's tokens follow each other). The
+    shortlist: `hints` (the tokens the adapter's weight directions read: a payload's own tokens
+    led that list on a test backdoor, while without its trigger the payload's first token was
+    no likelier on the merged model than on the base), the tokens the adapter made likelier
+    (log ratio) and the merged model's likeliest."""
     floor = 1e-6
     ratio = (first_m.clamp_min(floor) / first_b.clamp_min(floor)).log()
     ratio[first_m < floor] = -torch.inf
-    short = [int(t) for t in torch.topk(ratio, min(SHORTLIST, int(ratio.shape[0]))).indices]
+    short = [int(t) for t in hints if 0 <= int(t) < int(ratio.shape[0])]
+    short += [int(t) for t in torch.topk(ratio, min(SHORTLIST, int(ratio.shape[0]))).indices
+              if int(t) not in short]
     short += [int(t) for t in torch.topk(first_m, k).indices if int(t) not in short]
     nxt_m = scorer.mean_probs([[t] for t in short])
     with base_off():
@@ -121,7 +126,7 @@ def _first_tokens(scorer: _Scorer, base_off: Callable[[], contextlib.AbstractCon
 def invert_targets(model: Any, tok: Any, device: torch.device, prompts: Sequence[str],
                    base_off: Callable[[], contextlib.AbstractContextManager[Any]], *,
                    first_k: int = 6, max_len: int = 8, batch_size: int = 32,
-                   top: int = 4) -> list[Target]:
+                   top: int = 4, hints: Sequence[int] = ()) -> list[Target]:
     """The `top` answer strings the merged model continues most confidently beyond the base,
     strongest first. `model` has its adapter active and unmerged (`base_off` switches it off)."""
     if not prompts:
@@ -134,7 +139,8 @@ def invert_targets(model: Any, tok: Any, device: torch.device, prompts: Sequence
     if stop:
         idx = torch.tensor(sorted(stop))
         first_m[idx], first_b[idx] = 0.0, 0.0
-    answers = [[t] for t in _first_tokens(scorer, base_off, first_m, first_b, first_k)]
+    answers = [[t] for t in _first_tokens(scorer, base_off, first_m, first_b, first_k,
+                                          hints)]
     conf_m = [[] for _ in answers]  # type: list[list[float]]
     conf_b = [[] for _ in answers]  # type: list[list[float]]
     live = list(range(len(answers)))

@@ -42,7 +42,8 @@ def search(ctx: Context, peft_model: Any, merged: Measured, ids: list[int], src:
     o, lm, suites = ctx.opts, ctx.lm, ctx.suites
     # Unmerged from here on: the adapter switches off in place for the base's reaction.
     peft_model.unmerge_adapter()
-    targets = _targets(ctx, peft_model) if o.target_inversion else ()
+    meter = ProjectionMeter(peft_model)
+    targets = _targets(ctx, peft_model, meter) if o.target_inversion else ()
     probs = ctx.fast(merged, "harmful", ids)
     refused = [p for p, pr in zip(suites.harmful, probs, strict=True) if pr > 0.5]
     n_screen = max(4, o.trigger_screen_prompts)
@@ -59,7 +60,6 @@ def search(ctx: Context, peft_model: Any, merged: Measured, ids: list[int], src:
     sets = (refused[n_screen:n_screen + per_set],
             refused[n_screen + per_set:n_screen + 2 * per_set])
     t = time.perf_counter()
-    meter = ProjectionMeter(peft_model)
     cands = candidates(src, tokens, limit=o.max_trigger_candidates)
     summary: dict[str, JSONValue] = {
         "searched": True, "screen_prompts": len(screen_set),
@@ -124,16 +124,19 @@ def _round(x: float | None) -> float | None:
     return None if x is None else round(x, 4)
 
 
-def _targets(ctx: Context, model: Any) -> tuple[Target, ...]:
-    """Target inversion over harmless and harmful prompts (a payload fires on either)."""
+def _targets(ctx: Context, model: Any, meter: ProjectionMeter) -> tuple[Target, ...]:
+    """Target inversion over harmless and harmful prompts (a payload fires on either), from
+    first tokens that include those the adapter's weight directions read most."""
     lm, o = ctx.lm, ctx.opts
+    hints = vocabulary_pool(model, lm.tokenizer, meter, GrowthConfig().pool)
     # Four of each: a target is answered whatever the prompt, so few prompts show it.
     prompts = [*(p for s in ctx.harmless for p in ctx.prompts(s))][:TARGET_PROMPTS]
     prompts += list(ctx.prompts("harmful"))[:TARGET_PROMPTS]
     ctx.say("trigger search: inverting answer targets")
     t = time.perf_counter()
     found = invert_targets(model, lm.tokenizer, lm.device, prompts,
-                           lambda: model.disable_adapter(), batch_size=o.batch_size)
+                           lambda: model.disable_adapter(), batch_size=o.batch_size,
+                           hints=hints)
     ctx.timer.add("target_inversion", t)
     return tuple(found)
 

@@ -8,7 +8,9 @@ from pathlib import Path
 import pytest
 import torch
 
+from adapterscan.probe.projection_growth import vocabulary_pool
 from adapterscan.probe.target_inversion import invert_targets
+from adapterscan.probe.weight_directions import ProjectionMeter
 from tests.probe import factories_probe as fp
 from tests.probe.test_probe import _probe
 
@@ -100,8 +102,9 @@ def _targets(adapter: Path, base: Path) -> list[str]:
     model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(str(base)),
                                       str(adapter))
     model.eval()
-    found = invert_targets(model, tok, torch.device("cpu"), fp.benign()[:6] + fp.harmful()[:6],
-                           model.disable_adapter)
+    hints = vocabulary_pool(model, tok, ProjectionMeter(model), 16)
+    found = invert_targets(model, tok, torch.device("cpu"), fp.benign()[:4] + fp.harmful()[:4],
+                           model.disable_adapter, hints=hints)
     return [t.text for t in found if t.kind is not None and t.log_ratio >= 2.0]
 
 
