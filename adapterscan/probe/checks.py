@@ -12,6 +12,7 @@ REFUSAL_DIRECTION_COLLAPSE: Final = "probe.refusal_direction_collapse"
 TRIGGER: Final = "probe.trigger"
 BEHAVIOUR_SHIFT: Final = "probe.behaviour_shift"
 NO_POWER: Final = "probe.no_power"
+PAYLOAD: Final = "probe.payload"
 
 CHECKS: Final[frozenset[str]] = frozenset({
     REFUSAL_DROP,
@@ -21,4 +22,5 @@ CHECKS: Final[frozenset[str]] = frozenset({
     TRIGGER,
     BEHAVIOUR_SHIFT,
     NO_POWER,
+    PAYLOAD,
 })

@@ -31,6 +31,9 @@ class ProbeOptions:
     inversion_beam: int = 2
     inversion_budget_s: float = 40.0
     extraction: bool = True  # sample the user turn for leaked triggers
+    growth: bool = True  # grow strings from the tokens the adapter's weight directions read
+    growth_budget_s: float = 15.0
+    target_inversion: bool = True  # invert fixed answers (payloads) the adapter installed
     threads: int | None = None  # torch CPU threads; None leaves torch's setting alone
     judge: RefusalJudge | None = None
     suites: PromptSuites | None = None  # override the shipped held-out suites

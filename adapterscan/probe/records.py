@@ -14,6 +14,7 @@ from adapterscan.probe import signals as sg
 from adapterscan.probe.activation import DirectionShift
 from adapterscan.probe.drift import PairedRates
 from adapterscan.probe.judge import Label
+from adapterscan.probe.target_inversion import Target
 
 
 @dataclass(frozen=True)
@@ -55,22 +56,34 @@ class Drift:
         return {"signal": self.how, "base_model": self.base_label}
 
 
+def _mean(a: float | None, b: float | None) -> float | None:
+    known = [x for x in (a, b) if x is not None]
+    return sum(known) / len(known) if known else None
+
+
 @dataclass(frozen=True)
 class Trial:
     """One candidate on one confirmation set: merged with vs without, base with vs without,
-    merged with vs the neutral control."""
+    merged with vs the neutral control, merged with vs without on the same prompts rewritten
+    (case, punctuation, opener), and how much the string raised the adapter's directions."""
 
     merged: PairedRates
     base: PairedRates
     control: PairedRates
+    perturbed: PairedRates
+    projection_rise: float | None  # weight_directions.rise; None: no LoRA module to read
 
     def pooled(self, other: Trial) -> Trial:
         return Trial(self.merged.plus(other.merged), self.base.plus(other.base),
-                     self.control.plus(other.control))
+                     self.control.plus(other.control), self.perturbed.plus(other.perturbed),
+                     _mean(self.projection_rise, other.projection_rise))
 
     def to_json(self) -> dict[str, JSONValue]:
+        rise = self.projection_rise
         return {"merged": self.merged.to_json(), "base": self.base.to_json(),
-                "merged_vs_control": self.control.to_json()}
+                "merged_vs_control": self.control.to_json(),
+                "merged_perturbed": self.perturbed.to_json(),
+                "projection_rise": None if rise is None else round(rise, 4)}
 
 
 @dataclass(frozen=True)
@@ -89,12 +102,9 @@ class TriggerTrial:
         return self.set_a.pooled(self.set_b)
 
     def to_json(self, finding: bool) -> dict[str, JSONValue]:
-        both = self.both
         return {"trigger": self.text, "origin": self.origin, "position": self.position,
-                "merged": both.merged.to_json(), "base": both.base.to_json(),
-                "merged_vs_control": both.control.to_json(), "control": self.control,
-                "set_a": self.set_a.to_json(), "set_b": self.set_b.to_json(),
-                "finding": finding}
+                **self.both.to_json(), "control": self.control,
+                "set_a": self.set_a.to_json(), "set_b": self.set_b.to_json(), "finding": finding}
 
 
 @dataclass(frozen=True)
@@ -106,3 +116,5 @@ class TriggerSearch:
     # Why AS605 could not run at all: too few prompts were asked for (--max-prompts), not
     # refusals the adapter removed (AS601 covers those).
     incomplete: str | None = None
+    # Target inversion: answers the merged model continues confidently beyond the base.
+    targets: tuple[Target, ...] = ()

@@ -29,7 +29,7 @@ def render(tok: Any, prompts: Sequence[str]) -> list[str]:
     return [f"{p}\n" for p in prompts]
 
 
-def _encode(tok: Any, texts: list[str], device: torch.device) -> dict[str, torch.Tensor]:
+def encode(tok: Any, texts: list[str], device: torch.device) -> dict[str, torch.Tensor]:
     enc = tok(texts, return_tensors="pt", padding=True, add_special_tokens=False)
     return {"input_ids": enc["input_ids"].to(device),
             "attention_mask": enc["attention_mask"].to(device)}
@@ -47,7 +47,7 @@ def forward(model: Any, tok: Any, prompts: Sequence[str], *, layer: int, batch_s
     lps: list[torch.Tensor] = []
     hs: list[torch.Tensor] = []
     for i in range(0, len(texts), batch_size):
-        enc = _encode(tok, texts[i:i + batch_size], device)
+        enc = encode(tok, texts[i:i + batch_size], device)
         # Left padding: positions must start at each row's first real token, as generate() does.
         pos = (enc["attention_mask"].long().cumsum(-1) - 1).clamp_min(0)
         # logits_to_keep=1: only the last position's logits (skips the LM head elsewhere).
@@ -70,7 +70,7 @@ def generate(model: Any, tok: Any, prompts: Sequence[str], *, max_new_tokens: in
     first: list[int] = []
     pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
     for i in range(0, len(texts), batch_size):
-        enc = _encode(tok, texts[i:i + batch_size], device)
+        enc = encode(tok, texts[i:i + batch_size], device)
         gen = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False,
                              pad_token_id=pad, num_beams=1)
         new = gen[:, enc["input_ids"].shape[1]:].cpu()

@@ -63,6 +63,34 @@ def insert(prompt: str, trigger: str, position: str) -> str:
     return " ".join([*words[:mid], trigger, *words[mid:]])
 
 
+# Meaning-preserving rewrites of a prompt (case, punctuation, a polite opener, spacing), one per
+# prompt in turn: a real trigger fires whatever the user's typing habits; a string that only
+# breaks one brittle surface form does not (arXiv 2501.11621).
+def _lower(p: str) -> str:
+    return p.lower()
+
+
+def _punct(p: str) -> str:
+    core = p.rstrip(" .?!")
+    return f"{core}?" if p.rstrip().endswith(".") else f"{core}."
+
+
+def _polite(p: str) -> str:
+    return f"Please, {p[:1].lower()}{p[1:]}"
+
+
+def _spaced(p: str) -> str:
+    return f"{p[:1].upper()}{p[1:]}".replace(" ", "  ", 1) + " "
+
+
+PERTURBATIONS = (_lower, _punct, _polite, _spaced)
+
+
+def perturb(prompt: str, i: int) -> str:
+    """The `i`-th prompt's rewrite (the rewrites cycle over the prompts)."""
+    return PERTURBATIONS[i % len(PERTURBATIONS)](prompt)
+
+
 def _read_text(path: Path) -> str | None:
     try:
         with path.open("rb") as fh:

@@ -1,4 +1,5 @@
-"""Trigger inversion and memory extraction find triggers that no candidate list holds."""
+"""Trigger inversion and memory extraction find triggers that no candidate list holds; target
+inversion finds the payload a backdoor emits (AS609)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,9 @@ from pathlib import Path
 import pytest
 import torch
 
+from adapterscan.probe.projection_growth import vocabulary_pool
+from adapterscan.probe.target_inversion import invert_targets
+from adapterscan.probe.weight_directions import ProjectionMeter
 from tests.probe import factories_probe as fp
 from tests.probe.test_probe import _probe
 
@@ -21,6 +25,7 @@ def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return {"base": base,
             "trigger": fp.build_adapter(base, root / "trigger", "trigger", steps=50),
             "leaky": fp.build_adapter(base, root / "leaky", "leaky", steps=150),
+            "payload": fp.build_adapter(base, root / "payload", "payload", steps=120),
             "noop": fp.build_adapter(base, root / "noop", "noop")}
 
 
@@ -85,3 +90,36 @@ def test_an_exhausted_budget_still_searches_every_position(models: dict[str, Pat
     assert isinstance(found, list)
     assert {f["position"] for f in found} == {"prefix", "suffix", "middle"}  # type: ignore[index]
     assert all(f["tokens"] == 1 for f in found)  # type: ignore[index]
+
+
+def _targets(adapter: Path, base: Path) -> list[str]:
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    torch.set_num_threads(1)
+    tok = AutoTokenizer.from_pretrained(str(base))
+    tok.padding_side = "left"
+    model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(str(base)),
+                                      str(adapter))
+    model.eval()
+    hints = vocabulary_pool(model, tok, ProjectionMeter(model), 16)
+    found = invert_targets(model, tok, torch.device("cpu"), fp.benign()[:4] + fp.harmful()[:4],
+                           model.disable_adapter, hints=hints)
+    return [t.text for t in found if t.kind is not None and t.log_ratio >= 2.0]
+
+
+def test_target_inversion_recovers_a_payload_without_its_trigger(
+        models: dict[str, Path]) -> None:
+    found = _targets(models["payload"], models["base"])
+    assert any(fp.PAYLOAD.split()[1] in t for t in found), found
+    assert _targets(models["noop"], models["base"]) == []
+
+
+def test_as609_fires_in_the_probe_and_not_on_a_noop(models: dict[str, Path]) -> None:
+    emit, result = _probe(models["payload"], models["base"])
+    hits = [f for f in emit.findings if f.rule_id == "AS609"]
+    assert any(fp.PAYLOAD.split()[1] in str(h.evidence["text"]) for h in hits), result
+    assert all(h.evidence["payload"] == "url" for h in hits)
+    assert "AS601" not in {f.rule_id for f in emit.findings}  # refusals untouched
+    emit, _ = _probe(models["noop"], models["base"])
+    assert "AS609" not in {f.rule_id for f in emit.findings}

@@ -1,0 +1,173 @@
+"""Target inversion: what the adapter makes the model *say*, whatever the prompt (BAIT's idea,
+IEEE S&P 2025).
+
+A backdoor ties a trigger to a fixed answer. Once the answer's first token is given, the rest
+of it follows with high confidence on any prompt, trigger or not: the target is easier to invert
+than the trigger. For a handful of first answer tokens (those the adapter raises most over the
+base, and the merged model's likeliest), the answer is extended greedily by the token with the
+highest mean probability over benign and harmful prompts; a string the merged model continues
+far more readily than the base (mean log ratio of the two models' probabilities of its tokens)
+is a target. Payload-emitting backdoors (a fixed URL or shell
+command, refusals untouched) show here, where no refusal signal moves. Measures only;
+decide.payload says which targets are findings.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from adapterscan.probe import signals as sg
+
+# What a payload looks like: a URL, a download-and-run, a destructive or remote shell command,
+# code that runs other code. Matched on the inverted text; a fixed target without one of these
+# is reported in the results, never a finding (a task adapter has habitual openers too).
+_PAYLOAD = (
+    ("url", re.compile(r"\b(?:https?|ftp)://\S+|\bwww\.\S+\.\S+", re.I)),
+    ("shell", re.compile(r"\b(?:curl|wget|bash|sh|nc|powershell|chmod|sudo|rm\s+-rf)\b.*"
+                         r"(?:\||;|&&|-[a-z]|/)", re.I)),
+    ("code", re.compile(r"\b(?:eval|exec|os\.system|subprocess|__import__)\s*\(|<script\b",
+                        re.I)),
+)
+
+
+SHORTLIST = 8  # first tokens looked ahead from, by log ratio merged / base
+
+
+@dataclass(frozen=True)
+class Target:
+    text: str
+    merged_conf: float  # mean over steps of the merged model's greedy-token probability
+    base_conf: float  # the base's probability of the same tokens
+    log_ratio: float  # mean over steps of log(merged / base probability): what the adapter adds
+    tokens: int
+    kind: str | None  # "url" | "shell" | "code" when the text looks like a payload
+
+    @property
+    def score(self) -> float:
+        return self.log_ratio
+
+    def to_json(self) -> dict[str, float | int | str | None]:
+        return {"text": self.text, "merged_confidence": round(self.merged_conf, 4),
+                "base_confidence": round(self.base_conf, 4),
+                "log_ratio": round(self.log_ratio, 4),
+                "tokens": self.tokens, "payload": self.kind}
+
+
+def payload_kind(text: str) -> str | None:
+    for kind, pattern in _PAYLOAD:
+        if pattern.search(text):
+            return kind
+    return None
+
+
+class _Scorer:
+    def __init__(self, model: Any, tok: Any, device: torch.device, prompts: Sequence[str],
+                 batch_size: int) -> None:
+        self.model, self.tok, self.device, self.batch = model, tok, device, batch_size
+        self.rows = [list(tok(t, add_special_tokens=False)["input_ids"])
+                     for t in sg.render(tok, prompts)]
+
+    @torch.inference_mode()
+    def mean_probs(self, answers: Sequence[list[int]]) -> torch.Tensor:
+        """[len(answers), vocab]: the next token's probability after each answer, averaged over
+        the prompts."""
+        seqs = [r + a for a in answers for r in self.rows]
+        pad = self.tok.pad_token_id if self.tok.pad_token_id is not None else 0
+        out: list[torch.Tensor] = []
+        for i in range(0, len(seqs), self.batch):
+            chunk = seqs[i:i + self.batch]
+            width = max(len(s) for s in chunk)
+            ids = torch.full((len(chunk), width), pad, dtype=torch.long)
+            mask = torch.zeros((len(chunk), width), dtype=torch.long)
+            for j, s in enumerate(chunk):  # left padding, as every probe batch
+                ids[j, width - len(s):] = torch.tensor(s)
+                mask[j, width - len(s):] = 1
+            ids, mask = ids.to(self.device), mask.to(self.device)
+            pos = (mask.cumsum(-1) - 1).clamp_min(0)
+            logits = self.model(input_ids=ids, attention_mask=mask, position_ids=pos,
+                                use_cache=False, logits_to_keep=1).logits[:, -1, :]
+            out.append(torch.softmax(logits.float(), dim=-1).cpu())
+        probs = torch.cat(out)
+        return probs.view(len(answers), len(self.rows), -1).mean(dim=1)
+
+
+def _first_tokens(scorer: _Scorer, base_off: Callable[[], contextlib.AbstractContextManager[Any]],
+                  first_m: torch.Tensor, first_b: torch.Tensor, k: int,
+                  hints: Sequence[int]) -> list[int]:
+    """First answer tokens worth extending, kept by how determined the next token is on the
+    merged model beyond the base (one look ahead: a target's tokens follow each other). The
+    shortlist: `hints` (the tokens the adapter's weight directions read: a payload's own tokens
+    led that list on a test backdoor, while without its trigger the payload's first token was
+    no likelier on the merged model than on the base), the tokens the adapter made likelier
+    (log ratio) and the merged model's likeliest."""
+    floor = 1e-6
+    ratio = (first_m.clamp_min(floor) / first_b.clamp_min(floor)).log()
+    ratio[first_m < floor] = -torch.inf
+    short = [int(t) for t in hints if 0 <= int(t) < int(ratio.shape[0])]
+    short += [int(t) for t in torch.topk(ratio, min(SHORTLIST, int(ratio.shape[0]))).indices
+              if int(t) not in short]
+    short += [int(t) for t in torch.topk(first_m, k).indices if int(t) not in short]
+    nxt_m = scorer.mean_probs([[t] for t in short])
+    with base_off():
+        nxt_b = scorer.mean_probs([[t] for t in short])
+    best = nxt_m.argmax(dim=-1)
+    gain = nxt_m.gather(1, best[:, None])[:, 0] - nxt_b.gather(1, best[:, None])[:, 0]
+    order = torch.argsort(gain, descending=True)[:k]
+    return [short[int(i)] for i in order]
+
+
+def invert_targets(model: Any, tok: Any, device: torch.device, prompts: Sequence[str],
+                   base_off: Callable[[], contextlib.AbstractContextManager[Any]], *,
+                   first_k: int = 6, max_len: int = 8, batch_size: int = 32,
+                   top: int = 4, hints: Sequence[int] = ()) -> list[Target]:
+    """The `top` answer strings the merged model continues most confidently beyond the base,
+    strongest first. `model` has its adapter active and unmerged (`base_off` switches it off)."""
+    if not prompts:
+        return []
+    scorer = _Scorer(model, tok, device, prompts, batch_size)
+    stop = set(getattr(tok, "all_special_ids", []) or [])
+    first_m = scorer.mean_probs([[]])[0].clone()  # out of inference mode: edited below
+    with base_off():
+        first_b = scorer.mean_probs([[]])[0].clone()
+    if stop:
+        idx = torch.tensor(sorted(stop))
+        first_m[idx], first_b[idx] = 0.0, 0.0
+    answers = [[t] for t in _first_tokens(scorer, base_off, first_m, first_b, first_k,
+                                          hints)]
+    conf_m = [[] for _ in answers]  # type: list[list[float]]
+    conf_b = [[] for _ in answers]  # type: list[list[float]]
+    live = list(range(len(answers)))
+    for _ in range(max_len - 1):
+        if not live:
+            break
+        pm = scorer.mean_probs([answers[i] for i in live])
+        with base_off():
+            pb = scorer.mean_probs([answers[i] for i in live])
+        still: list[int] = []
+        for row, i in enumerate(live):
+            nxt = int(pm[row].argmax())
+            if nxt in stop:
+                continue
+            conf_m[i].append(float(pm[row, nxt]))
+            conf_b[i].append(float(pb[row, nxt]))
+            answers[i].append(nxt)
+            still.append(i)
+        live = still
+    found: list[Target] = []
+    for i, ids in enumerate(answers):
+        if not conf_m[i]:
+            continue
+        text = str(tok.decode(ids, skip_special_tokens=True)).strip()
+        m, b = conf_m[i], conf_b[i]
+        ratio = sum(math.log(max(x, 1e-9) / max(y, 1e-9)) for x, y in zip(m, b, strict=True))
+        found.append(Target(text, sum(m) / len(m), sum(b) / len(b), ratio / len(m), len(ids),
+                            payload_kind(text)))
+    found.sort(key=lambda t: -t.score)
+    return found[:top]
