@@ -22,6 +22,7 @@ BENCHMARKS = (
     "benchmarks.bench_real",
     "benchmarks.bench_payloads",
     "benchmarks.bench_peft_oracle",
+    "benchmarks.bench_fuzz",
 )
 
 

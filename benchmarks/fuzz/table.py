@@ -1,0 +1,36 @@
+"""The fuzzing table: one row per harness, with the bounds each input ran under."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from benchmarks.common import BenchTable
+from benchmarks.fuzz.engine import MEMORY_BOUND, TIME_BOUND_S
+from benchmarks.fuzz.runner import FuzzResult
+
+HEADERS = ("harness", "executions", "edges (cov)", "features (ft)", "corpus", "seconds",
+           "crashes", "hangs", "memory blow-ups", "slowest input (s CPU)", "peak RSS (MiB)")
+
+
+def row(r: FuzzResult) -> tuple[str, ...]:
+    died = "" if r.exit_code == 0 else f" (exit {r.exit_code})"
+    return (r.name, f"{r.executions:,}", str(r.edges), str(r.features), str(r.corpus),
+            f"{r.seconds:.0f}", f"{r.crash_count}{died}", str(r.hangs), str(r.memory_errors),
+            f"{r.slowest_s:.3f}", f"{r.peak_rss_mib:.0f}")
+
+
+def table(results: Sequence[FuzzResult], runs: int) -> BenchTable:
+    crashes = [f"- {r.name}: {c}" for r in results for c in r.crashes]
+    notes = (
+        f"Each harness ran in its own process under atheris (libFuzzer), one at a time, asked "
+        f"for {runs:,} executions from seeds built by the tests' fixture builders, with a "
+        f"dictionary of format tokens. Bounds on every input: RLIMIT_AS at the harness's "
+        f"start-up footprint plus {MEMORY_BOUND >> 20} MiB (a MemoryError counts as a blow-up), "
+        f"{TIME_BOUND_S:g} s of CPU (an overrun counts as a hang). A crash is any exception "
+        "other than the harness's documented error types, or a broken round-trip against the "
+        "reference safetensors / gguf readers. Coverage is libFuzzer's count of the edges "
+        "(`cov`) and features (`ft`) of adapterscan's own bytecode that the corpus reached.")
+    if crashes:
+        notes += "\n\nDistinct escapes:\n" + "\n".join(crashes)
+    return BenchTable("Coverage-guided fuzzing of the parsers", HEADERS,
+                      tuple(row(r) for r in results), notes)
