@@ -39,6 +39,9 @@ class FuzzResult:
     peak_rss_mib: float
     exit_code: int
     log_tail: str
+    lines: int = 0  # adapterscan lines the kept corpus executes (lines.py), in the files
+    lines_of: int = 0  # it reached, of this many executable lines
+    files: int = 0
 
     @property
     def clean(self) -> bool:
@@ -54,9 +57,31 @@ def workdir() -> Path:
     return Path(os.environ.get("ADAPTERSCAN_FUZZ_DIR", ROOT / ".fuzz"))
 
 
-def run_one(name: str, runs: int, work: Path, timeout_s: float | None = None) -> FuzzResult:
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1",
-           "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "MALLOC_ARENA_MAX": "2"}
+def _env() -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1",
+            "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "MALLOC_ARENA_MAX": "2"}
+
+
+def with_lines(result: FuzzResult, work: Path) -> FuzzResult:
+    """The result with the line coverage of its harness's kept corpus (replayed once)."""
+    proc = subprocess.run([sys.executable, "-m", "benchmarks.fuzz.lines", result.name,
+                           str(work)], cwd=ROOT, env=_env(), capture_output=True, text=True)
+    if proc.returncode != 0:
+        return result
+    doc = json.loads(proc.stdout.strip().splitlines()[-1])
+    return dataclasses.replace(result, lines=doc["lines"], lines_of=doc["of"],
+                               files=doc["files"])
+
+
+def _save(result: FuzzResult, work: Path) -> None:
+    saved = work / "results" / f"{result.name}.json"
+    saved.parent.mkdir(parents=True, exist_ok=True)
+    saved.write_text(json.dumps(dataclasses.asdict(result), indent=1))
+
+
+def run_one(name: str, runs: int, work: Path, timeout_s: float | None = None,
+            lines: bool = True) -> FuzzResult:
+    env = _env()
     stats_path = work / "stats" / f"{name}.json"
     stats_path.unlink(missing_ok=True)
     # Every run starts from the seeds alone, so its coverage is its own.
@@ -72,10 +97,17 @@ def run_one(name: str, runs: int, work: Path, timeout_s: float | None = None) ->
         log = err.decode(errors="replace") if isinstance(err, bytes) else err
         code = -9
     result = _result(name, log, code, stats_path)
-    saved = work / "results" / f"{name}.json"
-    saved.parent.mkdir(parents=True, exist_ok=True)
-    saved.write_text(json.dumps(dataclasses.asdict(result), indent=1))
+    if lines:
+        result = with_lines(result, work)
+    _save(result, work)
     return result
+
+
+def add_missing_lines(work: Path, names: tuple[str, ...]) -> None:
+    """Line coverage for saved results that have none yet (runs from before lines.py)."""
+    for r in saved_results(work, names):
+        if not r.lines and (work / "corpus" / r.name).is_dir():
+            _save(with_lines(r, work), work)
 
 
 def saved_results(work: Path, names: tuple[str, ...]) -> list[FuzzResult]:
@@ -107,10 +139,11 @@ def _result(name: str, log: str, code: int, stats_path: Path) -> FuzzResult:
 
 
 def run_all(names: tuple[str, ...], runs: int, work: Path | None = None,
-            timeout_s: float | None = None, workers: int = 1) -> list[FuzzResult]:
+            timeout_s: float | None = None, workers: int = 1,
+            lines: bool = True) -> list[FuzzResult]:
     """Seeds first (one command's worth), then the harnesses: one at a time unless `workers`
     says otherwise (the CI smoke runs a few at once; a measured run never does)."""
     work = work or workdir()
     seeds.build(work, names)
     with ThreadPoolExecutor(workers) as pool:  # threads only wait on the harness processes
-        return list(pool.map(lambda n: run_one(n, runs, work, timeout_s), names))
+        return list(pool.map(lambda n: run_one(n, runs, work, timeout_s, lines), names))

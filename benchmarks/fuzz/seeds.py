@@ -29,6 +29,11 @@ from tests.static import factories_torch_archive as FT
 Seeds = dict[str, bytes]
 
 
+# JSON nested past the decoder's recursion limit: the hostile shape that a peer scanner dies on
+# (an uncaught RecursionError), and one that mutation alone rarely builds.
+DEEP_JSON = (b"[" * 2000, b'{"a":' * 1000)
+
+
 def _small_lora() -> dict[str, np.ndarray]:
     return F.lora_tensors(layers=1, hidden=8, r=2)
 
@@ -36,6 +41,7 @@ def _small_lora() -> dict[str, np.ndarray]:
 def safetensors_seeds() -> Seeds:
     out = {f"hostile-{k}": v for k, v in H.hostile_safetensors().items() if len(v) < 1 << 16}
     out["peft"] = F.safetensors_bytes(_small_lora(), {"format": "pt"})
+    out.update({f"deep-{i}": F.raw_safetensors(d) for i, d in enumerate(DEEP_JSON)})
     out["bf16-meta"] = F.safetensors_bytes({"w": np.ones((2, 2), np.float16)},
                                            {"ss_network_dim": "4"})
     return out
@@ -53,6 +59,7 @@ def names_seeds() -> Seeds:
                                     for t, (a, b) in lora.items()
                                     for x, m in (("a", a), ("b", b))}),
     }
+    files.update({f"deep{i}": F.raw_safetensors(d) for i, d in enumerate(DEEP_JSON)})
     # The first byte picks the config: 0 none, 1 mlx.json, 2 peft.json (sorted names).
     return {f"{name}-{c}": bytes([c]) + data for name, data in files.items() for c in range(3)}
 
@@ -130,6 +137,7 @@ def config_seeds() -> Seeds:
         "tokenizer": json.dumps({"chat_template": "{{ messages }}",
                                  "added_tokens_decoder": {"1": {"content": "<s>"}}}).encode(),
         "card": b"---\nbase_model: org/other\ntags: [lora]\n---\n# card\n",
+        **{f"deep{i}": d for i, d in enumerate(DEEP_JSON)},
     }
     return {f"{k}-{i}": bytes([i]) + v for k, v in docs.items() for i in range(len(FILES))}
 
@@ -155,12 +163,13 @@ def dsse_seeds(assets: Path) -> Seeds:
     files = {p.name: sha256_file(p) for p in sorted(folder.iterdir())}
     return {"bundle": b"\0" + signed(report, key, now=now),
             "statement": b"\1" + statement,
-            "model-sig": b"\2" + json.dumps(model_sig_bundle(files, "adapter", key)).encode()}
+            "model-sig": b"\2" + json.dumps(model_sig_bundle(files, "adapter", key)).encode(),
+            **{f"deep{i}-{m}": bytes([m]) + d for i, d in enumerate(DEEP_JSON) for m in range(3)}}
 
 
 def webhook_seeds() -> Seeds:
     sha = "a" * 40
-    return {"push": json.dumps({
+    return {**{f"deep{i}": d for i, d in enumerate(DEEP_JSON)}, "push": json.dumps({
         "event": {"action": "update", "scope": "repo.content"},
         "repo": {"type": "model", "name": "org/lora", "private": False, "headSha": sha},
         "updatedRefs": [{"ref": "refs/heads/main", "oldSha": "b" * 40, "newSha": sha}]}).encode(),
@@ -181,6 +190,7 @@ def hub_seeds() -> Seeds:
                  {"type": "file", "path": "adapter_config.json", "size": 4, "oid": "d"},
                  {"type": "directory", "path": "sub", "oid": "e"}]}
     return {"listing": json.dumps(listing).encode(),
+            **{f"deep{i}": b'{"info":' + d for i, d in enumerate(DEEP_JSON)},
             "triage": b"\0" + F.safetensors_bytes(_small_lora())}
 
 

@@ -8,13 +8,16 @@ from benchmarks.common import BenchTable
 from benchmarks.fuzz.engine import MEMORY_BOUND, TIME_BOUND_S
 from benchmarks.fuzz.runner import FuzzResult
 
-HEADERS = ("harness", "executions", "edges (cov)", "features (ft)", "corpus", "seconds",
+HEADERS = ("harness", "executions", "edges (cov)", "features (ft)", "lines (files reached)",
+           "corpus", "seconds",
            "crashes", "hangs", "memory blow-ups", "slowest input (s CPU)", "peak RSS (MiB)")
 
 
 def row(r: FuzzResult) -> tuple[str, ...]:
     died = "" if r.exit_code == 0 else f" (exit {r.exit_code})"
-    return (r.name, f"{r.executions:,}", str(r.edges), str(r.features), str(r.corpus),
+    pct = f"{r.lines}/{r.lines_of} ({100 * r.lines / r.lines_of:.0f}%), {r.files} files" \
+        if r.lines_of else "not measured"
+    return (r.name, f"{r.executions:,}", str(r.edges), str(r.features), pct, str(r.corpus),
             f"{r.seconds:.0f}", f"{r.crash_count}{died}", str(r.hangs), str(r.memory_errors),
             f"{r.slowest_s:.3f}", f"{r.peak_rss_mib:.0f}")
 
@@ -29,7 +32,9 @@ def table(results: Sequence[FuzzResult], runs: int) -> BenchTable:
         f"{TIME_BOUND_S:g} s of CPU (an overrun counts as a hang). A crash is any exception "
         "other than the harness's documented error types, or a broken round-trip against the "
         "reference safetensors / gguf readers. Coverage is libFuzzer's count of the edges "
-        "(`cov`) and features (`ft`) of adapterscan's own bytecode that the corpus reached.")
+        "(`cov`) and features (`ft`) of adapterscan's own bytecode that the corpus reached, and "
+        "the adapterscan lines the kept corpus executes when replayed once under sys.settrace, "
+        "of the executable lines of the files it reaches (lines.py).")
     if crashes:
         notes += "\n\nDistinct escapes:\n" + "\n".join(crashes)
     return BenchTable("Coverage-guided fuzzing of the parsers", HEADERS,
