@@ -74,7 +74,7 @@ def load_vocab(base_dir: Path) -> dict[int, str]:
         if not path.is_file() or path.stat().st_size > MAX_TOKENIZER_BYTES:
             return {}
         data = json.loads(path.read_text("utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+    except (OSError, ValueError, RecursionError):  # a base named by a hostile adapter: any bytes
         return {}
     out: dict[int, str] = {}
     model = data.get("model") if isinstance(data, dict) else None
