@@ -1,13 +1,17 @@
 """adapter_config.json and the other config and metadata files a scan reads (tokenizer files,
-chat templates, the model card's base_model), beside a small valid PEFT adapter. The first byte
-of the input picks the file; the rest is its content."""
+chat templates, the model card's base_model), beside a small valid PEFT adapter; and what is read
+from a base model's folder (`--base auto`'s config, the vocabulary of the trigger-token check),
+which a hostile adapter chooses by naming its base. The first byte of the input picks the file;
+the rest is its content."""
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 from collections.abc import Callable
 from pathlib import Path
 
+from adapterscan.fetch.base_model import BaseNotFound, configured_base
 from adapterscan.fetch.hub_meta import base_model_hint
 from adapterscan.fetch.local import LocalFetcher
 from adapterscan.source import FetchLimits
@@ -18,6 +22,7 @@ from adapterscan.static.inventory.inventory import build_inventory
 from adapterscan.static.layout import SafetensorsHeader
 from adapterscan.static.model import FileClass
 from adapterscan.static.safetensors.header import read_header_file
+from adapterscan.static.weights.trigger_tokens import load_vocab
 from benchmarks.fuzz.common import LIMITS, check_report, emitter, write
 
 ALLOWED: tuple[type[BaseException], ...] = ()
@@ -45,15 +50,23 @@ def run_config_stage(folder: Path) -> None:
     check_report(emit)
 
 
+def run_base_readers(folder: Path) -> None:
+    """The folder read as a base model's: BaseNotFound is --base auto's documented refusal."""
+    with contextlib.suppress(BaseNotFound):
+        configured_base(folder)
+    load_vocab(folder)
+
+
 def prepare(scratch: Path, assets: Path) -> Callable[[bytes], None]:
-    weights = (assets / WEIGHTS).read_bytes()
+    shutil.rmtree(scratch, ignore_errors=True)
+    write(scratch, WEIGHTS, (assets / WEIGHTS).read_bytes())
 
     def target(raw: bytes) -> None:
         if not raw:
             return
-        shutil.rmtree(scratch, ignore_errors=True)
-        scratch.mkdir(parents=True)
-        write(scratch, WEIGHTS, weights)
+        for rel in FILES:  # one file at a time beside the weights (no rmtree: it is slow)
+            (scratch / rel).unlink(missing_ok=True)
         write(scratch, FILES[raw[0] % len(FILES)], raw[1:])
         run_config_stage(scratch)
+        run_base_readers(scratch)
     return target

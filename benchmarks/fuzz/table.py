@@ -35,6 +35,12 @@ def table(results: Sequence[FuzzResult], runs: int) -> BenchTable:
         "(`cov`) and features (`ft`) of adapterscan's own bytecode that the corpus reached, and "
         "the adapterscan lines the kept corpus executes when replayed once under sys.settrace, "
         "of the executable lines of the files it reaches (lines.py).")
+    notes += (
+        "\n\nCommands: `python -m benchmarks.fuzz seeds` builds the seeds and dictionaries under "
+        ".fuzz/ (never committed); `python -m benchmarks.fuzz --runs N NAME...` fuzzes some "
+        "harnesses and prints this table; `python -m benchmarks.run_all bench_fuzz` writes it "
+        "(ADAPTERSCAN_FUZZ_RUNS, ADAPTERSCAN_FUZZ_HARNESSES, ADAPTERSCAN_FUZZ_DIR). Crashing, "
+        "hanging and slowest inputs are kept under .fuzz/crashes/NAME.")
     if crashes:
         notes += "\n\nDistinct escapes:\n" + "\n".join(crashes)
     return BenchTable("Coverage-guided fuzzing of the parsers", HEADERS,
