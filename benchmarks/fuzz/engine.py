@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import importlib
 import json
+import os
 import resource
 import signal
 import sys
@@ -102,13 +103,23 @@ class Stats:
         tmp.replace(self.path)
 
 
+def scratch_dir(name: str, workdir: Path) -> Path:
+    """Where a harness writes each input: tmpfs when there is one (a disk's open and write
+    cost more than most of the parsers), else under the work folder."""
+    shm = Path("/dev/shm")
+    if shm.is_dir() and os.access(shm, os.W_OK):
+        tag = hashlib.sha1(str(workdir.resolve()).encode()).hexdigest()[:8]
+        return shm / f"adapterscan-fuzz-{os.getuid()}-{tag}" / name
+    return workdir / "scratch" / name
+
+
 def main(argv: list[str]) -> None:
     import atheris  # type: ignore[import-untyped]
 
     name, workdir, runs = argv[0], Path(argv[1]), int(argv[2])
     with atheris.instrument_imports(include=["adapterscan"]):
         harness = importlib.import_module(f"benchmarks.fuzz.h_{name}")
-    target = harness.prepare(workdir / "scratch" / name, workdir / "assets")
+    target = harness.prepare(scratch_dir(name, workdir), workdir / "assets")
     allowed: tuple[type[BaseException], ...] = harness.ALLOWED
     stats = Stats(name, workdir, runs)
     limit = _vm_size() + MEMORY_BOUND

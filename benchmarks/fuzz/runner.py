@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from benchmarks.fuzz import seeds
+from benchmarks.fuzz.engine import scratch_dir
 
 DEFAULT_RUNS = 100_000
 ROOT = Path(__file__).resolve().parents[2]
@@ -96,6 +97,7 @@ def run_one(name: str, runs: int, work: Path, timeout_s: float | None = None,
         err = exc.stderr or b""
         log = err.decode(errors="replace") if isinstance(err, bytes) else err
         code = -9
+    shutil.rmtree(scratch_dir(name, work), ignore_errors=True)
     result = _result(name, log, code, stats_path)
     if lines:
         result = with_lines(result, work)
