@@ -14,7 +14,8 @@ HEADERS = ("harness", "executions", "edges (cov)", "features (ft)", "lines (file
 
 
 def row(r: FuzzResult) -> tuple[str, ...]:
-    died = "" if r.exit_code == 0 else f" (exit {r.exit_code})"
+    died = ("" if r.exit_code == 0 else " (stopped at the time limit)" if r.exit_code == -9
+            else f" (exit {r.exit_code})")
     pct = f"{r.lines}/{r.lines_of} ({100 * r.lines / r.lines_of:.0f}%), {r.files} files" \
         if r.lines_of else "not measured"
     return (r.name, f"{r.executions:,}", str(r.edges), str(r.features), pct, str(r.corpus),
