@@ -1,8 +1,9 @@
 """Run one harness under atheris (libFuzzer) with the invariants every input must keep.
 
-`python -m benchmarks.fuzz.engine NAME WORKDIR RUNS` fuzzes the harness `benchmarks.fuzz.h_NAME`
-for RUNS executions, starting from WORKDIR/seeds/NAME with the dictionary WORKDIR/NAME.dict, and
-keeps WORKDIR/stats/NAME.json current. Each input must:
+`python -m benchmarks.fuzz.engine NAME WORKDIR RUNS [SECONDS]` fuzzes the harness
+`benchmarks.fuzz.h_NAME` for RUNS executions (or SECONDS, whichever ends first), starting from
+WORKDIR/seeds/NAME with the dictionary WORKDIR/NAME.dict, and keeps WORKDIR/stats/NAME.json
+current. Each input must:
   - raise nothing but the harness's documented error types (anything else is a crash);
   - stay under RLIMIT_AS (the start-up footprint plus MEMORY_BOUND) and finish within
     TIME_BOUND_S of CPU time (a MemoryError or an overrun is recorded, not fatal);
@@ -117,6 +118,7 @@ def main(argv: list[str]) -> None:
     import atheris  # type: ignore[import-untyped]
 
     name, workdir, runs = argv[0], Path(argv[1]), int(argv[2])
+    max_time_s = int(argv[3]) if len(argv) > 3 else 0  # 0: no limit but the executions
     with atheris.instrument_imports(include=["adapterscan"]):
         harness = importlib.import_module(f"benchmarks.fuzz.h_{name}")
     target = harness.prepare(scratch_dir(name, workdir), workdir / "assets")
@@ -155,7 +157,9 @@ def main(argv: list[str]) -> None:
     corpus.mkdir(parents=True, exist_ok=True)
     args = [sys.argv[0], str(corpus), str(workdir / "seeds" / name), f"-runs={runs}",
             f"-max_len={harness.MAX_LEN}", "-timeout=120", "-rss_limit_mb=0",
-            "-print_final_stats=1"]
+            "-print_final_stats=1", f"-artifact_prefix={stats.crash_dir}/"]
+    if max_time_s:
+        args.append(f"-max_total_time={max_time_s}")
     if (workdir / f"{name}.dict").is_file():
         args.append(f"-dict={workdir / f'{name}.dict'}")
     stats.flush()

@@ -81,7 +81,7 @@ def _save(result: FuzzResult, work: Path) -> None:
 
 
 def run_one(name: str, runs: int, work: Path, timeout_s: float | None = None,
-            lines: bool = True) -> FuzzResult:
+            lines: bool = True, max_time_s: int = 0) -> FuzzResult:
     env = _env()
     stats_path = work / "stats" / f"{name}.json"
     stats_path.unlink(missing_ok=True)
@@ -90,8 +90,8 @@ def run_one(name: str, runs: int, work: Path, timeout_s: float | None = None,
     shutil.rmtree(work / "crashes" / name, ignore_errors=True)
     try:
         proc = subprocess.run([sys.executable, "-m", "benchmarks.fuzz.engine", name, str(work),
-                               str(runs)], cwd=ROOT, env=env, capture_output=True, text=True,
-                              timeout=timeout_s)
+                               str(runs), str(max_time_s)], cwd=ROOT, env=env,
+                              capture_output=True, text=True, timeout=timeout_s)
         log, code = proc.stderr + proc.stdout, proc.returncode
     except subprocess.TimeoutExpired as exc:
         err = exc.stderr or b""
@@ -142,10 +142,11 @@ def _result(name: str, log: str, code: int, stats_path: Path) -> FuzzResult:
 
 def run_all(names: tuple[str, ...], runs: int, work: Path | None = None,
             timeout_s: float | None = None, workers: int = 1,
-            lines: bool = True) -> list[FuzzResult]:
+            lines: bool = True, max_time_s: int = 0) -> list[FuzzResult]:
     """Seeds first (one command's worth), then the harnesses: one at a time unless `workers`
     says otherwise (the CI smoke runs a few at once; a measured run never does)."""
     work = work or workdir()
     seeds.build(work, names)
     with ThreadPoolExecutor(workers) as pool:  # threads only wait on the harness processes
-        return list(pool.map(lambda n: run_one(n, runs, work, timeout_s, lines), names))
+        return list(pool.map(lambda n: run_one(n, runs, work, timeout_s, lines, max_time_s),
+                             names))

@@ -19,6 +19,9 @@ from benchmarks.fuzz.h_config import FILES
 pytest.importorskip("atheris")
 
 RUNS = int(os.environ.get("ADAPTERSCAN_FUZZ_SMOKE_RUNS", "2000"))
+# Per harness, whichever ends first: on a machine shared with other jobs a harness may do fewer
+# executions; what it ran must still be clean.
+SECONDS = int(os.environ.get("ADAPTERSCAN_FUZZ_SMOKE_SECONDS", "20"))
 
 
 # Harness -> the file name its inputs are scanned as (names inputs lead with a config byte).
@@ -34,8 +37,9 @@ def work(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def results(work: Path) -> dict[str, runner.FuzzResult]:
-    done = runner.run_all(seeds.HARNESSES, RUNS, work, timeout_s=120,
-                          workers=min(4, os.cpu_count() or 1), lines=False)
+    done = runner.run_all(seeds.HARNESSES, RUNS, work, timeout_s=SECONDS + 120,
+                          workers=min(4, os.cpu_count() or 1), lines=False,
+                          max_time_s=SECONDS)
     return {r.name: r for r in done}
 
 
@@ -43,7 +47,7 @@ def results(work: Path) -> dict[str, runner.FuzzResult]:
 def test_harness_runs_clean(results: dict[str, runner.FuzzResult], name: str) -> None:
     r = results[name]
     assert r.exit_code == 0, r.log_tail
-    assert r.executions >= RUNS, r.log_tail
+    assert r.executions > 0, r.log_tail
     assert not r.crashes, "\n".join(r.crashes)
     assert (r.hangs, r.memory_errors) == (0, 0)
     assert r.edges > 0  # the harness reached instrumented adapterscan code
