@@ -126,12 +126,13 @@ def saved_results(work: Path, names: tuple[str, ...]) -> list[FuzzResult]:
 def _result(name: str, log: str, code: int, stats_path: Path) -> FuzzResult:
     stats = json.loads(stats_path.read_text()) if stats_path.is_file() else {}
     found = _DONE.findall(log) or _STATUS.findall(log)
-    _, cov, ft, corp = found[-1] if found else ("0", "0", "0", "0")
+    done, cov, ft, corp = found[-1] if found else ("0", "0", "0", "0")
     took = _TIME.findall(log)
     crashes = tuple(f"{c['signature']} ×{c['count']}: {c['message'][:120]} ({c['input']})"
                     for c in stats.get("crashes", []))
     return FuzzResult(
-        name=name, executions=int(stats.get("executions", 0)), edges=int(cov),
+        # The stats file is flushed every few thousand inputs; libFuzzer's last line is exact.
+        name=name, executions=max(int(stats.get("executions", 0)), int(done)), edges=int(cov),
         features=int(ft), corpus=int(corp), seconds=float(took[-1][1]) if took else 0.0,
         crashes=crashes, crash_count=int(stats.get("crash_count", 0)),
         hangs=int(stats.get("hangs", 0)), memory_errors=int(stats.get("memory_errors", 0)),
