@@ -25,6 +25,7 @@ BENCHMARKS = (
     "benchmarks.bench_peft_oracle",
     "benchmarks.bench_delta",
     "benchmarks.bench_reference_v3",
+    "benchmarks.bench_fuzz",
 )
 
 

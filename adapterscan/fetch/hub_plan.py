@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from adapterscan.emit import Emitter
+from adapterscan.errors import FetchError
 from adapterscan.fetch.checks import LISTING_INCONSISTENT
 from adapterscan.fetch.hub_verify import Announced
 from adapterscan.file_kinds import ANALYSED_EXT, ends_with
@@ -24,6 +25,17 @@ def safe_path(path: str) -> bool:
             and all(p not in {"", ".", ".."} for p in parts) and len(path) <= 1024)
 
 
+def _check_entry(path: Any, size: Any, blob_id: Any, lfs_sha256: Any, where: str) -> None:
+    """The fields of one file the Hub announced have the types its API gives (a str path, an
+    int size, str ids); anything else is an endpoint we cannot pin files against."""
+    if (isinstance(path, str) and (size is None or (type(size) is int and size >= 0))
+            and isinstance(blob_id, str | None) and isinstance(lfs_sha256, str | None)):
+        return
+    raise FetchError(f"the Hub's {where} announces a malformed file entry "
+                     f"({str(path)[:200]!r}, size {str(size)[:40]!r})",
+                     hint="check --endpoint: it must be a Hugging Face Hub API")
+
+
 def announced_from(tree: Iterable[Any], siblings: Iterable[Any] | None,
                    emit: Emitter) -> dict[str, Announced]:
     """Files from the paginated tree, cross-checked with model_info's blob metadata."""
@@ -31,12 +43,16 @@ def announced_from(tree: Iterable[Any], siblings: Iterable[Any] | None,
     for item in tree:
         if not hasattr(item, "blob_id"):
             continue  # a folder (RepoFolder has no blob id)
-        lfs = getattr(item, "lfs", None)
-        listed[item.path] = Announced(item.path, int(item.size or 0), item.blob_id,
-                                      getattr(lfs, "sha256", None))
+        sha = getattr(getattr(item, "lfs", None), "sha256", None)
+        _check_entry(item.path, item.size, item.blob_id, sha, "tree listing")
+        listed[item.path] = Announced(item.path, int(item.size or 0), item.blob_id, sha)
     if siblings is None:
         return listed
-    info = {s.rfilename: s for s in siblings}
+    info = {}
+    for s in siblings:
+        _check_entry(s.rfilename, s.size, s.blob_id,
+                     getattr(s.lfs, "sha256", None) if s.lfs else None, "model info")
+        info[s.rfilename] = s
     for path in sorted(set(info) ^ set(listed)):
         where = "model info" if path in info else "tree"
         emit.emit(LISTING_INCONSISTENT, f"{path} is listed only by the {where}",

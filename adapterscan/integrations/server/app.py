@@ -40,6 +40,7 @@ from adapterscan.integrations.server.webhook import (
     Delivery,
     PayloadError,
     Revision,
+    parse_body,
     parse_delivery,
 )
 from adapterscan.integrations.server.worker import Notifier, WorkerConfig, WorkerPool
@@ -129,8 +130,8 @@ def create_app(config: ServerConfig, setup: ScanSetup, *,
         except BodyTooLarge:
             return answer(route, 413, {"error": f"body over {config.max_body_bytes} bytes"})
         try:
-            delivery = parse(json.loads(raw))
-        except (ValueError, PayloadError) as exc:
+            delivery = parse_body(raw, parse)
+        except PayloadError as exc:
             return answer(route, 422, {"error": f"malformed payload: {exc}"})
         # The database work runs in a thread: a PostgreSQL round trip must not stall the loop.
         return await run_in_threadpool(store, delivery, route, origin)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,6 +30,19 @@ class Delivery:
     repo: str
     private: bool | None  # None: the payload did not say (treated as private)
     revisions: tuple[Revision, ...]
+
+
+def parse_body(raw: bytes, parse: Callable[[Any], Delivery] | None = None) -> Delivery:
+    """A request body as the routes read it: JSON, then `parse` (a webhook delivery by default).
+    Anything malformed is a PayloadError, nesting too deep for the JSON decoder included (a
+    RecursionError is no ValueError: it would escape as a 500)."""
+    try:
+        payload = json.loads(raw)
+    except ValueError as exc:
+        raise PayloadError(str(exc)) from exc
+    except RecursionError as exc:
+        raise PayloadError("JSON nested too deeply") from exc
+    return (parse or parse_delivery)(payload)
 
 
 def parse_delivery(payload: Any) -> Delivery:

@@ -283,7 +283,6 @@ def _analyze_zip(ctx: _Ctx, f: BinaryIO, size: int, where: str, depth: int) -> N
 
 
 def _analyze_member(ctx: _Ctx, f: BinaryIO, m: zc.Member, key: str, depth: int) -> None:
-    lim = ctx.limits
     if m.data_offset is None:
         ctx.skip(f"{key}: member data not locatable")
         return
@@ -306,6 +305,18 @@ def _analyze_member(ctx: _Ctx, f: BinaryIO, m: zc.Member, key: str, depth: int) 
                               "ratio": round(ratio, 1)})
         ctx.skip(f"{key}: not decompressed (zip bomb limits)")
         return
+    try:
+        _member_content(ctx, f, m, key, depth, max_bytes)
+    except zc.ZipUnreadable as exc:  # a deflate stream that does not inflate: no reader loads it
+        ctx.anomaly(ZIP_MALFORMED, f"{exc}; zip readers refuse it", key=key,
+                    evidence={"error": str(exc)})
+        ctx.skip(f"{key}: member data corrupt")
+
+
+def _member_content(ctx: _Ctx, f: BinaryIO, m: zc.Member, key: str, depth: int,
+                    max_bytes: int) -> None:
+    """What a member holds: its CRC and size checked, then walked as what its head says."""
+    lim = ctx.limits
     is_pkl = m.name.endswith((".pkl", ".pickle"))
     head = b"".join(_first(zc.iter_member(f, m, lim.max_sniff_bytes), lim.max_sniff_bytes))
     walked = is_pkl or looks_nested(head) or sniff_pickle(head) or head.startswith(

@@ -12,7 +12,7 @@ import zipfile
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from adapterscan.findings import JSONValue
 from adapterscan.static.pickle.checks import (
@@ -196,15 +196,25 @@ def iter_member(f: BinaryIO, m: Member, cap: int) -> Iterator[bytes]:
             return
         left -= len(chunk)
         if inflater is not None:
-            chunk = inflater.decompress(chunk, cap - produced + 1)
-            # Output held back by max_length stays in unconsumed_tail: drain it bounded.
-            while inflater.unconsumed_tail and produced + len(chunk) <= cap:
-                more = inflater.decompress(inflater.unconsumed_tail, cap - produced + 1)
-                if not more:
-                    break
-                chunk += more
+            chunk = _inflate(inflater, chunk, cap - produced, m.name)
         produced += len(chunk)
         yield chunk
+
+
+def _inflate(inflater: Any, chunk: bytes, room: int, name: str) -> bytes:
+    """At most about `room` + 1 bytes of `chunk` inflated; a corrupt deflate stream is
+    ZipUnreadable (zlib.error is no error of ours to let escape)."""
+    try:
+        out = inflater.decompress(chunk, room + 1)
+        # Output held back by max_length stays in unconsumed_tail: drain it bounded.
+        while inflater.unconsumed_tail and len(out) <= room:
+            more = inflater.decompress(inflater.unconsumed_tail, room - len(out) + 1)
+            if not more:
+                break
+            out += more
+    except zlib.error as exc:
+        raise ZipUnreadable(f"member {name[:200]}: deflate data is corrupt ({exc})") from None
+    return bytes(out)
 
 
 class MemberStream:

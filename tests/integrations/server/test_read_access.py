@@ -284,6 +284,9 @@ def test_writes_need_their_credentials(world: World) -> None:
         assert c.post(hook, content=b"{not json", headers={
             **HOOK, "Content-Type": "application/json"}).status_code == 422
         assert c.post(hook, json={"event": {}}, headers=HOOK).status_code == 422
+        # Nested past the JSON decoder's recursion limit: a 422 too, never a 500 (issue 25).
+        assert c.post(hook, content=b"[" * 60000, headers={
+            **HOOK, "Content-Type": "application/json"}).status_code == 422
         assert c.post(hook, json={**body, "repo": {**body["repo"], "private": "no"}},
                       headers=HOOK).status_code == 422
         assert c.post(hook, json={"pad": "x" * 70000, **body}, headers=HOOK).status_code == 413

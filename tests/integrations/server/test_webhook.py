@@ -1,10 +1,17 @@
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
 
-from adapterscan.integrations.server.webhook import PayloadError, Revision, revisions_to_scan
+from adapterscan.integrations.server.webhook import (
+    Delivery,
+    PayloadError,
+    Revision,
+    parse_body,
+    revisions_to_scan,
+)
 
 A, B = "a" * 40, "b" * 40
 
@@ -53,3 +60,17 @@ def test_privacy_is_read_from_the_delivery() -> None:
     p["repo"]["private"] = "yes"
     with pytest.raises(PayloadError, match="private"):
         parse_delivery(p)
+
+
+@pytest.mark.parametrize("body", [b"", b"not json", b"\xff\xfe", b"[" * 100_000, b"{}"])
+def test_malformed_bodies_are_payload_errors(body: bytes) -> None:
+    # Found by the fuzzer (issue 25): nesting deeper than the JSON decoder's recursion limit
+    # raised RecursionError, which is no ValueError, and the route answered 500 instead of 422.
+    with pytest.raises(PayloadError):
+        parse_body(body)
+
+
+def test_a_body_is_parsed_as_a_delivery_or_by_the_given_parser() -> None:
+    body = json.dumps(_payload()).encode()
+    assert parse_body(body).revisions == (Revision("org/adapter", A, None),)
+    assert parse_body(b"[1]", lambda p: Delivery("o/n", None, ())).repo == "o/n"

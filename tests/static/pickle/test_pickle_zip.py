@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import io
+import struct
 import zipfile
 from pathlib import Path
 
 import pytest
 
 from adapterscan.static.limits import StaticLimits
+from adapterscan.static.pickle import zip_container as zc
 from tests.static import factories_pickle as fp
 
 
@@ -137,3 +140,32 @@ def test_mutated_zips_never_raise(tmp_path: Path) -> None:
         for _ in range(rng.randint(1, 6)):
             data[rng.randrange(len(data))] = rng.randrange(256)
         fp.scan_pickle_bytes(tmp_path, bytes(data), name=f"z{i}.bin")
+
+
+def _corrupt_deflated(first_byte: int = 0xFF) -> bytes:
+    """A torch zip whose data.pkl is deflated, then its deflate stream broken: 0xFF opens a block
+    of the reserved type 3, which no inflater accepts."""
+    data = bytearray(fp.torch_like_zip({"archive/data.pkl": fp.os_system_p0() * 20,
+                                        "archive/version": b"3\n"},
+                                       compress=zipfile.ZIP_DEFLATED))
+    n, extra = struct.unpack_from("<HH", data, 26)
+    data[30 + n + extra] = first_byte
+    return bytes(data)
+
+
+def test_corrupt_deflate_stream_is_malformed_not_a_crash(tmp_path: Path) -> None:
+    # Found by the fuzzer (issue 25): zlib.error escaped the zip reader, and the static stage
+    # recorded an internal error instead of a finding.
+    r = fp.scan_pickle_bytes(tmp_path, _corrupt_deflated())
+    [malformed] = r.of("AS444")
+    assert "deflate data is corrupt" in malformed.message
+    assert any("member data corrupt" in s for s in r.skipped)
+
+
+def test_the_zip_reader_raises_its_own_error_on_a_corrupt_member() -> None:
+    data = _corrupt_deflated()
+    f = io.BytesIO(data)
+    members, _ = zc.open_zip(f, len(data), 10)
+    pkl = next(m for m in members if m.name.endswith("data.pkl"))
+    with pytest.raises(zc.ZipUnreadable, match="deflate data is corrupt"):
+        zc.member_digest(f, pkl, 1 << 20)

@@ -44,3 +44,11 @@ def test_byte_level_tokens_become_the_text_a_prompt_needs(tmp_path: Path) -> Non
     tok["decoder"] = {"type": "Metaspace"}
     (tmp_path / "tokenizer.json").write_text(json.dumps(tok))
     assert load_vocab(tmp_path)[5] == "ĠThanks"  # other tokenizers keep their strings
+
+
+def test_an_unreadable_vocabulary_is_no_vocabulary(tmp_path: Path) -> None:
+    # Found by the fuzzer (issue 25): a tokenizer.json nested past the JSON decoder's recursion
+    # limit raised RecursionError out of the weight stage. The base is whatever the adapter names.
+    for raw in (b"[" * 2000, b"\xff\xfe", b"{", b'{"model": {"vocab": 7}}'):
+        (tmp_path / "tokenizer.json").write_bytes(raw)
+        assert load_vocab(tmp_path) == {}
