@@ -27,7 +27,7 @@ from adapterscan.emit import Emitter
 from adapterscan.findings import JSONValue
 from adapterscan.static.weights import checks as C
 from adapterscan.static.weights.baseline import robust
-from adapterscan.static.weights.family import detrended, family_keys
+from adapterscan.static.weights.family import detrended, family_keys, layer_keys, shape_keys
 from adapterscan.static.weights.stats import ModuleResult
 
 # The size term of each statistic for the within-layer comparison (log10 of ‖ΔW‖_F and of σ₁
@@ -56,10 +56,10 @@ def _groups(results: Sequence[ModuleResult], min_modules: float, min_small: floa
                 out.setdefault(k, []).append(i)
         return out
 
-    families = family_keys(results)
+    families, shapes, layers = family_keys(results), shape_keys(results), layer_keys(results)
     by_type = collect(lambda r: families[index[id(r)]])
-    by_shape = collect(lambda r: f"{r.pair.out_features}x{r.pair.in_features}")
-    by_layer = collect(lambda r: None if r.module.layer is None else f"layer {r.module.layer}")
+    by_shape = collect(lambda r: shapes[index[id(r)]])
+    by_layer = collect(lambda r: layers[index[id(r)]])
     chosen: dict[int, _Group] = {}
     for kind, groups, minimum, floor in (("type", by_type, min_modules, 0.0),
                                          ("type", by_type, min_small, min_spread),

@@ -19,7 +19,7 @@ from adapterscan.emit import Emitter
 from adapterscan.findings import JSONValue
 from adapterscan.static.weights import checks as C
 from adapterscan.static.weights.baseline import robust
-from adapterscan.static.weights.family import family_keys
+from adapterscan.static.weights.family import family_keys, shape_keys
 from adapterscan.static.weights.lowrank import TOP_K, AxisConcentration
 from adapterscan.static.weights.stats import ModuleResult
 
@@ -38,9 +38,10 @@ def _families(results: Sequence[ModuleResult], min_family: float
     compared."""
     by_role: dict[str, list[int]] = {}
     by_shape: dict[str, list[int]] = {}
-    for i, (r, key) in enumerate(zip(results, family_keys(results), strict=True)):
+    for i, (key, shape) in enumerate(zip(family_keys(results), shape_keys(results),
+                                         strict=True)):
         by_role.setdefault(key, []).append(i)
-        by_shape.setdefault(f"{r.pair.out_features}x{r.pair.in_features}", []).append(i)
+        by_shape.setdefault(shape, []).append(i)
     families = {k: (m, m) for k, m in by_role.items() if len(m) >= min_family}
     typed = {i for members, _ in families.values() for i in members}
     for key, members in by_shape.items():

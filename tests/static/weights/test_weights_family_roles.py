@@ -69,6 +69,7 @@ def test_the_parent_joins_the_key_only_where_a_type_has_several() -> None:
     class _M:
         def __init__(self, target: str) -> None:
             self.target, self.module_type = target, target.rsplit(".", 1)[-1]
+            self.algorithm = "lora"  # one algorithm: no algorithm in the key
 
     class _P:
         out_features = in_features = 64
