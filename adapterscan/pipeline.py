@@ -33,6 +33,7 @@ from adapterscan.static.model import StaticResult
 from adapterscan.static.options import StaticOptions, WeightOptions
 
 if TYPE_CHECKING:
+    from adapterscan.probe.merged import MergedModel
     from adapterscan.static.formats.model import AdapterFile
 
 Progress = Callable[[str], None]
@@ -225,12 +226,20 @@ def _diffusion_only(static: StaticResult) -> list[AdapterFile]:
 
 def _run_probe(src: FetchedSource, static: StaticResult, base: ResolvedBase, opts: ScanOptions,
                emit: Emitter, progress: Progress | None) -> JSONValue:
-    if src.full_checkpoint:  # evidence that nothing was measured, never a probe pass
-        reason = ("behavioral probe not run: this is a full checkpoint, scanned as a weight "
-                  f"delta against {base.label}; the probe measures adapters only (deny AS608 "
-                  "in the policy to require a probe)")
-        emit.emit(NOT_APPLICABLE, reason, file="config.json", evidence={"base": base.label})
-        return {"applies": False, "reason": reason}
+    merged: MergedModel | None = None  # None: the adapter in src, merged into the base
+    if src.full_checkpoint:
+        delta = static.results.get("delta")
+        if not (isinstance(delta, dict) and delta.get("matched") is True):
+            # The delta stage could not match the checkpoint to this base and said why (a
+            # stage error: the scan is incomplete); its outputs mean nothing against it.
+            return None
+        if delta.get("base_dir") != str(base.folder):  # a caller-chosen WeightOptions.base_dir
+            emit.error("probe", f"the checkpoint was matched against {delta.get('base_dir')}, "
+                       f"not the probe's base {base.label}: not probed")
+            return None
+        from adapterscan.probe.merged import CheckpointLoad
+
+        merged = CheckpointLoad(src.root)
     diffusion = _diffusion_only(static)
     if diffusion:  # evidence that nothing was measured, never a probe pass
         components = sorted({m.component or "?" for f in diffusion for m in f.modules})
@@ -246,7 +255,8 @@ def _run_probe(src: FetchedSource, static: StaticResult, base: ResolvedBase, opt
 
     try:
         with quiet():  # transformers / peft warnings about our own use of them
-            return run_probe(src, static, base, emit, opts.probe, progress, opts.probe_cache)
+            return run_probe(src, static, base, emit, opts.probe, progress, opts.probe_cache,
+                             merged)
     except Exception as exc:  # the probe failing makes the scan incomplete, not clean
         emit.error("probe", f"{type(exc).__name__}: {exc}")
         return None

@@ -3,7 +3,9 @@
 Called by adapterscan.pipeline (signature fixed). Order of work, chosen so that one copy of the
 base weights suffices: measure the pristine base, inject + merge the adapter in place, measure the
 merged model, run the trigger search, then unmerge to check the best triggers on the base.
-Every number reported is drift (merged minus base) on the same prompts, with a paired test.
+A full checkpoint is loaded in place of the inject + merge (the base's weights released first)
+and has no trigger search. Every number reported is drift (merged minus base) on the same
+prompts, with a paired test.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from adapterscan.errors import ProbeError
 from adapterscan.fetch.base_model import ResolvedBase
 from adapterscan.findings import JSONValue
 from adapterscan.probe.judge import KeywordJudge
+from adapterscan.probe.merged import MergedModel
 from adapterscan.probe.model_loading import RESOLVE_HINT
 from adapterscan.probe.options import ProbeOptions, Progress
 from adapterscan.probe.prompts import capped, default_suites
@@ -26,13 +29,14 @@ __all__ = ["ProbeOptions", "Progress", "run_probe"]
 
 def run_probe(src: FetchedSource, static: StaticResult, base: ResolvedBase, emit: Emitter,
               options: ProbeOptions | None, progress: Progress | None,
-              cache: BaseStore | None = None) -> JSONValue:
+              cache: BaseStore | None = None, merged: MergedModel | None = None) -> JSONValue:
     """Measure the adapter's behavioural drift against `base`; emit AS6xx findings.
 
     `base` comes from adapterscan.fetch.base_model (resolve_base or local_base): pinned and
     hashed. Raises ProbeError when the probe cannot run (a base given by name, a base that does
     not load, an adapter that does not fit it); the pipeline records that as a stage error, so
-    the scan is incomplete rather than clean.
+    the scan is incomplete rather than clean. `merged` is what is compared with the base: by
+    default the adapter in `src` merged into it; `CheckpointLoad` for a full checkpoint.
     """
     if not isinstance(base, ResolvedBase):
         raise ProbeError(f"run_probe needs a resolved base model, not {base!r}",
@@ -45,7 +49,8 @@ def run_probe(src: FetchedSource, static: StaticResult, base: ResolvedBase, emit
     if len(suites.harmful) < 4 or len(suites.harmless) < 4:
         raise ProbeError("the prompt suites are too small to measure drift (need 4+ each)")
     runner = Runner(src=src, static=static, base=base, emit=emit, opts=opts, suites=suites,
-                    judge=opts.judge or KeywordJudge(), say=progress or _quiet, cache=cache)
+                    judge=opts.judge or KeywordJudge(), say=progress or _quiet, cache=cache,
+                    merged=merged)
     return runner.run()
 
 

@@ -72,31 +72,50 @@ def load_base(base: ResolvedBase, *, device: str = "auto", dtype: str = "auto") 
     A base named by a string is refused rather than resolved here: a second resolver would
     load a Hub base unpinned and unhashed.
     """
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoTokenizer
 
     if not isinstance(base, ResolvedBase):
         raise ProbeError(f"the probe needs a resolved base model, not {base!r}",
                          hint=RESOLVE_HINT)
     folder, name = base.folder, base.label
-    if not any(folder.glob("*.safetensors")):
-        raise ProbeError(f"base model {name!r} has no safetensors weights",
-                         hint="the probe never loads pickled (.bin) weights; convert the base")
     dev = resolve_device(device)
     dt = resolve_dtype(dtype, dev)
     try:
         with quiet():
             tok = AutoTokenizer.from_pretrained(str(folder), trust_remote_code=False)
-            model: Any = AutoModelForCausalLM.from_pretrained(
-                str(folder), dtype=dt, low_cpu_mem_usage=True, use_safetensors=True,
-                trust_remote_code=False)
     except Exception as exc:
         raise ProbeError(f"cannot load base model {name!r}: {type(exc).__name__}: {exc}") from exc
-    model.to(dev)
-    model.eval()
+    model = _causal_lm(folder, dev, dt, f"base model {name!r}")
     tok.padding_side = "left"
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
     return LoadedModel(model=model, tokenizer=tok, device=dev, dtype=dt, name=name, folder=folder)
+
+
+def load_checkpoint(loaded: LoadedModel, folder: Path) -> Any:
+    """A full checkpoint as the merged model: loaded as the base was (same dtype and device,
+    safetensors only, no remote code). It is read with the base's tokenizer: the delta stage
+    refused a checkpoint whose vocabulary differs from the base's before the probe ran."""
+    return _causal_lm(folder, loaded.device, loaded.dtype, f"checkpoint {folder.name!r}")
+
+
+def _causal_lm(folder: Path, device: torch.device, dtype: torch.dtype, what: str) -> Any:
+    """The causal LM in `folder`, in eval mode on `device`; never pickled weights or code."""
+    from transformers import AutoModelForCausalLM
+
+    if not any(folder.glob("*.safetensors")):
+        raise ProbeError(f"{what} has no safetensors weights",
+                         hint="the probe never loads pickled (.bin) weights; convert them")
+    try:
+        with quiet():
+            model: Any = AutoModelForCausalLM.from_pretrained(
+                str(folder), dtype=dtype, low_cpu_mem_usage=True, use_safetensors=True,
+                trust_remote_code=False)
+    except Exception as exc:
+        raise ProbeError(f"cannot load {what}: {type(exc).__name__}: {exc}") from exc
+    model.to(device)
+    model.eval()
+    return model
 
 
 def apply_adapter(loaded: LoadedModel, adapter_root: Path,

@@ -19,11 +19,12 @@ from adapterscan.probe.checks import NO_POWER, REFUSAL_DROP, TRIGGER
 from adapterscan.probe.compare import compare
 from adapterscan.probe.context import Context
 from adapterscan.probe.judge import RefusalJudge
-from adapterscan.probe.model_loading import apply_adapter, load_base
+from adapterscan.probe.merged import AdapterMerge, CheckpointLoad, MergedModel
+from adapterscan.probe.model_loading import LoadedModel, apply_adapter, load_base, load_checkpoint
 from adapterscan.probe.options import ProbeOptions, Progress
 from adapterscan.probe.power import PowerCheck, assess
 from adapterscan.probe.prompts import PromptSuites
-from adapterscan.probe.records import Measured
+from adapterscan.probe.records import Measured, TriggerSearch
 from adapterscan.probe.refusal_tokens import refusal_tokens
 from adapterscan.probe.session import BaseStore, base_key
 from adapterscan.probe.timing import Timer
@@ -31,14 +32,22 @@ from adapterscan.probe.trigger_search import search
 from adapterscan.source import FetchedSource
 from adapterscan.static.model import StaticResult
 
+# The search switches the adapter off and on in one model (peft's disable_adapter) and reads its
+# LoRA factors (the weight-direction signal); a checkpoint has neither.
+CHECKPOINT_NO_SEARCH = ("not run on a full checkpoint: the trigger search needs the adapter "
+                        "switched off and on in one model and its LoRA factors; the drift "
+                        "rules (AS601-AS604) ran on the checkpoint itself")
+
 
 class Runner:
     def __init__(self, *, src: FetchedSource, static: StaticResult, base: ResolvedBase,
                  emit: Emitter, opts: ProbeOptions, suites: PromptSuites, judge: RefusalJudge,
-                 say: Progress, cache: BaseStore | None = None) -> None:
+                 say: Progress, cache: BaseStore | None = None,
+                 merged: MergedModel | None = None) -> None:
         self.src, self.static, self.base, self.emit = src, static, base, emit
         self.opts, self.suites, self.judge, self.say = opts, suites, judge, say
         self.cache = cache
+        self.merged = merged or AdapterMerge(src.root, static.adapter)
 
     def run(self) -> JSONValue:
         o, emit, label = self.opts, self.emit, self.base.label
@@ -63,11 +72,8 @@ class Runner:
             return {"base": label, "device": str(lm.device), "power": power.to_json(),
                     "stopped": "after the base pass: the base has no power (AS607)",
                     "timings": dict(timer.spans)}
-        t = time.perf_counter()
-        self.say("applying and merging the adapter")
-        peft_model = apply_adapter(lm, self.src.root, self.static.adapter)
-        timer.add("apply_merge", t)
-        merged = ctx.measure(peft_model, "merged")
+        peft_model, model = self._merged_model(lm, timer)
+        merged = ctx.measure(model, "merged")
         signals, drift = compare(ctx, base, merged, ids)
         decide.drift(emit, drift)
         tok = lm.tokenizer
@@ -79,7 +85,10 @@ class Runner:
             "signals": signals,
         }
         result["power"] = power.to_json()
-        if o.trigger_search:
+        if o.trigger_search and peft_model is None:
+            result["triggers"] = decide.triggers(emit, TriggerSearch(
+                {"searched": False, "reason": CHECKPOINT_NO_SEARCH}), label)
+        elif o.trigger_search:
             t = time.perf_counter()
             found = search(ctx, peft_model, merged, ids, self.src, self.static.trigger_candidates,
                            emit.num(TRIGGER, "screen_min_drop"))
@@ -87,6 +96,22 @@ class Runner:
             timer.add("trigger_search", t)
         result["timings"] = dict(timer.spans)
         return result
+
+    def _merged_model(self, lm: LoadedModel, timer: Timer) -> tuple[Any | None, Any]:
+        """The PeftModel (None for a checkpoint) and the model to measure as "merged"."""
+        t = time.perf_counter()
+        if isinstance(self.merged, CheckpointLoad):
+            self.say("loading the checkpoint")
+            # The base's measurements are taken: its weights go before the checkpoint's come,
+            # so that one model's weights are in memory at a time, as with an adapter.
+            lm.model = None
+            model = load_checkpoint(lm, self.merged.folder)
+            timer.add("load_checkpoint", t)
+            return None, model
+        self.say("applying and merging the adapter")
+        peft_model = apply_adapter(lm, self.merged.root, self.merged.adapter)
+        timer.add("apply_merge", t)
+        return peft_model, peft_model
 
     def _base_measurement(self, ctx: Context) -> tuple[Measured, list[int]]:
         """The base's measurements, from the caller's cache when the same base, prompts, judge

@@ -1,5 +1,5 @@
 """`adapterscan scan CHECKPOINT --base auto|DIR`: a full checkpoint scanned as a delta, the probe
-reported as not run (AS608), the merged adapter recovered on request."""
+run on the checkpoint itself, the merged adapter recovered on request."""
 
 from __future__ import annotations
 
@@ -32,10 +32,12 @@ def _run(*args: str) -> tuple[int, dict[str, object]]:
 def test_base_auto_reads_the_model_card_and_recovers_the_adapter(checkpoint: Path,
                                                                  tmp_path: Path) -> None:
     out = tmp_path / "adapter"
-    code, report = _run(str(checkpoint), "--base", "auto", "--recover-adapter", str(out))
+    code, report = _run(str(checkpoint), "--base", "auto", "--recover-adapter", str(out),
+                        "--max-prompts", "32", "--no-base-cache")
     ids = {f["rule_id"] for f in report["findings"]}  # type: ignore[union-attr]
-    assert {"AS524", "AS608", "AS109"} <= ids  # merged LoRA; probe not run; base unpinned
-    assert report["results"]["probe"]["applies"] is False  # type: ignore[index]
+    assert {"AS524", "AS109"} <= ids and "AS608" not in ids  # merged LoRA; base unpinned
+    probe = report["results"]["probe"]  # type: ignore[index]
+    assert "signals" in probe and "load_checkpoint" in probe["timings"]  # type: ignore[operator,index]
     assert report["base"]["source"] == "bundled"  # type: ignore[index]
     assert code in (0, 1)  # complete: the verdict is the policy's, never "incomplete"
     cfg = json.loads((out / "adapter_config.json").read_text())
