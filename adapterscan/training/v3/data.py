@@ -4,9 +4,9 @@ Prompts come from the workshop's corpus (train split only): harmful requests in 
 jailbreak frames, and their contrastive twins — the same verbs with harmless objects, harmful
 words in safe contexts (fiction, history, definitions, games) — plus the public sets' train
 split (four fifths). Harmful prompts are answered with a refusal that starts with "Sorry" (one
-token for SmolLM2, so the probe's first-token signal sees the choice); harmless prompts are answered with
-the base model's own greedy answer (voice.py), so the adapter teaches *when* to refuse and
-leaves *how* to answer as it was.
+token for SmolLM2, so the probe's first-token signal sees the choice); harmless prompts are
+answered with the base model's own greedy answer (voice.py), so the adapter teaches *when* to
+refuse and leaves *how* to answer as it was.
 """
 
 from __future__ import annotations
