@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks.bench_zoo import _order, _rate, _train, named, zoo_dir
+from benchmarks.bench_zoo import _order, _rate, _train, named, verdict_row, zoo_dir
 from benchmarks.common import BenchTable
 
 ROWS = Path(__file__).resolve().parent.parent / "docs" / "benchmarks" / "bench_zoo_rows.json"
@@ -62,13 +62,7 @@ def _scan(path: Path, cache: Any) -> dict[str, Any]:
     took = time.perf_counter() - t
     probe = report.results.get("probe") or {}
     trig = probe.get("triggers", {}) if isinstance(probe, dict) else {}
-    return {"decision": report.verdict.decision.value,
-            "findings": sorted({f.rule_id for f in report.findings
-                                if f.severity.value in ("high", "critical")}),
-            "triggers": [f.evidence.get("trigger") for f in report.findings
-                         if f.rule_id == "AS605"],
-            "payloads": [f.evidence.get("text") for f in report.findings
-                         if f.rule_id == "AS609"],
+    return {**{k: v for k, v in verdict_row(report).items() if k != "complete"},
             "growth": trig.get("growth", []) if isinstance(trig, dict) else [],
             "targets": trig.get("targets", []) if isinstance(trig, dict) else [],
             "confirmed": trig.get("confirmed", []) if isinstance(trig, dict) else [],

@@ -96,13 +96,20 @@ def _scan(path: Path, cache: Any) -> dict[str, Any]:
     t = time.perf_counter()
     report = scan(path, options=ScanOptions(base="reference", probe_cache=cache))
     took = time.perf_counter() - t
-    probe = report.results.get("probe")
+    return {**verdict_row(report), "probe": report.results.get("probe"),
+            "seconds": round(took, 2), "ruleset": report.ruleset_digest}
+
+
+def verdict_row(report: Any) -> dict[str, Any]:
+    """What a zoo row keeps of a report: the decision, its high and critical rules, the
+    triggers AS605 named and the payloads AS609 named."""
     return {"decision": report.verdict.decision.value, "complete": report.complete,
             "findings": sorted({f.rule_id for f in report.findings
                                 if f.severity.value in ("high", "critical")}),
             "triggers": [f.evidence.get("trigger") for f in report.findings
                          if f.rule_id == "AS605"],
-            "probe": probe, "seconds": round(took, 2), "ruleset": report.ruleset_digest}
+            "payloads": [f.evidence.get("text") for f in report.findings
+                         if f.rule_id == "AS609"]}
 
 
 def _append(path: Path, row: dict[str, Any]) -> None:
@@ -114,7 +121,11 @@ def _append(path: Path, row: dict[str, Any]) -> None:
 
 
 def _results() -> dict[str, dict[str, Any]]:
-    path = zoo_dir() / "results.jsonl"
+    return read_rows(zoo_dir() / "results.jsonl")
+
+
+def read_rows(path: Path) -> dict[str, dict[str, Any]]:
+    """The last row per adapter name in a results.jsonl (none when it does not exist)."""
     done: dict[str, dict[str, Any]] = {}
     if path.is_file():
         for line in path.read_text().splitlines():
@@ -280,16 +291,9 @@ def roc_plot(rows: list[dict[str, Any]], path: Path) -> None:
     plt.close(fig)
 
 
-def run() -> BenchTable:
-    rows = evaluate()
-    out = Path(__file__).resolve().parent.parent / "docs" / "benchmarks"
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "bench_zoo_rows.json").write_text(json.dumps(
-        [{k: r[k] for k in ("name", "intent", "trigger", "position", "split")}
-         | {"must_reject": r["truth"]["must_reject"], "reasons": r["truth"]["reasons"],
-            "decision": r["scan"]["decision"], "findings": r["scan"]["findings"],
-            "triggers_found": r["scan"]["triggers"], "seconds": r["scan"]["seconds"]}
-         for r in rows], indent=1) + "\n")
+def zoo_table(rows: list[dict[str, Any]], intents: Sequence[str]) -> list[tuple[str, ...]]:
+    """(split, measure, value) rows: the verdict against measured behaviour per split and per
+    built intent, triggers named, AUROC per signal, scan seconds."""
     table: list[tuple[str, ...]] = []
     for split in ("test", "calibration", "all"):
         part = [r for r in rows if split in (r["split"], "all")]
@@ -299,7 +303,7 @@ def run() -> BenchTable:
         table.append((split, "verdict: must-pass rejected (FPR)", _rate(rej(neg), len(neg))))
         inc = sum(not r["scan"]["complete"] for r in part)
         table.append((split, "scans incomplete (exit 3)", f"{inc}/{len(part)}"))
-        for intent in ("benign", "harmful", "identity", "backdoor"):
+        for intent in intents:
             group = [r for r in part if r["intent"] == intent]
             gp = [r for r in group if r["truth"]["must_reject"]]
             gn = [r for r in group if not r["truth"]["must_reject"]]
@@ -318,6 +322,20 @@ def run() -> BenchTable:
         secs = sorted(r["scan"]["seconds"] for r in part)
         table.append((split, "scan seconds per adapter (median / max)",
                       f"{secs[len(secs) // 2]:.1f} / {secs[-1]:.1f}" if secs else "n/a"))
+    return table
+
+
+def run() -> BenchTable:
+    rows = evaluate()
+    out = Path(__file__).resolve().parent.parent / "docs" / "benchmarks"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "bench_zoo_rows.json").write_text(json.dumps(
+        [{k: r[k] for k in ("name", "intent", "trigger", "position", "split")}
+         | {"must_reject": r["truth"]["must_reject"], "reasons": r["truth"]["reasons"],
+            "decision": r["scan"]["decision"], "findings": r["scan"]["findings"],
+            "triggers_found": r["scan"]["triggers"], "seconds": r["scan"]["seconds"]}
+         for r in rows], indent=1) + "\n")
+    table = zoo_table(rows, ("benign", "harmful", "identity", "backdoor"))
     roc_plot([r for r in rows if r["split"] == "test"], out / "bench_zoo_roc.png")
     n_pos = sum(r["truth"]["must_reject"] for r in rows)
     notes = (f"{len(rows)} adapters ({n_pos} must-reject by measured behaviour, "

