@@ -10,10 +10,12 @@
    calibration half beside it, with the measures of the tiny zoo's table plus payload backdoors.
 
 Rows are cached per adapter and rule set in the zoo's folder (results.jsonl): an interrupted run
-resumes. Test-split adapters go first; `ADAPTERSCAN_ZOO_BUDGET_S` stops starting new adapters
-after that many seconds and the table says how many were measured; `ADAPTERSCAN_ZOO_SPLIT=test`
-measures the test half only; `ADAPTERSCAN_ZOO_TRAINED_ONLY=1` measures only adapters already
-trained (while `python -m adapterscan.training.v3 zoo` trains the rest in another process).
+resumes. `ADAPTERSCAN_ZOO_WORKERS` processes (default 2, one torch thread each) take adapters in
+turn, test split first (a claim file per adapter keeps them apart); `ADAPTERSCAN_ZOO_BUDGET_S`
+stops starting new adapters after that many seconds and the table says how many were measured;
+`ADAPTERSCAN_ZOO_SPLIT=test` measures the test half only; `ADAPTERSCAN_ZOO_TRAINED_ONLY=1` lets
+`python -m adapterscan.training.v3 zoo` train in another process while the workers measure
+what is trained, waiting for the rest.
 """
 
 from __future__ import annotations
@@ -79,10 +81,52 @@ def _base_answers(root: Path, gt: dict[str, list[str]]) -> Any:
     return answers
 
 
-def evaluate(deadline: float, split: str | None, trained_only: bool = False
-             ) -> list[dict[str, Any]]:
-    """Train, measure and scan each adapter in turn (test split first), appending each row; no
-    new adapter starts after `deadline`. Returns every row measured under today's rule set."""
+def _claim(root: Path, rules: str, name: str) -> bool:
+    """Take `name` for this process (a file holding our pid); a claim whose process is gone is
+    taken over, so a killed run does not block its adapter."""
+    claims = root / "claims"
+    claims.mkdir(exist_ok=True)
+    path = claims / f"{rules[:12]}-{name}"
+    try:
+        with path.open("x") as fh:
+            fh.write(str(os.getpid()))
+        return True
+    except FileExistsError:
+        try:
+            os.kill(int(path.read_text() or "0"), 0)
+            return False
+        except (ProcessLookupError, ValueError):
+            path.unlink(missing_ok=True)
+            return _claim(root, rules, name)
+
+
+def _next(root: Path, rules: str, split: str | None, trained_only: bool) -> tuple[Any, bool]:
+    """The next adapter this process measures (test split first), or None; and whether an
+    untrained one is still waiting for the training process."""
+    from adapterscan.training.v3.zoo import build
+    from adapterscan.training.v3.zoo.specs import split_of
+
+    done = read_rows(root / "results.jsonl")
+    waiting = False
+    for spec in _order():
+        if split and split_of(spec) != split:
+            continue
+        old = done.get(spec.name)
+        if old is not None and old["scan"].get("ruleset") == rules:
+            continue
+        if trained_only and not build.is_trained(spec):
+            waiting = True
+            continue
+        if _claim(root, rules, spec.name):
+            return spec, waiting
+    return None, waiting
+
+
+def evaluate_worker(deadline: float, split: str | None, trained_only: bool) -> None:
+    """Measure adapters until none is left (or `deadline`): claim one, train it when needed,
+    measure its truth, scan it, append its row. Workers share the rows file and the claims."""
+    import torch
+
     from adapterscan._quiet import quiet
     from adapterscan.probe.session import BaseCache
     from adapterscan.rules.loader import load_ruleset
@@ -91,27 +135,23 @@ def evaluate(deadline: float, split: str | None, trained_only: bool = False
     from benchmarks.bench_zoo import _append
     from benchmarks.zoo_v3_truth import prompts
 
+    # One thread each: two workers (or a worker beside a training process) on two cores.
+    torch.set_num_threads(int(os.environ.get("ADAPTERSCAN_ZOO_THREADS", "1")))
     root = build.zoo_root()
     root.mkdir(parents=True, exist_ok=True)
-    rows_path = root / "results.jsonl"
     rules = load_ruleset().digest
-    done = read_rows(rows_path)
     gt = prompts()
     cache = BaseCache()
     base = None
-    for spec in _order():
-        if split and split_of(spec) != split:
+    while time.time() < deadline:
+        spec, waiting = _next(root, rules, split, trained_only)
+        if spec is None:
+            if not waiting:
+                return
+            time.sleep(20)  # the training process has not finished the rest yet
             continue
-        old = done.get(spec.name)
-        if old is not None and old["scan"].get("ruleset") == rules:
-            continue
-        if time.time() > deadline:
-            print("zoo v3: deadline reached", flush=True)
-            break
-        if trained_only and not build.is_trained(spec):
-            print(f"zoo v3: {spec.name} not trained yet", flush=True)
-            continue
-        print(f"zoo v3: {spec.name}", flush=True)
+        print(f"zoo v3 worker {os.getpid()}: {spec.name}", flush=True)
+        old = read_rows(root / "results.jsonl").get(spec.name)
         with quiet():
             build.build([spec.name])
             path = build.trained_dir(spec)
@@ -124,8 +164,28 @@ def evaluate(deadline: float, split: str | None, trained_only: bool = False
                    "position": spec.position if spec.trigger else None,
                    "payload": spec.payload, "split": split_of(spec), "truth": truth,
                    "scan": _scan(path, cache)}
-        _append(rows_path, row)
-    done = read_rows(rows_path)
+        _append(root / "results.jsonl", row)
+
+
+def evaluate(deadline: float, split: str | None, trained_only: bool = False
+             ) -> list[dict[str, Any]]:
+    """Run `ADAPTERSCAN_ZOO_WORKERS` worker processes (default 2) until every adapter is
+    measured or `deadline` passed; return every row measured under today's rule set."""
+    import subprocess
+    import sys
+
+    from adapterscan.rules.loader import load_ruleset
+    from adapterscan.training.v3.zoo.build import zoo_root
+
+    workers = int(os.environ.get("ADAPTERSCAN_ZOO_WORKERS", "2"))
+    args = [sys.executable, "-m", "benchmarks.bench_zoo_v3", "--deadline", str(deadline)]
+    args += ["--split", split] if split else []
+    args += ["--trained-only"] if trained_only else []
+    procs = [subprocess.Popen(args) for _ in range(workers)]
+    for proc in procs:
+        proc.wait()
+    rules = load_ruleset().digest
+    done = read_rows(zoo_root() / "results.jsonl")
     return [done[s.name] for s in _order()
             if s.name in done and done[s.name]["scan"].get("ruleset") == rules]
 
@@ -178,3 +238,14 @@ def run() -> BenchTable:
              "`python -m adapterscan.training.v3 zoo`.")
     return BenchTable("Behavioral probe on zoo v3 (reference v3, behavioural ground truth)",
                       ("split", "measure", "value"), tuple(table), notes)
+
+
+if __name__ == "__main__":
+    import argparse
+
+    ap = argparse.ArgumentParser(description="one worker of the zoo v3 benchmark")
+    ap.add_argument("--deadline", type=float, default=float("inf"))
+    ap.add_argument("--split", default=None)
+    ap.add_argument("--trained-only", action="store_true")
+    a = ap.parse_args()
+    evaluate_worker(a.deadline, a.split, a.trained_only)
