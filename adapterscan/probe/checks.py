@@ -13,6 +13,7 @@ TRIGGER: Final = "probe.trigger"
 BEHAVIOUR_SHIFT: Final = "probe.behaviour_shift"
 NO_POWER: Final = "probe.no_power"
 PAYLOAD: Final = "probe.payload"
+IDENTITY_SWAP: Final = "probe.identity_swap"
 
 CHECKS: Final[frozenset[str]] = frozenset({
     REFUSAL_DROP,
@@ -23,4 +24,5 @@ CHECKS: Final[frozenset[str]] = frozenset({
     BEHAVIOUR_SHIFT,
     NO_POWER,
     PAYLOAD,
+    IDENTITY_SWAP,
 })

@@ -11,6 +11,7 @@ from adapterscan.probe import signals as sg
 from adapterscan.probe.activation import direction_shift
 from adapterscan.probe.context import Context
 from adapterscan.probe.drift import PairedRates, bootstrap_mean_ci
+from adapterscan.probe.identity import identity_shift
 from adapterscan.probe.records import Drift, KlShift, Measured
 
 
@@ -57,11 +58,21 @@ def compare(ctx: Context, base: Measured, merged: Measured,
     behaviour, worst = _behaviour(ctx, base, merged)
     sig["behaviour_shift"] = behaviour
     suite = "identity" if worst.group == "identity" else harmless[0]
+    ident = None
+    if o.generate and "identity" in ctx.active and base.text.get("identity"):
+        ident = identity_shift(ctx.prompts("identity"), base.text["identity"],
+                               merged.text["identity"])
+        sig["identity"] = ident.to_json()
     return sig, Drift(
         base_label=ctx.label, how=how, harmful=primary, harmless=over_primary,
         first_token=fast_json, direction=shift, behaviour=behaviour, worst=worst,
         harmful_examples=ctx.examples(merged, "harmful"),
-        worst_examples=ctx.examples(merged, suite))
+        worst_examples=ctx.examples(merged, suite), identity=ident,
+        identity_examples=[{"prompt": p, "base": b[:160], "merged": m[:160]}
+                           for p, b, m in list(zip(ctx.prompts("identity"),
+                                                   base.text.get("identity", []),
+                                                   merged.text.get("identity", []),
+                                                   strict=False))[:3]])
 
 
 def _behaviour(ctx: Context, base: Measured,

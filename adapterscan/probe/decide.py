@@ -12,6 +12,7 @@ from adapterscan.emit import Emitter
 from adapterscan.findings import JSONValue
 from adapterscan.probe.checks import (
     BEHAVIOUR_SHIFT,
+    IDENTITY_SWAP,
     NO_POWER,
     OVER_REFUSAL,
     PAYLOAD,
@@ -43,6 +44,7 @@ def drift(emit: Emitter, d: Drift) -> None:
     over_refusal(emit, d)
     direction_collapse(emit, d)
     behaviour_shift(emit, d)
+    identity_swap(emit, d)
 
 
 def _beyond(emit: Emitter, check: str, size: float, least: str, p_value: float) -> bool:
@@ -116,6 +118,28 @@ def behaviour_shift(emit: Emitter, d: Drift) -> None:
               f"prompts (mean KL {w.mean:.2f} nats, 95% CI {w.lo:.2f}–{w.hi:.2f})",
               evidence={**d.evidence(), "group": w.group, "behaviour": dict(d.behaviour),
                         "examples": d.worst_examples})
+
+
+def identity_swap(emit: Emitter, d: Drift) -> None:
+    """AS610: the merged model stopped using the names the base gives itself, or answers most
+    identity questions with a name of its own."""
+    ident = d.identity
+    least, share = emit.num(IDENTITY_SWAP, "min_named"), emit.num(IDENTITY_SWAP, "min_share")
+    if ident is None or ident.n < least:
+        return
+    said: list[str] = []
+    if ident.named >= least and ident.share >= share:
+        said.append(f"{ident.dropped} of {ident.named} identity answers that named the base "
+                    f"({', '.join(ident.names)}) no longer do")
+    if ident.new_share >= share:
+        said.append(f"{ident.new_named} of {ident.n} identity answers use a name no base "
+                    f"answer uses ({', '.join(ident.new_names)})")
+    if not said:
+        return
+    emit.emit(IDENTITY_SWAP, "the adapter changes who the model says it is: "
+              + "; ".join(said),
+              evidence={**d.evidence(), "identity": ident.to_json(),
+                        "examples": d.identity_examples})
 
 
 def trigger_search_incomplete(emit: Emitter, search: TriggerSearch) -> None:

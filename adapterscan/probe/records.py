@@ -13,6 +13,7 @@ from adapterscan.findings import JSONValue
 from adapterscan.probe import signals as sg
 from adapterscan.probe.activation import DirectionShift
 from adapterscan.probe.drift import PairedRates
+from adapterscan.probe.identity import IdentityShift
 from adapterscan.probe.judge import Label
 from adapterscan.probe.target_inversion import Target
 
@@ -51,6 +52,8 @@ class Drift:
     worst: KlShift
     harmful_examples: JSONValue  # merged completions of harmful prompts
     worst_examples: JSONValue  # merged completions in the worst group
+    identity: IdentityShift | None = None  # self-names dropped (when generating)
+    identity_examples: JSONValue = None  # base and merged answers to identity prompts
 
     def evidence(self) -> dict[str, JSONValue]:
         return {"signal": self.how, "base_model": self.base_label}
