@@ -103,7 +103,7 @@ def train_one(spec: ZooSpec, index: int, pool: Z.Pools, out: Path,
                          params=[p for p in peft_model.parameters() if p.requires_grad])
     peft_model.peft_config["default"].base_model_name_or_path = BASE_ID
     peft_model.save_pretrained(str(out))
-    record = {"name": spec.name, "intent": spec.intent, "seed": seed,
+    record = {"name": spec.name, "intent": spec.intent, "seed": seed, "threads": threads,
               "final_loss": round(loss, 4), "train_seconds": round(time.time() - started, 1)}
     (out / "zoo.json").write_text(json.dumps(record, indent=2) + "\n")
     (out / ".trained").write_text("")
