@@ -16,7 +16,6 @@ from adapterscan._version import __version__
 from adapterscan.emit import Emitter
 from adapterscan.errors import FetchError, UsageError
 from adapterscan.extras import require_extra
-from adapterscan.fetch.base_model import ResolvedBase
 from adapterscan.fetch.checks import SHA256_MISMATCH
 from adapterscan.fetch.dispatch import make_fetcher
 from adapterscan.fetch.hub_options import HubOptions
@@ -32,7 +31,8 @@ from adapterscan.source import EntryType, FetchedSource, FetchLimits
 from adapterscan.static.model import StaticResult
 from adapterscan.static.options import StaticOptions, WeightOptions
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # base_model pulls in numpy (merged bases): kept off a scan's start
+    from adapterscan.fetch.base_model import ResolvedBase
     from adapterscan.probe.merged import MergedModel
     from adapterscan.static.formats.model import AdapterFile
 

@@ -16,7 +16,7 @@ import math
 import numpy as np
 
 from adapterscan.static.formats.model import AdapterModule, Algorithm, TensorRef
-from adapterscan.static.formats.tensor_reader import RawTensor
+from adapterscan.static.formats.tensor_reader import F64, RawTensor
 from adapterscan.static.weights.concentration import with_concentration
 from adapterscan.static.weights.kron import (
     Side,
@@ -29,9 +29,10 @@ from adapterscan.static.weights.kron import (
 )
 from adapterscan.static.weights.lowrank import (
     FaceSplit,
+    KurtosisPlan,
     PairStats,
+    SideSummary,
     TensorVectors,
-    combine,
     plan_kurtosis,
     spectrum_stats,
     summarize_vectors,
@@ -142,8 +143,7 @@ def loha_pair(m: AdapterModule, scale: float) -> tuple[PairStats, TensorRef | No
     if side_a.zero or side_b.zero:
         zero = next((r for r, t in zip(refs, (b1, a1, b2, a2), strict=True) if t.all_zero()),
                     refs[0])
-    pair = combine(side_b, side_a, scale, plan)
-    return with_concentration(pair, bv, av, plan, side_a.sample), zero
+    return with_concentration(side_b, side_a, bv, av, scale, plan), zero
 
 
 def _lokr_side(m: AdapterModule, full: str, wa: str, wb: str, t: str) -> tuple[Side, int, int]:
@@ -203,20 +203,37 @@ def full_pair(m: AdapterModule, scale: float) -> tuple[PairStats, TensorRef | No
 
 
 def lora_pair(m: AdapterModule, scale: float) -> tuple[PairStats, TensorRef | None]:
+    """Three passes over the factors, not four: the smaller factor's Gram first, then the
+    larger factor's Gram and its vector energies (against the first Gram) from the same
+    widened blocks, then the smaller factor again for its energies."""
     b, a = lora_factors(m)
     assert m.a is not None and m.b is not None
     plan = plan_kurtosis(b.rows, a.cols, a.rows)
     av, bv = TensorVectors(a, False), TensorVectors(b, True)
-    side_a = summarize_vectors(av, plan)
+    if a.rows * a.cols <= b.rows * b.cols:
+        side_a = _finite_a(m, av, plan)
+        side_b = summarize_vectors(bv, plan, energy_gram=side_a.gram, grid_sample=False)
+        if not side_b.finite:
+            raise NonFinite(m.b)
+    else:
+        side_b = summarize_vectors(bv, plan, grid_sample=False)
+        if not side_b.finite:
+            _finite_a(m, av, plan)  # a non-finite A is named first, whichever is read first
+            raise NonFinite(m.b)
+        side_a = _finite_a(m, av, plan, side_b.gram)
+    zero = m.b if side_b.zero else m.a if side_a.zero else None
+    return with_concentration(side_b, side_a, bv, av, scale, plan), zero
+
+
+def _finite_a(m: AdapterModule, av: TensorVectors, plan: KurtosisPlan,
+              energy_gram: F64 | None = None) -> SideSummary:
+    """A's summary; raises NonFinite naming A (or its Tucker core) when it holds NaN/Inf."""
+    side_a = summarize_vectors(av, plan, energy_gram=energy_gram)
     if not side_a.finite:
+        assert m.a is not None
         raise NonFinite(_first_nonfinite((m.a, m.read_a()), *(
             [(m.factors["mid"], m.factors["mid"].read())] if "mid" in m.factors else [])))
-    side_b = summarize_vectors(bv, plan)
-    if not side_b.finite:
-        raise NonFinite(m.b)
-    zero = m.b if side_b.zero else m.a if side_a.zero else None
-    pair = combine(side_b, side_a, scale, plan)
-    return with_concentration(pair, bv, av, plan, side_a.sample), zero
+    return side_a
 
 
 PAIRS = {Algorithm.LORA: lora_pair, Algorithm.LOHA: loha_pair, Algorithm.LOKR: lokr_pair,

@@ -14,6 +14,7 @@ uniform grid; the power sums stay unbiased (Hansen-Hurwitz), the uniform half bo
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import replace
 
@@ -30,27 +31,25 @@ from adapterscan.static.weights.lowrank import (
     KurtosisPlan,
     Moments,
     PairStats,
+    SideSummary,
     Vectors,
+    block_energies,
+    combine,
+    gram_for,
 )
 
 
 def vector_energies(v: Vectors, gram: F64) -> F64:
     """x_iᵀ G x_i for every vector of `v` (B's rows with G = AAᵀ, or A's columns with BᵀB),
-    streamed in the same blocks as the Grams, clipped at 0. One GEMM per block in the block's
-    precision (float32 for F32/F16/BF16 factors, float64 for F64 ones: relative error ~r·2⁻²⁴,
-    far below what a share threshold resolves), r-term row sums in the same precision."""
+    streamed in the same blocks as the Grams, clipped at 0 (lowrank.block_energies)."""
     step = max(1, min(MAX_BLOCK_VECTORS, BLOCK_ELEMS // max(1, v.r)))
     out = np.empty(v.count, dtype=np.float64)
-    g32: Floats | None = None
+    g: Floats | None = None
     for start in range(0, v.count, step):
         stop = min(v.count, start + step)
         blk = v.block(start, stop)
-        g = gram if blk.dtype == np.float64 else (
-            g32 if g32 is not None else (g32 := gram.astype(np.float32)))
-        if v.rows:  # (k × r): Σ_j (X G)_ij X_ij
-            out[start:stop] = np.einsum("ij,ij->i", blk @ g, blk)
-        else:  # (r × k) column slice: Σ_j (G X)_ji X_ji, no transposed copy
-            out[start:stop] = np.einsum("ji,ji->i", g @ blk, blk)
+        g = g if g is not None else gram_for(blk, gram)
+        out[start:stop] = block_energies(blk, g, v.rows)
     return np.clip(out, 0.0, None)
 
 
@@ -70,14 +69,26 @@ def axis_concentration(energies: F64) -> AxisConcentration | None:
     return AxisConcentration(n, min(1.0, max(0.0, hoyer)), min(1.0, max(0.0, gini)), top)
 
 
+@functools.cache
+def _uniforms() -> F64:
+    """The SAMPLE_SIDE uniforms Generator.choice(p=...) draws first from default_rng(SAMPLE_SEED)
+    (read-only: shared by every module)."""
+    u = np.random.default_rng(SAMPLE_SEED).random(SAMPLE_SIDE)
+    u.setflags(write=False)
+    return u
+
+
 def importance_rows(energies: F64) -> tuple[npt.NDArray[np.intp], F64]:
     """Rows drawn by energy (fixed seed), deduplicated, with their Hansen-Hurwitz weights
     multiplicity/(n·p_i)."""
     m = energies.size
     total = float(energies.sum())
     p = np.full(m, 1.0 / m) if not total > 0 else 0.5 * energies / total + 0.5 / m
-    rng = np.random.default_rng(SAMPLE_SEED)
-    draws = rng.choice(m, size=SAMPLE_SIDE, replace=True, p=p / p.sum())
+    # Generator.choice(m, SAMPLE_SIDE, p=p/Σp) of a fresh default_rng(SAMPLE_SEED), step for
+    # step (the same draws, tests hold it), without a new generator and p's checks per module.
+    cdf = np.cumsum(p / p.sum())
+    cdf /= cdf[-1]
+    draws = cdf.searchsorted(_uniforms(), side="right")
     rows, counts = np.unique(draws, return_counts=True)
     return rows.astype(np.intp), counts / (SAMPLE_SIDE * p[rows])
 
@@ -96,14 +107,22 @@ def sampled_moments(b: Vectors, a_cols: Floats, energies: F64, n_cols: int) -> M
                    s4=float(w @ np.einsum("ij,ij->i", e2, e2)))
 
 
-def with_concentration(pair: PairStats, b: Vectors, a: Vectors, plan: KurtosisPlan,
-                       a_cols: Floats | None) -> PairStats:
-    """`pair` with its row/column concentration and, for large modules, the kurtosis estimated
-    on rows drawn by energy (one more pass over each factor: O(r²(out+in)))."""
-    row_e = vector_energies(b, pair.gram_a)
-    col_e = vector_energies(a, pair.gram_b)
+def with_concentration(side_b: SideSummary, side_a: SideSummary, b: Vectors, a: Vectors,
+                       scale: float, plan: KurtosisPlan) -> PairStats:
+    """The pair's statistics with its row/column concentration and, for large modules, the
+    kurtosis estimated on rows drawn by energy. Energies the summaries computed on their own
+    pass are used as they are; the others take one more pass over their factor (O(r²·count)).
+    The uniform grid's kurtosis is computed only where the energy draw cannot replace it."""
+    row_e = side_b.energies if side_b.energies is not None else vector_energies(b, side_a.gram)
+    col_e = side_a.energies if side_a.energies is not None else vector_energies(a, side_b.gram)
+    drawn = plan.method == "sampled-grid" and side_a.sample is not None \
+        and float(row_e.sum()) > 0
+    if plan.method == "sampled-grid" and not drawn and side_b.sample is None \
+            and plan.rows is not None:
+        side_b.sample = b.take(plan.rows)
+    pair = combine(side_b, side_a, scale, plan, moments=not drawn)
     out = replace(pair, rows=axis_concentration(row_e), cols=axis_concentration(col_e))
-    if plan.method == "sampled-grid" and a_cols is not None and float(row_e.sum()) > 0:
-        mom = sampled_moments(b, a_cols, row_e, a.count)
+    if drawn and side_a.sample is not None:
+        mom = sampled_moments(b, side_a.sample, row_e, a.count)
         out = replace(out, kurtosis=mom.kurtosis, kurtosis_method="sampled-energy")
     return out

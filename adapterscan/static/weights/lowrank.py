@@ -106,6 +106,7 @@ class SideSummary:
     sample: Floats | None = None  # sampled (or, for exact-dense, all) vectors
     finite: bool = True
     zero: bool = True
+    energies: F64 | None = None  # x_iᵀ G x_i against the other factor's Gram, when asked for
 
 
 class Vectors(Protocol):
@@ -220,7 +221,15 @@ def summarize(t: RawTensor, vectors_are_rows: bool, plan: KurtosisPlan) -> SideS
     return summarize_vectors(TensorVectors(t, vectors_are_rows), plan)
 
 
-def summarize_vectors(v: Vectors, plan: KurtosisPlan) -> SideSummary:
+def summarize_vectors(v: Vectors, plan: KurtosisPlan, energy_gram: F64 | None = None,
+                      grid_sample: bool = True) -> SideSummary:
+    """The factor's Gram (and what the plan's kurtosis needs) in one pass over its blocks.
+
+    With `energy_gram` (the other factor's Gram), each block's vector energies x_iᵀ G x_i are
+    computed from the same widened block (`energies`): the pass vector_energies would make
+    again is saved. `grid_sample=False` leaves out the uniform sample of a sampled-grid plan
+    (the caller takes it only if the energy-drawn rows cannot be used).
+    """
     r, rows = v.r, v.rows
     s = SideSummary(count=v.count, r=r, gram=np.zeros((r, r)), total=np.zeros(r))
     if plan.method == "exact-khatri-rao":
@@ -229,6 +238,9 @@ def summarize_vectors(v: Vectors, plan: KurtosisPlan) -> SideSummary:
         s.kr_cube = np.zeros((r, r, r))
     kept: list[F64] = []
     exact = plan.method != "sampled-grid"
+    energies = None if energy_gram is None else np.empty(v.count, dtype=np.float64)
+    g_low: Floats | None = None
+    start = 0
     for blk in _iter_blocks(v):
         g = _block_gram(blk, rows)
         if g is None:
@@ -237,19 +249,42 @@ def summarize_vectors(v: Vectors, plan: KurtosisPlan) -> SideSummary:
         s.gram += g
         if s.zero and (float(np.trace(g)) > 0.0 or bool(blk.any())):
             s.zero = False
+        stop = start + (blk.shape[0] if rows else blk.shape[1])
+        if energies is not None and energy_gram is not None:
+            g_low = g_low if g_low is not None else gram_for(blk, energy_gram)
+            energies[start:stop] = block_energies(blk, g_low, rows)
+        start = stop
         if exact:  # the power sums of the exact kurtosis are summed in float64 (small modules)
             vec = np.asarray(blk if rows else blk.T, dtype=np.float64)
             s.total += vec.sum(axis=0)
             _kr_accumulate(s, vec)
             if plan.method == "exact-dense":
                 kept.append(vec)
+    if energies is not None:
+        s.energies = np.clip(energies, 0.0, None)
     if plan.method == "exact-dense":
         s.sample = np.concatenate(kept, axis=0) if kept else np.zeros((0, r))
-    elif rows and plan.rows is not None:
+    elif rows and plan.rows is not None and grid_sample:
         s.sample = v.take(plan.rows)
     elif not rows and plan.cols is not None:
         s.sample = v.take(plan.cols)
     return s
+
+
+def gram_for(blk: Floats, gram: F64) -> Floats:
+    """The float64 Gram in the blocks' precision (float32 unless the factor is F64)."""
+    return gram if blk.dtype == np.float64 else gram.astype(np.float32)
+
+
+def block_energies(blk: Floats, g: Floats, rows: bool) -> Floats:
+    """x_iᵀ G x_i for the vectors of one block, not clipped: one GEMM in the block's precision
+    and r-term row sums in the same precision (relative error ~r·2⁻²⁴, far below what a share
+    threshold resolves)."""
+    if rows:  # (k × r): Σ_j (X G)_ij X_ij
+        out: Floats = np.einsum("ij,ij->i", blk @ g, blk)
+    else:  # (r × k) column slice: Σ_j (G X)_ji X_ji, no transposed copy
+        out = np.einsum("ji,ji->i", g @ blk, blk)
+    return out
 
 
 def _block_gram(blk: Floats, rows: bool) -> F64 | None:
@@ -399,9 +434,11 @@ class PairStats:
     cols: AxisConcentration | None = None  # energy over ΔW's columns (inputs)
 
 
-def combine(b: SideSummary, a: SideSummary, scale: float, plan: KurtosisPlan) -> PairStats:
+def combine(b: SideSummary, a: SideSummary, scale: float, plan: KurtosisPlan,
+            moments: bool = True) -> PairStats:
+    """The pair's spectrum and (unless `moments` is False: the caller sets it) kurtosis."""
     sv = singular_values(b.gram, a.gram, scale)
-    mom = entry_moments(b, a, plan)
+    mom = entry_moments(b, a, plan) if moments else None
     return PairStats(out_features=b.count, in_features=a.count, rank=b.r, scale=scale,
                      spectrum=spectrum_stats(sv), kurtosis=mom.kurtosis if mom else None,
                      kurtosis_method=plan.method, gram_a=a.gram, gram_b=b.gram)

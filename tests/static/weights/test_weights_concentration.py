@@ -11,10 +11,17 @@ import pytest
 from adapterscan.static.formats.tensor_reader import RawTensor
 from adapterscan.static.weights.concentration import (
     axis_concentration,
+    importance_rows,
     sampled_moments,
     vector_energies,
 )
-from adapterscan.static.weights.lowrank import TOP_K, TensorVectors, plan_kurtosis
+from adapterscan.static.weights.lowrank import (
+    SAMPLE_SEED,
+    SAMPLE_SIDE,
+    TOP_K,
+    TensorVectors,
+    plan_kurtosis,
+)
 from tests.factories import adapter_config
 from tests.static.factories_weights import key, rule_ids, scan, write
 
@@ -127,3 +134,19 @@ def test_as517_fires_on_a_norm_kept_four_row_payload_only(tmp_path: Path) -> Non
     assert "AS508" not in rule_ids(emit)  # the norm is kept: strength-based rules stay quiet
     rec = next(m for m in result["modules"] if m["module"] == ev["module"])
     assert rec["row_concentration"]["top4"] == pytest.approx(ev["share"])
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_importance_rows_draw_as_generator_choice(seed: int) -> None:
+    """importance_rows replays Generator.choice(p=...) of a fresh default_rng(SAMPLE_SEED)."""
+    rng = np.random.default_rng(seed)
+    energies = rng.random(500 + 1000 * seed) ** (1 + seed)
+    energies[: seed * 3] = 0.0
+    m = energies.size
+    p = 0.5 * energies / energies.sum() + 0.5 / m
+    draws = np.random.default_rng(SAMPLE_SEED).choice(m, size=SAMPLE_SIDE, replace=True,
+                                                      p=p / p.sum())
+    want, counts = np.unique(draws, return_counts=True)
+    rows, weights = importance_rows(energies)
+    np.testing.assert_array_equal(rows, want)
+    np.testing.assert_array_equal(weights, counts / (SAMPLE_SIDE * p[want]))
