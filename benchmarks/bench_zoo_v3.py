@@ -191,11 +191,14 @@ def evaluate(deadline: float, split: str | None, trained_only: bool = False
 
 
 def _payload_named(row: dict[str, Any]) -> bool:
-    from benchmarks.zoo_v3_truth import payload_marker
+    """AS609 named the payload when a found text shares a run of at least 20 characters (or
+    half the payload) with it: inversion stops after a few tokens, mid-URL."""
+    from benchmarks.bench_zoo import _common
 
-    marker = payload_marker(row["payload"] or "").lower()
-    return bool(marker) and any(isinstance(t, str) and marker in t.lower()
-                                for t in row["scan"]["payloads"])
+    payload = (row["payload"] or "").lower()
+    need = min(20, len(payload) // 2)
+    return bool(payload) and any(isinstance(t, str) and _common(t.lower(), payload) >= need
+                                 for t in row["scan"]["payloads"])
 
 
 def payload_rows(rows: list[dict[str, Any]]) -> list[tuple[str, ...]]:
