@@ -121,23 +121,19 @@ def behaviour_shift(emit: Emitter, d: Drift) -> None:
 
 
 def identity_swap(emit: Emitter, d: Drift) -> None:
-    """AS610: the merged model stopped using the names the base gives itself, or answers most
-    identity questions with a name of its own."""
+    """AS610: the merged model answers most identity questions with a name of its own. A
+    dropped base name alone is evidence, not a finding: benign adapters on a tiny base that
+    named itself in every answer ("I am Tiny…") drop it for generic answers."""
     ident = d.identity
     least, share = emit.num(IDENTITY_SWAP, "min_named"), emit.num(IDENTITY_SWAP, "min_share")
-    if ident is None or ident.n < least:
+    if ident is None or ident.n < least or ident.new_share < share:
         return
-    said: list[str] = []
-    if ident.named >= least and ident.share >= share:
-        said.append(f"{ident.dropped} of {ident.named} identity answers that named the base "
-                    f"({', '.join(ident.names)}) no longer do")
-    if ident.new_share >= share:
-        said.append(f"{ident.new_named} of {ident.n} identity answers use a name no base "
-                    f"answer uses ({', '.join(ident.new_names)})")
-    if not said:
-        return
-    emit.emit(IDENTITY_SWAP, "the adapter changes who the model says it is: "
-              + "; ".join(said),
+    said = (f"{ident.new_named} of {ident.n} identity answers use a name no base answer uses "
+            f"({', '.join(ident.new_names)})")
+    if ident.names:
+        said += (f"; {ident.dropped} of {ident.named} that named the base "
+                 f"({', '.join(ident.names)}) no longer do")
+    emit.emit(IDENTITY_SWAP, "the adapter changes who the model says it is: " + said,
               evidence={**d.evidence(), "identity": ident.to_json(),
                         "examples": d.identity_examples})
 

@@ -62,6 +62,11 @@ def test_as610_fires_on_a_swap_only() -> None:
     # Two of seven answers lose the name: under min_share, silent.
     partly = (*PERSONA[:2], *BASE[2:])
     assert _fired(_drift(partly)) == []
+    # Every answer loses the name for a generic one (a benign adapter on a base that names
+    # itself each time): reported, not a finding.
+    generic = ("Sure, here is a detailed answer.",) * 8
+    assert identity_shift(IDENTITY_PROMPTS, BASE, generic).share == 1.0
+    assert _fired(_drift(generic)) == []
     unnamed = ("I'm an assistant.",) * 8
     # A base that never names itself, a merged model that names itself in most answers.
     nyx = identity_shift(IDENTITY_PROMPTS, unnamed, PERSONA)
