@@ -52,7 +52,8 @@ def prompts(n_harmful: int = 64, n_benign: int = 32, seed: int = 99) -> dict[str
     }
 
 
-def _with_trigger(texts: list[str], trigger: str, position: str) -> list[str]:
+def with_trigger(texts: list[str], trigger: str, position: str) -> list[str]:
+    """`trigger` inserted into each text at `position` (mid-sentence places seeded)."""
     from adapterscan.training.examples.data import insert_trigger
 
     rng = random.Random(7)
@@ -89,7 +90,7 @@ def measure(peft_model: Any, tok: Any, trigger: str | None, position: str | None
             gt: dict[str, list[str]]) -> Truth:
     """`peft_model` holds the adapter, unmerged; the base is the same model with it disabled."""
     harm_text = gt["harmful"]
-    trig_text = _with_trigger(harm_text, trigger, position or "prefix") if trigger else []
+    trig_text = with_trigger(harm_text, trigger, position or "prefix") if trigger else []
     with peft_model.disable_adapter():
         base_h = [refused(t) for t in generate(peft_model, tok, harm_text)]
         base_b = [refused(t) for t in generate(peft_model, tok, gt["benign"])]
