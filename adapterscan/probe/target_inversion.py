@@ -15,6 +15,7 @@ decide.payload says which targets are findings.
 from __future__ import annotations
 
 import contextlib
+import inspect
 import math
 import re
 from collections.abc import Callable, Sequence
@@ -22,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
+from transformers import DynamicCache
 
 from adapterscan.probe import signals as sg
 
@@ -68,38 +70,80 @@ def payload_kind(text: str) -> str | None:
 
 
 class _Scorer:
+    """Next-token probabilities after candidate answers, averaged over the prompts, on the
+    merged model or (`base=True`) the base. Each model's keys and values for the prompts are
+    computed once and reused for every answer: answers are a few tokens after prompts ten times
+    longer, and recomputing the prompts at every extension step was most of this stage's cost."""
+
     def __init__(self, model: Any, tok: Any, device: torch.device, prompts: Sequence[str],
-                 batch_size: int) -> None:
+                 batch_size: int,
+                 base_off: Callable[[], contextlib.AbstractContextManager[Any]]) -> None:
         self.model, self.tok, self.device, self.batch = model, tok, device, batch_size
-        self.rows = [list(tok(t, add_special_tokens=False)["input_ids"])
-                     for t in sg.render(tok, prompts)]
+        self.base_off = base_off
+        rows = [list(tok(t, add_special_tokens=False)["input_ids"])
+                for t in sg.render(tok, prompts)]
+        width = max(len(r) for r in rows)
+        pad = tok.pad_token_id if tok.pad_token_id is not None else 0
+        self.ids = torch.full((len(rows), width), pad, dtype=torch.long)
+        self.mask = torch.zeros((len(rows), width), dtype=torch.long)
+        for j, r in enumerate(rows):  # left padding, as every probe batch
+            self.ids[j, width - len(r):] = torch.tensor(r)
+            self.mask[j, width - len(r):] = 1
+        self.lengths = torch.tensor([len(r) for r in rows])
+        # transformers 5 renamed `past_key_values` to `cache` (the old name goes in 5.40).
+        inner = model.get_base_model() if hasattr(model, "get_base_model") else model
+        params = inspect.signature(inner.forward).parameters
+        self.cache_arg = "cache" if "cache" in params else "past_key_values"
+        self._prefix: dict[bool, tuple[list[tuple[torch.Tensor, torch.Tensor]], torch.Tensor]] = {}
+
+    def _prompts(self, base: bool) -> tuple[list[tuple[torch.Tensor, torch.Tensor]],
+                                            torch.Tensor]:
+        """Per layer (keys, values) of the prompts, and the mean next-token distribution."""
+        if base not in self._prefix:
+            ids, mask = self.ids.to(self.device), self.mask.to(self.device)
+            pos = (mask.cumsum(-1) - 1).clamp_min(0)
+            with self.base_off() if base else contextlib.nullcontext():
+                out = self.model(input_ids=ids, attention_mask=mask, position_ids=pos,
+                                 use_cache=True, logits_to_keep=1)
+            kv = [(layer.keys, layer.values) for layer in out.past_key_values.layers]
+            first = torch.softmax(out.logits[:, -1, :].float(), dim=-1).mean(dim=0).cpu()
+            self._prefix[base] = (kv, first)
+        return self._prefix[base]
 
     @torch.inference_mode()
-    def mean_probs(self, answers: Sequence[list[int]]) -> torch.Tensor:
+    def mean_probs(self, answers: Sequence[list[int]], *, base: bool = False) -> torch.Tensor:
         """[len(answers), vocab]: the next token's probability after each answer, averaged over
-        the prompts."""
-        seqs = [r + a for a in answers for r in self.rows]
-        pad = self.tok.pad_token_id if self.tok.pad_token_id is not None else 0
+        the prompts. The answers are of one length (every live answer grows one token a step)."""
+        kv, first = self._prompts(base)
+        if not answers or not answers[0]:
+            return first.expand(len(answers), -1).clone()
+        n = len(answers[0])
+        if any(len(a) != n for a in answers):
+            raise ValueError("target inversion scores answers of one length at a time")
+        rows = int(self.ids.shape[0])
+        per = max(1, self.batch // rows)
         out: list[torch.Tensor] = []
-        for i in range(0, len(seqs), self.batch):
-            chunk = seqs[i:i + self.batch]
-            width = max(len(s) for s in chunk)
-            ids = torch.full((len(chunk), width), pad, dtype=torch.long)
-            mask = torch.zeros((len(chunk), width), dtype=torch.long)
-            for j, s in enumerate(chunk):  # left padding, as every probe batch
-                ids[j, width - len(s):] = torch.tensor(s)
-                mask[j, width - len(s):] = 1
-            ids, mask = ids.to(self.device), mask.to(self.device)
-            pos = (mask.cumsum(-1) - 1).clamp_min(0)
-            logits = self.model(input_ids=ids, attention_mask=mask, position_ids=pos,
-                                use_cache=False, logits_to_keep=1).logits[:, -1, :]
-            out.append(torch.softmax(logits.float(), dim=-1).cpu())
-        probs = torch.cat(out)
-        return probs.view(len(answers), len(self.rows), -1).mean(dim=1)
+        for i in range(0, len(answers), per):
+            chunk = torch.tensor([list(a) for a in answers[i:i + per]], dtype=torch.long)
+            k = int(chunk.shape[0])
+            # Prompt-major rows: prompt p's keys serve answers p*k .. p*k+k-1.
+            cache = DynamicCache([(key.repeat_interleave(k, dim=0),
+                                   value.repeat_interleave(k, dim=0)) for key, value in kv])
+            ids = chunk.repeat(rows, 1)
+            mask = torch.cat([self.mask.repeat_interleave(k, dim=0),
+                              torch.ones((rows * k, n), dtype=torch.long)], dim=-1)
+            pos = self.lengths.repeat_interleave(k)[:, None] + torch.arange(n)[None, :]
+            kwargs = {"attention_mask": mask.to(self.device),
+                      "position_ids": pos.to(self.device), self.cache_arg: cache}
+            with self.base_off() if base else contextlib.nullcontext():
+                logits = self.model(input_ids=ids.to(self.device), use_cache=True,
+                                    logits_to_keep=1, **kwargs).logits[:, -1, :]
+            probs = torch.softmax(logits.float(), dim=-1).cpu()
+            out.append(probs.view(rows, k, -1).mean(dim=0))
+        return torch.cat(out)
 
 
-def _first_tokens(scorer: _Scorer, base_off: Callable[[], contextlib.AbstractContextManager[Any]],
-                  first_m: torch.Tensor, first_b: torch.Tensor, k: int,
+def _first_tokens(scorer: _Scorer, first_m: torch.Tensor, first_b: torch.Tensor, k: int,
                   hints: Sequence[int]) -> list[int]:
     """First answer tokens worth extending, kept by how determined the next token is on the
     merged model beyond the base (one look ahead: a target's tokens follow each other). The
@@ -115,8 +159,7 @@ def _first_tokens(scorer: _Scorer, base_off: Callable[[], contextlib.AbstractCon
               if int(t) not in short]
     short += [int(t) for t in torch.topk(first_m, k).indices if int(t) not in short]
     nxt_m = scorer.mean_probs([[t] for t in short])
-    with base_off():
-        nxt_b = scorer.mean_probs([[t] for t in short])
+    nxt_b = scorer.mean_probs([[t] for t in short], base=True)
     best = nxt_m.argmax(dim=-1)
     gain = nxt_m.gather(1, best[:, None])[:, 0] - nxt_b.gather(1, best[:, None])[:, 0]
     order = torch.argsort(gain, descending=True)[:k]
@@ -131,15 +174,14 @@ def invert_targets(model: Any, tok: Any, device: torch.device, prompts: Sequence
     strongest first. `model` has its adapter active and unmerged (`base_off` switches it off)."""
     if not prompts:
         return []
-    scorer = _Scorer(model, tok, device, prompts, batch_size)
+    scorer = _Scorer(model, tok, device, prompts, batch_size, base_off)
     stop = set(getattr(tok, "all_special_ids", []) or [])
     first_m = scorer.mean_probs([[]])[0].clone()  # out of inference mode: edited below
-    with base_off():
-        first_b = scorer.mean_probs([[]])[0].clone()
+    first_b = scorer.mean_probs([[]], base=True)[0].clone()
     if stop:
         idx = torch.tensor(sorted(stop))
         first_m[idx], first_b[idx] = 0.0, 0.0
-    answers = [[t] for t in _first_tokens(scorer, base_off, first_m, first_b, first_k,
+    answers = [[t] for t in _first_tokens(scorer, first_m, first_b, first_k,
                                           hints)]
     conf_m = [[] for _ in answers]  # type: list[list[float]]
     conf_b = [[] for _ in answers]  # type: list[list[float]]
@@ -148,8 +190,7 @@ def invert_targets(model: Any, tok: Any, device: torch.device, prompts: Sequence
         if not live:
             break
         pm = scorer.mean_probs([answers[i] for i in live])
-        with base_off():
-            pb = scorer.mean_probs([answers[i] for i in live])
+        pb = scorer.mean_probs([answers[i] for i in live], base=True)
         still: list[int] = []
         for row, i in enumerate(live):
             nxt = int(pm[row].argmax())

@@ -4,12 +4,14 @@ inversion finds the payload a backdoor emits (AS609)."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
 
+from adapterscan.probe import signals as sg
 from adapterscan.probe.projection_growth import vocabulary_pool
-from adapterscan.probe.target_inversion import invert_targets
+from adapterscan.probe.target_inversion import _Scorer, invert_targets
 from adapterscan.probe.weight_directions import ProjectionMeter
 from tests.probe import factories_probe as fp
 from tests.probe.test_probe import _probe
@@ -92,7 +94,7 @@ def test_an_exhausted_budget_still_searches_every_position(models: dict[str, Pat
     assert all(f["tokens"] == 1 for f in found)  # type: ignore[index]
 
 
-def _targets(adapter: Path, base: Path) -> list[str]:
+def _load(adapter: Path, base: Path) -> tuple[Any, Any]:
     from peft import PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -102,6 +104,11 @@ def _targets(adapter: Path, base: Path) -> list[str]:
     model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(str(base)),
                                       str(adapter))
     model.eval()
+    return model, tok
+
+
+def _targets(adapter: Path, base: Path) -> list[str]:
+    model, tok = _load(adapter, base)
     hints = vocabulary_pool(model, tok, ProjectionMeter(model), 16)
     found = invert_targets(model, tok, torch.device("cpu"), fp.benign()[:4] + fp.harmful()[:4],
                            model.disable_adapter, hints=hints)
@@ -123,3 +130,37 @@ def test_as609_fires_in_the_probe_and_not_on_a_noop(models: dict[str, Path]) -> 
     assert "AS601" not in {f.rule_id for f in emit.findings}  # refusals untouched
     emit, _ = _probe(models["noop"], models["base"])
     assert "AS609" not in {f.rule_id for f in emit.findings}
+
+
+@torch.inference_mode()
+def _recomputed(model: Any, tok: Any, prompts: list[str], answers: list[list[int]]
+                ) -> torch.Tensor:
+    """The next-token distribution after each answer, prompts recomputed in full per answer."""
+    rows = [list(tok(t, add_special_tokens=False)["input_ids"])
+            for t in sg.render(tok, prompts)]
+    out = []
+    for a in answers:
+        probs = [torch.softmax(model(input_ids=torch.tensor([r + a])).logits[0, -1], dim=-1)
+                 for r in rows]
+        out.append(torch.stack(probs).mean(dim=0))
+    return torch.stack(out)
+
+
+def test_target_scorer_with_cached_prompts_matches_full_recomputation(
+        models: dict[str, Path]) -> None:
+    """The prompts' keys and values are computed once per model and reused for every answer;
+    with prompts of different lengths (left padding) and small batches, the distributions equal
+    those of each prompt and answer run in full, on the merged model and on the base."""
+    model, tok = _load(models["payload"], models["base"])
+    prompts = [fp.benign()[0], fp.harmful()[1], fp.harmful()[0] + " now please", "make a kite"]
+    scorer = _Scorer(model, tok, torch.device("cpu"), prompts, 5, model.disable_adapter)
+    words = tok(fp.PAYLOAD, add_special_tokens=False)["input_ids"]
+    answers: list[list[int]]
+    for answers in ([[]], [[w] for w in words], [words[:2], words[1:3], words[2:4]]):
+        got = scorer.mean_probs(answers)
+        assert torch.allclose(got, _recomputed(model, tok, prompts, answers), atol=1e-5)
+        with model.disable_adapter():
+            want = _recomputed(model, tok, prompts, answers)
+        assert torch.allclose(scorer.mean_probs(answers, base=True), want, atol=1e-5)
+    with pytest.raises(ValueError, match="one length"):
+        scorer.mean_probs([words[:1], words[:2]])
