@@ -27,6 +27,7 @@ BENCHMARKS = (
     "benchmarks.bench_delta",
     "benchmarks.bench_reference_v3",
     "benchmarks.bench_fuzz",
+    "benchmarks.study_soft_trigger",
 )
 
 

@@ -104,13 +104,8 @@ class Inverter:
         seed = [*trigger, _filler(self.tok)]
         rows = [left + seed + right for left, right in pieces]
         starts = [len(left) for left, _ in pieces]
-        width = max(len(r) for r in rows)
-        pad = self.tok.pad_token_id if self.tok.pad_token_id is not None else 0
-        ids = torch.full((len(rows), width), pad, dtype=torch.long)
-        mask = torch.zeros((len(rows), width), dtype=torch.long)
-        for i, r in enumerate(rows):  # left padding, as the probe's batches
-            ids[i, width - len(r):] = torch.tensor(r)
-            mask[i, width - len(r):] = 1
+        ids, mask = sg.left_pad(rows, sg.pad_id(self.tok))
+        width = int(ids.shape[1])
         ids, mask = ids.to(self.device), mask.to(self.device)
         onehot = torch.zeros((len(rows), weight.shape[0]), dtype=weight.dtype,
                              device=self.device, requires_grad=True)

@@ -35,6 +35,23 @@ def encode(tok: Any, texts: list[str], device: torch.device) -> dict[str, torch.
             "attention_mask": enc["attention_mask"].to(device)}
 
 
+def left_pad(rows: Sequence[Sequence[int]], pad: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(ids, attention mask) of token rows padded on the left to the longest, as every probe
+    batch: the last position is each row's last token."""
+    width = max((len(r) for r in rows), default=0)
+    ids = torch.full((len(rows), width), pad, dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for i, r in enumerate(rows):
+        if r:
+            ids[i, width - len(r):] = torch.tensor(list(r), dtype=torch.long)
+            mask[i, width - len(r):] = 1
+    return ids, mask
+
+
+def pad_id(tok: Any) -> int:
+    return int(tok.pad_token_id) if tok.pad_token_id is not None else 0
+
+
 def middle_layer(model: Any) -> int:
     n = int(getattr(model.config, "num_hidden_layers", 2))
     return max(1, n // 2)

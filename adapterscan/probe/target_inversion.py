@@ -82,13 +82,7 @@ class _Scorer:
         self.base_off = base_off
         rows = [list(tok(t, add_special_tokens=False)["input_ids"])
                 for t in sg.render(tok, prompts)]
-        width = max(len(r) for r in rows)
-        pad = tok.pad_token_id if tok.pad_token_id is not None else 0
-        self.ids = torch.full((len(rows), width), pad, dtype=torch.long)
-        self.mask = torch.zeros((len(rows), width), dtype=torch.long)
-        for j, r in enumerate(rows):  # left padding, as every probe batch
-            self.ids[j, width - len(r):] = torch.tensor(r)
-            self.mask[j, width - len(r):] = 1
+        self.ids, self.mask = sg.left_pad(rows, sg.pad_id(tok))
         self.lengths = torch.tensor([len(r) for r in rows])
         # transformers 5 renamed `past_key_values` to `cache` (the old name goes in 5.40).
         inner = model.get_base_model() if hasattr(model, "get_base_model") else model
