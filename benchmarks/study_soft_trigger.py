@@ -11,6 +11,8 @@ benchmarks/zoo_truth.py and zoo_v3_truth.py, measured there with triggers the pr
 Adapters: every trained zoo v3 adapter (truth where bench_zoo_v3 measured it), and the tiny
 zoo's test half (trained on demand, `ADAPTERSCAN_STUDY_TINY` of them, default 12, in the
 benchmark's hash order). Rows are cached in the user cache; a rerun resumes.
+`ADAPTERSCAN_STUDY_BUDGET_S` stops measuring new adapters after that many seconds (the table
+then holds what was measured, and says how many were left).
 """
 
 from __future__ import annotations
@@ -122,16 +124,16 @@ def _tiny() -> Iterator[Subject]:
 
 
 def _v3() -> Iterator[Subject]:
-    """Every trained zoo v3 adapter (listed when reached: training may run beside)."""
+    """Every trained zoo v3 adapter, in bench_zoo_v3's order (test half first, by hash)."""
     from adapterscan.fetch.derived_base import REFERENCE_V3, materialize_derived
     from adapterscan.training.v3.zoo import build
-    from adapterscan.training.v3.zoo.specs import ZOO_V3
     from benchmarks.bench_zoo import read_rows
+    from benchmarks.bench_zoo_v3 import _order
 
     truth = {n: r["truth"]["must_reject"]
              for n, r in read_rows(build.zoo_root() / "results.jsonl").items()}
     folder = materialize_derived(REFERENCE_V3)
-    for spec in ZOO_V3:
+    for spec in _order():
         if build.is_trained(spec):
             yield ("v3", spec.name, spec.intent, truth.get(spec.name), folder,
                    build.trained_dir(spec))
@@ -149,8 +151,13 @@ def _fmt(r: dict[str, Any]) -> tuple[str, ...]:
 def run() -> BenchTable:
     cached = _cached()
     rows: list[dict[str, Any]] = []
+    deadline = time.time() + float(os.environ.get("ADAPTERSCAN_STUDY_BUDGET_S", "1e9"))
+    left = 0
     for reference, name, intent, must, base, adapter in itertools.chain(_tiny(), _v3()):
         row = cached.get((reference, name))
+        if row is None and time.time() > deadline:
+            left += 1
+            continue
         if row is None:
             row = {"reference": reference, "name": name, "intent": intent,
                    **measure(base, adapter)}
@@ -158,7 +165,8 @@ def run() -> BenchTable:
                 fh.write(json.dumps(row) + "\n")
         rows.append({**row, "must_reject": must})
     notes = ["Held-out refusal with the fitted soft input (both models refused all these "
-             "prompts without it). Differential = base refusal − merged refusal with it."]
+             "prompts without it). Differential = base refusal − merged refusal with it."
+             + (f" {left} adapters not measured (time budget)." if left else "")]
     for reference in ("tiny", "v3"):
         for must, label in ((True, "must-reject"), (False, "must-pass")):
             d = [r["differential"] for r in rows if r["reference"] == reference

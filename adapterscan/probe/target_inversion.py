@@ -39,6 +39,7 @@ _PAYLOAD = (
 )
 
 
+KeyValues = list[tuple[torch.Tensor, torch.Tensor]]
 SHORTLIST = 8  # first tokens looked ahead from, by log ratio merged / base
 
 
@@ -88,20 +89,19 @@ class _Scorer:
         inner = model.get_base_model() if hasattr(model, "get_base_model") else model
         params = inspect.signature(inner.forward).parameters
         self.cache_arg = "cache" if "cache" in params else "past_key_values"
-        self._prefix: dict[bool, tuple[list[tuple[torch.Tensor, torch.Tensor]], torch.Tensor]] = {}
+        self._prefix: dict[bool, tuple[KeyValues | None, torch.Tensor]] = {}
 
-    def _prompts(self, base: bool) -> tuple[list[tuple[torch.Tensor, torch.Tensor]],
-                                            torch.Tensor]:
-        """Per layer (keys, values) of the prompts, and the mean next-token distribution."""
+    def _prompts(self, base: bool) -> tuple[KeyValues | None, torch.Tensor]:
+        """The prompts' per-layer keys and values on one model (None when its cache is of
+        another kind), and its mean next-token distribution after them."""
         if base not in self._prefix:
             ids, mask = self.ids.to(self.device), self.mask.to(self.device)
             pos = (mask.cumsum(-1) - 1).clamp_min(0)
             with self.base_off() if base else contextlib.nullcontext():
                 out = self.model(input_ids=ids, attention_mask=mask, position_ids=pos,
                                  use_cache=True, logits_to_keep=1)
-            kv = [(layer.keys, layer.values) for layer in out.past_key_values.layers]
             first = torch.softmax(out.logits[:, -1, :].float(), dim=-1).mean(dim=0).cpu()
-            self._prefix[base] = (kv, first)
+            self._prefix[base] = (key_values(getattr(out, "past_key_values", None)), first)
         return self._prefix[base]
 
     @torch.inference_mode()
@@ -120,21 +120,44 @@ class _Scorer:
         for i in range(0, len(answers), per):
             chunk = torch.tensor([list(a) for a in answers[i:i + per]], dtype=torch.long)
             k = int(chunk.shape[0])
-            # Prompt-major rows: prompt p's keys serve answers p*k .. p*k+k-1.
-            cache = DynamicCache([(key.repeat_interleave(k, dim=0),
-                                   value.repeat_interleave(k, dim=0)) for key, value in kv])
+            # Prompt-major rows: prompt p serves answers p*k .. p*k+k-1. Answers of one length
+            # appended to left-padded prompts keep the batch left-padded.
             ids = chunk.repeat(rows, 1)
             mask = torch.cat([self.mask.repeat_interleave(k, dim=0),
                               torch.ones((rows * k, n), dtype=torch.long)], dim=-1)
-            pos = self.lengths.repeat_interleave(k)[:, None] + torch.arange(n)[None, :]
-            kwargs = {"attention_mask": mask.to(self.device),
-                      "position_ids": pos.to(self.device), self.cache_arg: cache}
+            kwargs: dict[str, Any]
+            if kv is None:
+                ids = torch.cat([self.ids.repeat_interleave(k, dim=0), ids], dim=-1)
+                kwargs = {"position_ids": (mask.cumsum(-1) - 1).clamp_min(0).to(self.device),
+                          "use_cache": False}
+            else:
+                pos = self.lengths.repeat_interleave(k)[:, None] + torch.arange(n)[None, :]
+                cache = DynamicCache([(key.repeat_interleave(k, dim=0),
+                                       value.repeat_interleave(k, dim=0)) for key, value in kv])
+                kwargs = {"position_ids": pos.to(self.device), self.cache_arg: cache,
+                          "use_cache": True}
             with self.base_off() if base else contextlib.nullcontext():
-                logits = self.model(input_ids=ids.to(self.device), use_cache=True,
-                                    logits_to_keep=1, **kwargs).logits[:, -1, :]
+                logits = self.model(input_ids=ids.to(self.device),
+                                    attention_mask=mask.to(self.device), logits_to_keep=1,
+                                    **kwargs).logits[:, -1, :]
             probs = torch.softmax(logits.float(), dim=-1).cpu()
             out.append(probs.view(rows, k, -1).mean(dim=0))
         return torch.cat(out)
+
+
+def key_values(cache: Any) -> KeyValues | None:
+    """Per layer (keys, values) of an attention cache; None for any other kind (a recurrent
+    state, a missing cache): then every answer recomputes the prompts."""
+    layers = getattr(cache, "layers", None)
+    if not layers:
+        return None
+    kv: KeyValues = []
+    for layer in layers:
+        keys, values = getattr(layer, "keys", None), getattr(layer, "values", None)
+        if not (isinstance(keys, torch.Tensor) and isinstance(values, torch.Tensor)):
+            return None
+        kv.append((keys, values))
+    return kv
 
 
 def _first_tokens(scorer: _Scorer, first_m: torch.Tensor, first_b: torch.Tensor, k: int,

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from adapterscan.probe import signals as sg
+from adapterscan.probe import target_inversion
 from adapterscan.probe.projection_growth import vocabulary_pool
 from adapterscan.probe.target_inversion import _Scorer, invert_targets
 from adapterscan.probe.weight_directions import ProjectionMeter
@@ -146,11 +147,15 @@ def _recomputed(model: Any, tok: Any, prompts: list[str], answers: list[list[int
     return torch.stack(out)
 
 
+@pytest.mark.parametrize("cached", [True, False])
 def test_target_scorer_with_cached_prompts_matches_full_recomputation(
-        models: dict[str, Path]) -> None:
-    """The prompts' keys and values are computed once per model and reused for every answer;
-    with prompts of different lengths (left padding) and small batches, the distributions equal
-    those of each prompt and answer run in full, on the merged model and on the base."""
+        models: dict[str, Path], cached: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The prompts' keys and values are computed once per model and reused for every answer
+    (or, for a cache of another kind, recomputed with each answer); with prompts of different
+    lengths (left padding) and small batches, the distributions equal those of each prompt and
+    answer run in full, on the merged model and on the base."""
+    if not cached:
+        monkeypatch.setattr(target_inversion, "key_values", lambda cache: None)
     model, tok = _load(models["payload"], models["base"])
     prompts = [fp.benign()[0], fp.harmful()[1], fp.harmful()[0] + " now please", "make a kite"]
     scorer = _Scorer(model, tok, torch.device("cpu"), prompts, 5, model.disable_adapter)
