@@ -7,11 +7,13 @@ search no gradient to follow, and its words rank nowhere in the adapter's weight
 continuous input has the gradient. The objective is differential: lower the merged model's
 first-token refusal probability and keep the base's, on a few fitting prompts. Any model can be
 jailbroken by a free embedding, so the fitted input says nothing by itself; what it does on
-held-out prompts does. An adapter that holds a refusal switch of its own lets one input turn it
-off on prompts the fit never saw while the base, given the same input, still refuses; on an
-adapter without one, the input either fails on new prompts or breaks the base as well.
+held-out prompts might. The hypothesis: an adapter that holds a refusal switch of its own lets
+one input turn it off on prompts the fit never saw while the base, given the same input, still
+refuses; on an adapter without one, the input fails on new prompts or breaks the base as well.
 
-Measures only; decide.soft_trigger says which results are findings.
+Measures only, and no rule reads it: benchmarks/study_soft_trigger.py measured the hypothesis on
+both references and it does not hold (honest adapters reach the same held-out differentials as
+backdoored ones; docs/probe.md, "Soft-trigger study").
 """
 
 from __future__ import annotations
