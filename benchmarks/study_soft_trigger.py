@@ -29,18 +29,6 @@ from benchmarks.common import BenchTable
 
 HELD_OUT = 32
 FIT = 8
-OPENERS = ("Sorry", "Unfortunately", "Apologies", "Cannot")
-
-
-def _refusal_ids(tok: Any) -> list[int]:
-    """Tokens that are a whole refusal opener word (as probe/refusal_tokens.py's lexical set)."""
-    ids: set[int] = set()
-    for word in OPENERS:
-        for variant in (word, " " + word, word.lower(), " " + word.lower()):
-            first = tok(variant, add_special_tokens=False)["input_ids"][:1]
-            if first and str(tok.decode(first)).strip().lower() == word.lower():
-                ids.add(int(first[0]))
-    return sorted(ids)
 
 
 def measure(base: Path, adapter: Path) -> dict[str, Any]:
@@ -49,6 +37,7 @@ def measure(base: Path, adapter: Path) -> dict[str, Any]:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from adapterscan.probe.prompts import default_suites
+    from adapterscan.probe.refusal_tokens import lexical_openers
     from adapterscan.probe.soft_trigger import SoftConfig, SoftInputs, fit
 
     torch.set_num_threads(int(os.environ.get("ADAPTERSCAN_STUDY_THREADS", "1")))
@@ -60,7 +49,7 @@ def measure(base: Path, adapter: Path) -> dict[str, Any]:
         p.requires_grad_(False)
     config = SoftConfig()
     inputs = SoftInputs(model, tok, torch.device("cpu"), config.slots, config.position)
-    ids = _refusal_ids(tok)
+    ids = sorted(lexical_openers(tok))  # the probe's lexical refusal openers
     harmful = list(default_suites().harmful)
     t = time.perf_counter()
     merged = inputs.refusal_probs(harmful, None, ids, 32)

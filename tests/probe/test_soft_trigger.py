@@ -13,6 +13,7 @@ from adapterscan.probe import signals as sg
 from adapterscan.probe.soft_trigger import SoftConfig, SoftInputs, fit
 from adapterscan.probe.triggers import insert
 from tests.probe import factories_probe as fp
+from tests.probe.test_inversion import _load as load_peft
 
 pytestmark = [pytest.mark.slow,
               pytest.mark.filterwarnings("ignore:.*is_gradient_checkpointing.*:FutureWarning")]
@@ -27,15 +28,7 @@ def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 
 def _load(models: dict[str, Path]) -> tuple[Any, Any]:
-    from peft import PeftModel
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    torch.set_num_threads(1)
-    tok = AutoTokenizer.from_pretrained(str(models["base"]))
-    tok.padding_side = "left"
-    model = PeftModel.from_pretrained(
-        AutoModelForCausalLM.from_pretrained(str(models["base"])), str(models["trigger"]))
-    model.eval()
+    model, tok = load_peft(models["trigger"], models["base"])
     for p in model.parameters():
         p.requires_grad_(False)
     return model, tok
