@@ -12,6 +12,7 @@ from rich.console import Console
 
 from adapterscan._quiet import quiet
 from adapterscan.cli.common import Verbose, require, run_or_exit, set_verbose, write_output
+from adapterscan.cli.malloc_tuning import keep_freed_memory
 from adapterscan.errors import UsageError
 from adapterscan.exit_codes import exit_code_for
 from adapterscan.fetch.hub_options import HubOptions
@@ -112,6 +113,7 @@ def scan_command(
                            trigger_search=trigger_search, generate=not fast),
         probe_cache=_base_cache() if base is not None and base_cache else None,
     )
+    keep_freed_memory()
     err = Console(stderr=True, highlight=False)
     with err.status("scanning…") as status, quiet():
         report: ScanReport = run_or_exit(lambda: scan(

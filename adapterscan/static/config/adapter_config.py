@@ -36,7 +36,7 @@ CONFIG_NAME = "adapter_config.json"
 WEIGHT_NAMES = BIN_NAMES | {"adapter_model.safetensors"}
 # Config-vs-tensor checks (targets, orphans, full tensors; for LoRA also pairs, ranks, decoys);
 # other types get value checks only.
-TENSOR_CHECKED_TYPES = frozenset({"LORA", "LOHA", "LOKR", "IA3"})
+TENSOR_CHECKED_TYPES = frozenset({"LORA", "ADALORA", "LOHA", "LOKR", "IA3"})
 MAX_SUMMARY_JSON = 2000
 
 

@@ -184,8 +184,27 @@ def check_fields(cfg: Mapping[str, JSONValue], rep: Reporter, m: peft_match.Matc
     _options(cfg, rep)
 
 
+def _mask_dict(v: JSONValue) -> bool:
+    return isinstance(v, dict) and all(
+        isinstance(x, list) and all(isinstance(b, bool) for b in x) for x in v.values())
+
+
+def _oft_block_rank(cfg: Mapping[str, JSONValue]) -> bool:
+    """OFT sizes its blocks by r (how many) or oft_block_size (how wide), one of them 0: PEFT's
+    OFTConfig defaults are r=0, oft_block_size=32, so r=0 is valid there."""
+    r, size = cfg.get("r"), cfg.get("oft_block_size")
+    return (cfg.get("peft_type") == "OFT" and _is_int(r) and _is_int(size)
+            and isinstance(r, int) and isinstance(size, int) and min(r, size) == 0
+            and max(r, size) > 0)
+
+
 def _types(cfg: Mapping[str, JSONValue], rep: Reporter) -> None:
     for key, (expected, ok) in VALUE_TYPES.items():
+        if key == "r" and _oft_block_rank(cfg):
+            continue
+        if key == "rank_pattern" and cfg.get("peft_type") == "ADALORA":
+            # AdaLoRA's rank_pattern is the kept-rank mask of each module's lora_E.
+            expected, ok = "object of lists of booleans or null", _opt(_mask_dict)
         if key in cfg and not ok(cfg[key]):
             rep(BAD_VALUE,
                 f"{key} must be {expected}, got {_short(cfg[key])}", key=key,

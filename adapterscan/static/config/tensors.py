@@ -166,7 +166,7 @@ def _denested_checks(st: _State, config_file: str, lora: bool) -> list[JSONValue
 
 _TUNER_ROLES = {"LOHA": frozenset({"w1a", "w1b", "w2a", "w2b", "t1", "t2"}),
                 "LOKR": frozenset({"k1", "k1a", "k1b", "k2", "k2a", "k2b", "kt2"}),
-                "IA3": frozenset({"ia3"})}
+                "IA3": frozenset({"ia3"}), "ADALORA": frozenset({"A", "B", "E"})}
 # LoRA roles (formats/names.py) -> PEFT's parameter names, the keys of Module.parts.
 _LORA_PARTS = {"A": "lora_A", "B": "lora_B", "magnitude": "lora_magnitude_vector",
                "bias": "lora_B.bias"}

@@ -42,6 +42,7 @@ _PEFT_SUFFIX = {
     "lokr_w1": "k1", "lokr_w1_a": "k1a", "lokr_w1_b": "k1b", "lokr_w2": "k2",
     "lokr_w2_a": "k2a", "lokr_w2_b": "k2b", "lokr_t2": "kt2",
     "ia3_l": "ia3",
+    "lora_E": "E",  # AdaLoRA's singular values: ΔW = B·diag(E)·A
     "oft_R.weight": "unsupported:oft", "boft_R": "unsupported:boft", "boft_s": "unsupported:boft",
     "vera_lambda_b": "unsupported:vera", "vera_lambda_d": "unsupported:vera",
 }

@@ -31,6 +31,7 @@ from adapterscan.static.formats.model import (
 )
 from adapterscan.static.formats.scales import (
     AlphaError,
+    adalora_scale,
     alpha_scale,
     gguf_scale,
     mlx_scale,
@@ -42,7 +43,7 @@ from adapterscan.static.layout import TensorTable
 Config = Mapping[str, JSONValue]
 DIFFUSERS_METADATA_KEY = "lora_adapter_metadata"
 MAX_METADATA_JSON = 1 << 20
-_LORA = frozenset({"A", "B", "mid"})
+_LORA = frozenset({"A", "B", "mid", "E"})
 _LOHA = frozenset({"w1a", "w1b", "w2a", "w2b", "t1", "t2"})
 _LOKR = frozenset({"k1", "k1a", "k1b", "k2", "k2a", "k2b", "kt2"})
 _EXTRAS = frozenset({"alpha", "magnitude", "bias", "on_input", "diff_b"})
@@ -291,6 +292,8 @@ def _peft_module(name: str, roles: Mapping[str, TensorRef], embedding: bool,
     def scale(algo: Algorithm, rank: int | None) -> Scale:
         if algo in (Algorithm.IA3, Algorithm.FULL):
             return Scale(1.0, 0, 0.0, f"{algo.value}: no scale")
+        if cfg is not None and cfg.get("peft_type") == "ADALORA":
+            return adalora_scale(cfg, rank or 0)
         key = "lora_alpha" if algo is Algorithm.LORA else "alpha"
         return peft_scale(cfg, target, rank or 0, key, m)
 

@@ -128,6 +128,17 @@ def peft_scale(config: Mapping[str, JSONValue] | None, target: str, tensor_rank:
                  found.source + ("+rslora" if found.rslora else ""))
 
 
+def adalora_scale(config: Mapping[str, JSONValue], tensor_rank: int) -> Scale:
+    """AdaLoRA's scale: lora_alpha (r when it is not positive) over the module's rank as loaded,
+    which is the stored tensors' (PEFT saves them cut to the kept ranks and fills `ranknum` with
+    r on load; adalora/layer.py divides by ranknum + 1e-5). rank_pattern holds masks here, not
+    ranks, and rslora does not apply."""
+    r = float(tensor_rank)
+    alpha = _num(config.get("lora_alpha"), 8.0, True)
+    scaling = alpha if alpha > 0 else r
+    return Scale(scaling / (r + 1e-5), tensor_rank, alpha, "config (adalora)")
+
+
 class AlphaError(Exception):
     """An alpha tensor that is not one float."""
 

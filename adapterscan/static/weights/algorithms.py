@@ -75,6 +75,15 @@ def _tucker_a(core_ref: TensorRef, wb: RawTensor) -> RawTensor:
     return _f64(core_ref.info.name, m.reshape(shape[0], -1))
 
 
+def _adalora_a(e_ref: TensorRef, a: RawTensor) -> RawTensor:
+    """AdaLoRA applies B·(A ⊙ E): E (r × 1, its learned singular values) scales A's rows."""
+    if e_ref.info.shape not in ((a.rows, 1), (a.rows,)):
+        raise ModuleProblem(f"lora_E {list(e_ref.info.shape)} does not fit lora_A "
+                            f"{list(a.shape)}")
+    e = e_ref.read().dense().reshape(a.rows, 1)
+    return _f64(a.name, a.dense() * e)
+
+
 def lora_factors(m: AdapterModule) -> tuple[RawTensor, RawTensor]:
     """(B out×r, A r×in) as the loader applies them (MLX transposed back, Tucker rebuilt)."""
     if m.a is None or m.b is None:
@@ -90,7 +99,8 @@ def lora_factors(m: AdapterModule) -> tuple[RawTensor, RawTensor]:
             raise ModuleProblem(f"inner dimensions disagree: A{list(sa)} B{list(sb)}")
         if min(*sa, *sb) == 0:
             raise ModuleProblem(f"empty factor: A{list(sa)} B{list(sb)}")
-        return m.read_b(), m.read_a()
+        e = m.factors.get("E")
+        return m.read_b(), (m.read_a() if e is None else _adalora_a(e, m.read_a()))
     up, down = m.b.read(), m.a.read()
     if mid.info.shape[:1] != (up.cols,):
         raise ModuleProblem(f"lora_mid {list(mid.info.shape)} does not fit lora_up "

@@ -94,3 +94,45 @@ def test_real_peft_nested_model_loads_nothing(ruleset: RuleSet, tmp_path: Path) 
     with pytest.warns(UserWarning, match="missing adapter keys"):
         loaded = peft.PeftModel.from_pretrained(transformers.GPT2LMHeadModel(_gpt2()), tmp_path)
     assert all(not p.any() for n, p in loaded.named_parameters() if "lora_B" in n)
+
+
+def _llama() -> Any:
+    torch.manual_seed(0)
+    return transformers.LlamaForCausalLM(transformers.LlamaConfig(
+        vocab_size=64, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+        num_attention_heads=4, num_key_value_heads=4))
+
+
+@pytest.mark.slow
+def test_real_peft_adalora_after_rank_allocation(ruleset: RuleSet, tmp_path: Path) -> None:
+    """#23: AdaLoRA as PEFT writes it after update_and_allocate pruned ranks: lora_E beside each
+    pair, rank_pattern holding boolean masks. Its config and tensors are checked (the scan is
+    complete), with no finding on the masks."""
+    model = peft.get_peft_model(_llama(), peft.AdaLoraConfig(
+        init_r=6, target_r=3, tinit=1, tfinal=1, deltaT=1, total_step=5,
+        target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM"))
+    opt = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.1)
+    for step in range(5):
+        x = torch.randint(0, 64, (2, 8))
+        model(input_ids=x, labels=x).loss.backward()
+        opt.step()
+        model.base_model.update_and_allocate(step)
+        opt.zero_grad()
+    assert model.peft_config["default"].rank_pattern  # masks were written
+    model.peft_config["default"].base_model_name_or_path = "org/base"
+    model.peft_config["default"].revision = PIN
+    model.save_pretrained(tmp_path)
+    result, emit = run(tmp_path, ruleset)
+    assert not ids(emit), [f.message for f in emit.findings]
+    assert not emit.skipped and not emit.errors
+    assert result is not None
+
+
+@pytest.mark.slow
+def test_real_peft_oft_block_size_rank_zero(ruleset: RuleSet, tmp_path: Path) -> None:
+    """OFTConfig's own defaults are r=0 with oft_block_size set: r=0 is valid there (AS304 is
+    for a config PEFT would refuse)."""
+    peft.get_peft_model(_llama(), peft.OFTConfig(r=0, oft_block_size=8,
+                                                 target_modules=["q_proj"])
+                        ).save_pretrained(tmp_path)
+    assert "AS304" not in ids(run(tmp_path, ruleset)[1])

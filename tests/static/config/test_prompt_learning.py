@@ -62,3 +62,28 @@ def test_a_config_without_the_sizes_leaves_it_unread(tmp_path: Path) -> None:
     report = scan(_adapter(tmp_path / "a", {"prompt_embeddings": _emb(8, 64)}, token_dim=None))
     assert not report.complete
     assert any("token_dim" in s.reason for s in report.skipped), report.skipped
+
+
+HEAD = {"base_model.classifier.weight": _emb(3, 64), "base_model.classifier.bias": _emb(1, 3)[0]}
+
+
+def test_a_classification_task_head_beside_the_prompt_is_read(tmp_path: Path) -> None:
+    """PEFT keeps a SEQ_CLS model's classifier trainable beside the prompt and saves it: the
+    file is read, and the head is named (AS336), as for a LoRA."""
+    report = scan(_adapter(tmp_path / "a", {"prompt_embeddings": _emb(8, 64), **HEAD},
+                           task_type="SEQ_CLS"))
+    assert report.complete, report.skipped
+    assert report.verdict.decision.value == "pass"
+    heads = [f for f in report.findings if f.rule_id == "AS336"]
+    assert heads and heads[0].evidence["count"] == 2
+
+
+@pytest.mark.parametrize(("task", "extra"), [
+    ("CAUSAL_LM", HEAD),  # no task head for a causal LM: a classifier there is not PEFT's
+    ("SEQ_CLS", {"base_model.classifier.weight": np.zeros((3, 64), np.int32)}),
+])
+def test_a_head_that_is_not_the_tasks_leaves_the_file_unread(
+        tmp_path: Path, task: str, extra: dict[str, np.ndarray]) -> None:
+    report = scan(_adapter(tmp_path / "a", {"prompt_embeddings": _emb(8, 64), **extra},
+                           task_type=task))
+    assert not report.complete
