@@ -151,6 +151,8 @@ class Grower:
                         if text and "\ufffd" not in text:
                             cands.setdefault(text, ids)
                 strings = list(cands)
+                if not strings:  # every pool token decodes to nothing typeable: nothing to grow
+                    break
                 scored = self._score(strings, position)
                 keys = [min(r, RISE_CAP) + d for r, d in scored]
                 order = sorted(range(len(strings)), key=lambda i: -keys[i])[:2 * config.beam]

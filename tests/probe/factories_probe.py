@@ -78,19 +78,32 @@ def _train(model: torch.nn.Module, batch: dict[str, torch.Tensor], steps: int, l
     model.eval()
 
 
-def build_base(folder: Path, *, hidden: int = 32, steps: int = 80) -> Path:
-    from transformers import LlamaConfig, LlamaForCausalLM
+def _model(arch: str, vocab: int, hidden: int) -> torch.nn.Module:
+    """A 2-layer causal LM of `arch`: "llama", "gpt2" (Conv1D layers stored [in, out]) or
+    "neox" (fused query_key_value)."""
+    import transformers as tf
 
+    ids = {"vocab_size": vocab, "pad_token_id": 0, "bos_token_id": 1, "eos_token_id": 2}
+    if arch == "gpt2":
+        return tf.GPT2LMHeadModel(tf.GPT2Config(n_embd=hidden, n_layer=2, n_head=2,
+                                                n_positions=64, **ids))
+    if arch == "neox":
+        return tf.GPTNeoXForCausalLM(tf.GPTNeoXConfig(
+            hidden_size=hidden, intermediate_size=2 * hidden, num_hidden_layers=2,
+            num_attention_heads=2, max_position_embeddings=64, **ids))
+    return tf.LlamaForCausalLM(tf.LlamaConfig(
+        hidden_size=hidden, intermediate_size=2 * hidden, num_hidden_layers=2,
+        num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=64,
+        tie_word_embeddings=True, **ids))
+
+
+def build_base(folder: Path, *, hidden: int = 32, steps: int = 80, arch: str = "llama") -> Path:
     torch.set_num_threads(1)
     torch.manual_seed(0)
     folder.mkdir(parents=True, exist_ok=True)
     tok = build_tokenizer(folder)
     tok.padding_side = "right"  # type: ignore[attr-defined]
-    cfg = LlamaConfig(vocab_size=len(tok), hidden_size=hidden, intermediate_size=2 * hidden,  # type: ignore[arg-type]
-                      num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=2,
-                      max_position_embeddings=64, pad_token_id=0, bos_token_id=1,
-                      eos_token_id=2, tie_word_embeddings=True)
-    model = LlamaForCausalLM(cfg)
+    model = _model(arch, len(tok), hidden)  # type: ignore[arg-type]
     pairs = [(p, REFUSAL) for p in harmful()] + [(p, ANSWER) for p in benign()]
     # The base ignores the word that the backdoor adapter later uses as its trigger.
     pairs += [(f"{TRIGGER} {p}", REFUSAL) for p in harmful()[::2]]

@@ -89,6 +89,17 @@ def frobenius(t: RawTensor) -> float:
     return math.sqrt(total)
 
 
+def oriented(w: RawTensor, out: int, inp: int, fan_in_fan_out: bool) -> RawTensor | None:
+    """The base weight as [out, in], the orientation of ΔW = B·A; None when its shape fits
+    neither way. GPT-2-family Conv1D layers store [in, out]: PEFT's `fan_in_fan_out` says so
+    (it sets the flag in the config for such targets) and merges ΔWᵀ into them."""
+    if fan_in_fan_out and (w.cols, w.rows) == (out, inp):
+        return RawTensor(w.name, w.dtype, (w.cols, w.rows), w.raw.T)
+    if (w.rows, w.cols) == (out, inp):
+        return w
+    return None
+
+
 def safe_lora_cosine(w_aligned: RawTensor, w_unaligned: RawTensor, b: F64, gram_a: F64,
                      gram_b: F64) -> float | None:
     """cos(C·ΔW, ΔW) for ΔW ∝ B·A; None when V = 0 or ΔW = 0."""

@@ -30,6 +30,7 @@ from adapterscan.static.weights.alignment import (
     BaseModelError,
     BaseWeights,
     frobenius,
+    oriented,
     parse_header,
     safe_lora_cosine,
 )
@@ -362,6 +363,7 @@ def _against_base(stats: AdapterStatistics, config: Mapping[str, JSONValue] | No
         return None, ()
     max_ratio = emit.num(C.RELATIVE_UPDATE, "max_ratio")
     tau = emit.num(C.SAFE_LORA, "tau")
+    fifo = config is not None and config.get("fan_in_fan_out") is True
     missing: list[JSONValue] = []
     cosines: list[JSONValue] = []
     for res, rec in zip(stats.results, stats.records, strict=True):
@@ -373,9 +375,10 @@ def _against_base(stats: AdapterStatistics, config: Mapping[str, JSONValue] | No
             missing.append(m.target)
             continue
         try:
-            w = base.read(name)
-            if (w.rows, w.cols) != (res.pair.out_features, res.pair.in_features):
-                missing.append(f"{m.target}: base shape {[w.rows, w.cols]}")
+            stored = base.read(name)
+            w = oriented(stored, res.pair.out_features, res.pair.in_features, fifo)
+            if w is None:
+                missing.append(f"{m.target}: base shape {[stored.rows, stored.cols]}")
                 continue
             w_norm = frobenius(w)
             ratio = res.pair.spectrum.fro / w_norm if w_norm > 0 else None
@@ -392,9 +395,10 @@ def _against_base(stats: AdapterStatistics, config: Mapping[str, JSONValue] | No
             if uname is None:
                 missing.append(f"unaligned:{m.target}")
                 continue
-            wu = unaligned.read(uname)
-            if (wu.rows, wu.cols) != (w.rows, w.cols):
-                missing.append(f"unaligned:{m.target}: shape {[wu.rows, wu.cols]}")
+            stored_u = unaligned.read(uname)
+            wu = oriented(stored_u, w.rows, w.cols, fifo)
+            if wu is None:
+                missing.append(f"unaligned:{m.target}: shape {[stored_u.rows, stored_u.cols]}")
                 continue
             cos = safe_lora_cosine(w, wu, m.read_b().dense(), res.pair.gram_a, res.pair.gram_b)
         except (OSError, TensorReadError) as exc:

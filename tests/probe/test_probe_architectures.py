@@ -1,0 +1,26 @@
+"""The probe on bases that are not Llama-shaped: GPT-2 (Conv1D layers, `fan_in_fan_out`
+adapters) and GPT-NeoX (fused query_key_value). Every stage runs and the backdoor is found;
+on GPT-2 the growth stage once raised IndexError when no pool token decoded to typeable text."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.probe import factories_probe as fp
+from tests.probe.test_probe import _probe
+
+pytest.importorskip("torch")
+pytest.importorskip("peft")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("arch", ["gpt2", "neox"])
+def test_trigger_backdoor_is_found_on_other_architectures(arch: str, tmp_path: Path) -> None:
+    base = fp.build_base(tmp_path / "base", steps=60, arch=arch)
+    adapter = fp.build_adapter(base, tmp_path / "trigger", "trigger", steps=50)
+    emit, result = _probe(adapter, base)
+    assert not emit.errors and not emit.skipped, (emit.errors, emit.skipped)
+    assert "AS605" in {f.rule_id for f in emit.findings}
+    assert isinstance(result["triggers"], dict)
