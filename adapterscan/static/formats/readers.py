@@ -182,8 +182,9 @@ def _read_as(fmt: Format | None, note: str, root: Path, path: str, header: Tenso
     modules = [build(name, roles, name in g.embedding, cfg, m) for name, roles in
                sorted(g.modules.items())]
     kept = [mod for mod in modules if mod is not None]
+    kept_names = {mod.name for mod in kept}
     for name, roles in sorted(g.modules.items()):
-        if not any(mod.name == name for mod in kept):
+        if name not in kept_names:
             (g.others if fmt is Format.PEFT else g.unrecognised).extend(roles.values())
     family = _family(fmt, cfg, kept)
     return AdapterFile(path, fmt, family, tuple(kept), tuple(g.others), tuple(g.unrecognised),
