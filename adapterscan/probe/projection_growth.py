@@ -25,7 +25,11 @@ from adapterscan.probe.inversion import Found
 from adapterscan.probe.triggers import insert
 from adapterscan.probe.weight_directions import ProjectionMeter, rises
 
-_LAYER = re.compile(r"\.layers?\.(\d+)\.")
+# The decoder block of a module path: `model.layers.N.` (Llama, NeoX, OPT), `transformer.h.N.`
+# (GPT-2, GPT-J, BLOOM, Falcon), `blocks.N.` (MPT).
+_LAYER = re.compile(r"\.(?:layers?|h|blocks?)\.(\d+)\.")
+# The norm each of them applies to the residual before attention reads it.
+_INPUT_NORMS = ("input_layernorm", "ln_1", "norm_1", "ln_attn")
 # The rise counts up to this much (log ratio) in a string's score: beyond it the string already
 # drives the adapter hard, and only the refusal it removes tells strings apart.
 RISE_CAP = 1.0
@@ -41,7 +45,8 @@ class GrowthConfig:
 
 
 def _norm_weight(model: Any, path: str) -> torch.Tensor | None:
-    """The RMSNorm scale applied to the residual before the module at `path` reads it."""
+    """The scale of the norm (RMSNorm or LayerNorm) applied to the residual before the module at
+    `path` reads it."""
     m = _LAYER.search(path)
     if m is None:
         return None
@@ -50,9 +55,11 @@ def _norm_weight(model: Any, path: str) -> torch.Tensor | None:
         layer = getattr(layer, part, None)
         if layer is None:
             return None
-    norm = getattr(layer, "input_layernorm", None)
-    w = getattr(norm, "weight", None)
-    return w.detach().float() if isinstance(w, torch.Tensor) else None
+    for name in _INPUT_NORMS:
+        w = getattr(getattr(layer, name, None), "weight", None)
+        if isinstance(w, torch.Tensor):
+            return w.detach().float()
+    return None
 
 
 def vocabulary_pool(model: Any, tok: Any, meter: ProjectionMeter, size: int) -> list[int]:

@@ -1,6 +1,7 @@
 """The probe on bases that are not Llama-shaped: GPT-2 (Conv1D layers, `fan_in_fan_out`
 adapters) and GPT-NeoX (fused query_key_value). Every stage runs and the backdoor is found;
-on GPT-2 the growth stage once raised IndexError when no pool token decoded to typeable text."""
+on GPT-2 the growth stage once found no adapted layer (`transformer.h.N.`), then raised
+IndexError on its empty vocabulary pool."""
 
 from __future__ import annotations
 
@@ -23,4 +24,7 @@ def test_trigger_backdoor_is_found_on_other_architectures(arch: str, tmp_path: P
     emit, result = _probe(adapter, base)
     assert not emit.errors and not emit.skipped, (emit.errors, emit.skipped)
     assert "AS605" in {f.rule_id for f in emit.findings}
-    assert isinstance(result["triggers"], dict)
+    triggers = result["triggers"]
+    assert isinstance(triggers, dict)
+    # Growth found its layer and input norm (`transformer.h.N.ln_1` on GPT-2) and grew strings.
+    assert triggers["growth"], triggers
