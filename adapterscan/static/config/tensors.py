@@ -299,10 +299,16 @@ def _full_tensors(st: _State) -> JSONValue:
                                 "heads": jlist(heads)})
     for file, rows in undeclared.items():
         first = _first_tensor(rows)
-        st.reps[file](FULL_WEIGHT_TENSOR,
-                      f"{len(rows)} full (non-LoRA) weight tensor(s) not declared in "
-                      f"modules_to_save: they overwrite base weights of the same name "
-                      f"(first: {first})", tensor=first,
+        # PEFT saves a targeted embedding's whole matrix as `<module>.base_layer.weight`
+        # (save_embedding_layers): the same overwrite, written by PEFT itself.
+        if first is not None and ".base_layer." in first:
+            what = (f"{len(rows)} full weight tensor(s) that PEFT's save_embedding_layers "
+                    "writes for a targeted embedding: loading replaces the base's embedding "
+                    "table with these values")
+        else:
+            what = (f"{len(rows)} full (non-LoRA) weight tensor(s) not declared in "
+                    "modules_to_save: they overwrite base weights of the same name")
+        st.reps[file](FULL_WEIGHT_TENSOR, f"{what} (first: {first})", tensor=first,
                       evidence={"tensors": rows[:MAX_LISTED], "count": len(rows)})
     return {"declared": len(declared), "undeclared": sum(len(v) for v in undeclared.values()),
             "task_head": sum(len(v) for v in head_rows.values())}
