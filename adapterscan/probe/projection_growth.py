@@ -56,9 +56,12 @@ def _norm_weight(model: Any, path: str) -> torch.Tensor | None:
         if layer is None:
             return None
     for name in _INPUT_NORMS:
-        w = getattr(getattr(layer, name, None), "weight", None)
+        norm = getattr(layer, name, None)
+        w = getattr(norm, "weight", None)
         if isinstance(w, torch.Tensor):
-            return w.detach().float()
+            # Gemma's RMSNorm stores the scale as an offset from 1: x·(1 + w).
+            offset = type(norm).__name__.startswith("Gemma")
+            return w.detach().float() + (1.0 if offset else 0.0)
     return None
 
 
