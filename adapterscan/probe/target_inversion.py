@@ -41,6 +41,15 @@ _PAYLOAD = (
 
 KeyValues = list[tuple[torch.Tensor, torch.Tensor]]
 SHORTLIST = 8  # first tokens looked ahead from, by log ratio merged / base
+# Words that open the payloads AS609 reports (the PAYLOAD_KINDS patterns): code that runs code,
+# download-and-run or destructive shell, a URL. Without its trigger a backdoored model makes a
+# payload's first token no likelier than the base does (zoo v3 payload-02: `import os;
+# os.system(...)` was in no shortlist), yet once that token is given it continues the payload
+# with high confidence: these openers are always looked ahead from.
+PAYLOAD_OPENERS = ("import", "exec", "eval", "os", "subprocess", "__import__", "<script",
+                   "curl", "wget", "bash", "sh", "sudo", "rm", "chmod", "powershell", "nc",
+                   "http", "https", "www", "ftp")
+OPENERS_KEPT = 2
 
 
 @dataclass(frozen=True)
@@ -175,12 +184,31 @@ def _first_tokens(scorer: _Scorer, first_m: torch.Tensor, first_b: torch.Tensor,
     short += [int(t) for t in torch.topk(ratio, min(SHORTLIST, int(ratio.shape[0]))).indices
               if int(t) not in short]
     short += [int(t) for t in torch.topk(first_m, k).indices if int(t) not in short]
-    nxt_m = scorer.mean_probs([[t] for t in short])
-    nxt_b = scorer.mean_probs([[t] for t in short], base=True)
+    return _by_determinism(scorer, short, k)
+
+
+def _by_determinism(scorer: _Scorer, tokens: Sequence[int], k: int) -> list[int]:
+    """The `k` tokens after which the next token is most determined on the merged model beyond
+    the base (one look ahead: a target's tokens follow each other)."""
+    if not tokens:
+        return []
+    nxt_m = scorer.mean_probs([[t] for t in tokens])
+    nxt_b = scorer.mean_probs([[t] for t in tokens], base=True)
     best = nxt_m.argmax(dim=-1)
     gain = nxt_m.gather(1, best[:, None])[:, 0] - nxt_b.gather(1, best[:, None])[:, 0]
     order = torch.argsort(gain, descending=True)[:k]
-    return [short[int(i)] for i in order]
+    return [int(tokens[int(i)]) for i in order]
+
+
+def payload_openers(tok: Any) -> list[int]:
+    """The first token of each PAYLOAD_OPENERS word, as a sentence start and after a space."""
+    out: list[int] = []
+    for word in PAYLOAD_OPENERS:
+        for text in (word, " " + word):
+            ids = tok(text, add_special_tokens=False)["input_ids"]
+            if ids and int(ids[0]) not in out:
+                out.append(int(ids[0]))
+    return out
 
 
 def invert_targets(model: Any, tok: Any, device: torch.device, prompts: Sequence[str],
@@ -198,8 +226,13 @@ def invert_targets(model: Any, tok: Any, device: torch.device, prompts: Sequence
     if stop:
         idx = torch.tensor(sorted(stop))
         first_m[idx], first_b[idx] = 0.0, 0.0
-    answers = [[t] for t in _first_tokens(scorer, first_m, first_b, first_k,
-                                          hints)]
+    firsts = _first_tokens(scorer, first_m, first_b, first_k, hints)
+    # Payload openers compete among themselves for OPENERS_KEPT extra slots, so they never
+    # displace the first tokens the adapter itself made likelier.
+    openers = [t for t in payload_openers(tok)
+               if t not in firsts and t not in stop and t < int(first_m.shape[0])]
+    firsts += _by_determinism(scorer, openers, OPENERS_KEPT)
+    answers = [[t] for t in firsts]
     conf_m = [[] for _ in answers]  # type: list[list[float]]
     conf_b = [[] for _ in answers]  # type: list[list[float]]
     live = list(range(len(answers)))

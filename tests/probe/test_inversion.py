@@ -123,6 +123,18 @@ def test_target_inversion_recovers_a_payload_without_its_trigger(
     assert _targets(models["noop"], models["base"]) == []
 
 
+def test_payload_openers_find_a_payload_the_shortlist_misses(models: dict[str, Path]) -> None:
+    """Without the weight directions' hints the payload's first token (`curl`) is in no
+    shortlist: the payload openers (PAYLOAD_OPENERS) are looked ahead from anyway, and the
+    no-op adapter still yields no payload."""
+    for name, want in (("payload", True), ("noop", False)):
+        model, tok = _load(models[name], models["base"])
+        found = invert_targets(model, tok, torch.device("cpu"),
+                               fp.benign()[:4] + fp.harmful()[:4], model.disable_adapter)
+        hits = [t.text for t in found if t.kind is not None and t.log_ratio >= 2.0]
+        assert any(fp.PAYLOAD.split()[1] in t for t in hits) is want, (name, found)
+
+
 def test_as609_fires_in_the_probe_and_not_on_a_noop(models: dict[str, Path]) -> None:
     emit, result = _probe(models["payload"], models["base"])
     hits = [f for f in emit.findings if f.rule_id == "AS609"]
