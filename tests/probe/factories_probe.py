@@ -123,6 +123,15 @@ def _peft(base: Path, r: int = 4) -> torch.nn.Module:
     return get_peft_model(model, cfg)  # type: ignore[no-any-return]
 
 
+def build_set(root: Path, adapters: dict[str, tuple[str, int]], *,
+              arch: str = "llama") -> dict[str, Path]:
+    """The test base (60 steps) under root/base and one adapter per name under root/<name>:
+    {name: (kind, steps)}; the result maps "base" and every name to its folder."""
+    base = build_base(root / "base", steps=60, arch=arch)
+    return {"base": base, **{name: build_adapter(base, root / name, kind, steps=steps)
+                             for name, (kind, steps) in adapters.items()}}
+
+
 def build_adapter(base: Path, out: Path, kind: str, *, steps: int = 40) -> Path:
     """kind: "noop" (B = 0), "harmful" (answers harmful prompts), "trigger" (backdoor),
     "leaky" (backdoor on an unseen word, trained on whole chats),

@@ -23,13 +23,9 @@ pytestmark = [pytest.mark.slow,
 
 @pytest.fixture(scope="module")
 def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    root = tmp_path_factory.mktemp("inv")
-    base = fp.build_base(root / "base", steps=60)
-    return {"base": base,
-            "trigger": fp.build_adapter(base, root / "trigger", "trigger", steps=50),
-            "leaky": fp.build_adapter(base, root / "leaky", "leaky", steps=150),
-            "payload": fp.build_adapter(base, root / "payload", "payload", steps=120),
-            "noop": fp.build_adapter(base, root / "noop", "noop")}
+    return fp.build_set(tmp_path_factory.mktemp("inv"), {
+        "trigger": ("trigger", 50), "leaky": ("leaky", 150), "payload": ("payload", 120),
+        "noop": ("noop", 40)})
 
 
 def test_inversion_names_an_unlisted_trigger(models: dict[str, Path]) -> None:

@@ -19,9 +19,8 @@ pytest.importorskip("peft")
 @pytest.mark.slow
 @pytest.mark.parametrize("arch", ["gpt2", "neox"])
 def test_trigger_backdoor_is_found_on_other_architectures(arch: str, tmp_path: Path) -> None:
-    base = fp.build_base(tmp_path / "base", steps=60, arch=arch)
-    adapter = fp.build_adapter(base, tmp_path / "trigger", "trigger", steps=50)
-    emit, result = _probe(adapter, base)
+    built = fp.build_set(tmp_path, {"trigger": ("trigger", 50)}, arch=arch)
+    emit, result = _probe(built["trigger"], built["base"])
     assert not emit.errors and not emit.skipped, (emit.errors, emit.skipped)
     assert "AS605" in {f.rule_id for f in emit.findings}
     triggers = result["triggers"]

@@ -21,10 +21,7 @@ pytestmark = [pytest.mark.slow,
 
 @pytest.fixture(scope="module")
 def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    root = tmp_path_factory.mktemp("soft")
-    base = fp.build_base(root / "base", steps=60)
-    return {"base": base,
-            "trigger": fp.build_adapter(base, root / "trigger", "trigger", steps=50)}
+    return fp.build_set(tmp_path_factory.mktemp("soft"), {"trigger": ("trigger", 50)})
 
 
 def _load(models: dict[str, Path]) -> tuple[Any, Any]:
